@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The quickstart, end to end, inside a throw-away network + mount namespace that
+# plays the host: plan, apply, a real TCP connection between the two sandboxes,
+# and an empty re-plan. Nothing here touches this machine's own network; all of
+# it vanishes when the script exits.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cnm=${CNM:-cnm}
+
+if [ "${CNM_QUICKSTART_INSIDE:-}" != 1 ]; then
+  [ "$(id -u)" = 0 ] || { echo "quickstart: run as root (it creates namespaces)" >&2; exit 1; }
+  exec unshare --net --mount --propagation private \
+    env CNM_QUICKSTART_INSIDE=1 bash "$0" "$@"
+fi
+
+for dir in /run/netns /etc/netns /run/cnm; do
+  mkdir -p "$dir" && mount -t tmpfs cnm-quickstart "$dir"
+done
+ip link set lo up
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+step $cnm validate -f "$here"
+step $cnm plan -f "$here"
+step $cnm apply -f "$here" --yes
+step $cnm get
+step ip -br addr show dev br-frontend
+step ip -n web2 -br addr show dev eth0
+step cat /etc/netns/web2/hosts
+
+# A real TCP connection: a server in sandbox web1, a client in sandbox web2
+# that finds it by the alias "www" through the hosts file cnm wrote.
+ip netns exec web1 python3 -c '
+import socket
+srv = socket.create_server(("0.0.0.0", 8080))
+conn, peer = srv.accept()
+conn.sendall(b"hello from web1 to %s\n" % peer[0].encode())
+conn.close()' &
+server=$!
+sleep 0.3
+step ip netns exec web2 python3 -c '
+import socket
+with socket.create_connection(("www", 8080), timeout=5) as c:
+    print(c.recv(100).decode(), end="")'
+wait "$server"
+
+step $cnm plan -f "$here" --detailed-exitcode
+echo
+echo "quickstart: OK (the re-plan is empty; the namespace and everything in it is gone on exit)"

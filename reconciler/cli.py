@@ -1,0 +1,241 @@
+"""The `cnm` command: argument parsing, output and exit codes, nothing else.
+
+Exit codes: 0 success (plan: no changes), 1 any error, 2 `plan
+--detailed-exitcode` found changes. Every error is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from reconciler import engine
+from reconciler.errors import CnmError, ManifestError
+from reconciler import loader
+from reconciler.model import Manifests, json_schema
+from reconciler.render import describe, render_json, render_text
+from reconciler.state import State
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpoint"}
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="set_name", default="default", metavar="NAME",
+                        help="apply set these manifests manage (default: default)")
+
+
+def _add_files(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--filename", dest="paths", action="append", required=True,
+                        metavar="PATH", help="manifest file, directory (recursive) or - for stdin")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnm", description="Declarative container networks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = sub.add_parser("validate", help="check manifests (no privileges needed)")
+    _add_files(validate)
+
+    plan = sub.add_parser("plan", help="show what apply would change")
+    _add_files(plan)
+    _add_common(plan)
+    plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    plan.add_argument("--detailed-exitcode", action="store_true",
+                      help="exit 2 when the plan has changes")
+    plan.add_argument("--observed", metavar="FILE",
+                      help="plan against a snapshot from `cnm observe -o json` (no root needed)")
+
+    apply = sub.add_parser("apply", help="make the kernel match the manifests")
+    _add_files(apply)
+    _add_common(apply)
+    apply.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    apply.add_argument("--dry-run", action="store_true", help="only show the plan")
+    apply.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    apply.add_argument("--allow-empty", action="store_true",
+                       help="allow manifests with no object to prune the whole set")
+    apply.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+
+    delete = sub.add_parser("delete", help="remove the objects these manifests describe")
+    _add_files(delete)
+    _add_common(delete)
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    delete.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+
+    get = sub.add_parser("get", help="list the owned objects the kernel shows")
+    get.add_argument("kind", nargs="?", choices=sorted(KIND_WORDS), default=None)
+    get.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    _add_common(get)
+
+    observe = sub.add_parser("observe", help="dump the observed state of a set (for --observed)")
+    observe.add_argument("-o", "--output", choices=["json"], default="json")
+    _add_common(observe)
+
+    sub.add_parser("schema", help="print the JSON Schema of the manifests")
+    return parser
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _load(paths: Sequence[str]) -> Manifests:
+    return engine.load_manifests(paths, stdin=sys.stdin)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    manifests = _load(args.paths)
+    count = len(manifests.networks) + len(manifests.sandboxes) + len(manifests.endpoints)
+    print(f"Valid: {count} objects ({len(manifests.networks)} networks, "
+          f"{len(manifests.sandboxes)} sandboxes, {len(manifests.endpoints)} endpoints).")
+    return EXIT_OK
+
+
+def _observed_from_file(path: str, set_name: str) -> State:
+    try:
+        data = json.loads(Path(path).read_text())
+        state = State.from_json(data)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise CnmError(f"{path}: not an observed-state snapshot ({exc})") from exc
+    if state.set_name != set_name:
+        raise CnmError(f"{path}: snapshot is of apply set '{state.set_name}', not '{set_name}'")
+    return state
+
+
+def _print_plan(plan: engine.Plan, output: str) -> None:
+    sys.stdout.write(render_json(plan) if output == "json" else render_text(plan))
+    sys.stdout.flush()
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    manifests = _load(args.paths)
+    if args.observed:
+        planned = engine.compute_plan(manifests, _observed_from_file(args.observed, args.set_name))
+    else:
+        planned = engine.plan_manifests(manifests, args.set_name)
+    _print_plan(planned.plan, args.output)
+    if args.detailed_exitcode and not planned.plan.empty:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _confirmer(args: argparse.Namespace) -> engine.Callable[[engine.Planned], bool]:
+    def confirm(planned: engine.Planned) -> bool:
+        _print_plan(planned.plan, args.output)
+        if args.dry_run:
+            return False
+        if args.yes:
+            return True
+        if not sys.stdin.isatty():
+            raise CnmError("refusing to apply without --yes: stdin is not a terminal")
+        answer = input("Apply these changes? Only 'yes' is accepted: ")
+        return answer.strip() == "yes"
+
+    return confirm
+
+
+def _progress(args: argparse.Namespace, planned_size: int) -> engine.Progress | None:
+    if args.output == "json":
+        return None
+    return _say
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    manifests = _load(args.paths)
+
+    def planner(observed: State) -> engine.Planned:
+        engine.check_not_empty(manifests, observed, args.allow_empty)
+        return engine.compute_plan(manifests, observed)
+
+    if args.dry_run:
+        planned = planner(engine.observe_set(args.set_name))
+        _print_plan(planned.plan, args.output)
+        return EXIT_OK
+    args.dry_run = False
+    result = engine.apply_planned(
+        manifests, planner, args.set_name, lock_timeout=args.lock_timeout,
+        confirm=_confirmer(args), progress=_say if args.output == "text" else None, notify=_say,
+    )
+    return _report(result, args.output)
+
+
+def _report(result: engine.ApplyResult | engine.Planned, output: str) -> int:
+    if isinstance(result, engine.Planned):
+        _say("Apply cancelled.")
+        return EXIT_ERROR
+    plan = result.planned.plan
+    if plan.empty:
+        _print_plan(plan, output)
+        return EXIT_OK
+    summary = ", ".join(
+        f"{plan.count(v)} {word}" for v, word in
+        (("create", "created"), ("update", "updated"), ("delete", "deleted"),
+         ("replace", "replaced"))
+    )
+    _say(f"Apply complete: {summary} in {result.seconds:.2f} s. Verified: plan is now empty.")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    manifests = _load(args.paths)
+    args.output, args.dry_run = "text", False
+    result = engine.apply_planned(
+        None, lambda observed: engine.deletion_plan(manifests, observed), args.set_name,
+        lock_timeout=args.lock_timeout, confirm=_confirmer(args), progress=_say, notify=_say,
+    )
+    return _report(result, "text")
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    state = engine.observe_set(args.set_name)
+    kind = KIND_WORDS.get(args.kind) if args.kind else None
+    resources = [r for r in state if kind is None or r.key.kind == kind]
+    if args.output == "json":
+        print(json.dumps([r.to_json() for r in resources], indent=2))
+    elif args.output == "yaml":
+        sys.stdout.write(loader.dump_yaml([r.to_json() for r in resources]))
+    else:
+        rows = [(str(r.key), describe(r)) for r in resources]
+        width = max([len(k) for k, _ in rows] + [len("OBJECT")]) + 2
+        print("OBJECT".ljust(width) + "KERNEL")
+        for key, text in rows:
+            print(key.ljust(width) + text)
+    return EXIT_OK
+
+
+def cmd_observe(args: argparse.Namespace) -> int:
+    print(json.dumps(engine.observe_set(args.set_name).to_json(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+COMMANDS = {
+    "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "delete": cmd_delete,
+    "get": cmd_get, "observe": cmd_observe, "schema": cmd_schema,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ManifestError as exc:
+        _say(str(exc))
+        return EXIT_ERROR
+    except CnmError as exc:
+        _say(f"cnm: {exc.one_line()}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _say("cnm: interrupted")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

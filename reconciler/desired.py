@@ -1,0 +1,111 @@
+"""Manifests (plus the addresses the kernel shows now) -> the desired `State`.
+
+Pure: the observed state is only read for the addresses endpoints already
+hold, so that IPAM keeps them (the kernel is the allocation database).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+
+from reconciler import naming
+from reconciler.drivers import EndpointContext, driver_for
+from reconciler.errors import ManifestError
+from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
+from reconciler.model import Endpoint, Manifests, Sandbox
+from reconciler.sandbox_files import HostEntry, hostname_file, hosts_file, resolv_conf_file
+from reconciler.state import AttrValue, Resource, State
+
+
+def held_addresses(observed: State) -> dict[str, list[IPAddress]]:
+    """Addresses each observed endpoint's interface holds now, by endpoint name."""
+    held: dict[str, list[IPAddress]] = {}
+    for resource in observed.of_kind("Endpoint"):
+        addresses: list[IPAddress] = []
+        for attr in ("ipv4", "ipv6"):
+            value = resource.get(attr)
+            if isinstance(value, str):
+                for text in value.split(","):
+                    try:
+                        addresses.append(ipaddress.ip_interface(text.strip()).ip)
+                    except ValueError:
+                        continue
+        held[resource.key.name] = addresses
+    return held
+
+
+def joined_endpoints(manifests: Manifests) -> list[Endpoint]:
+    """Endpoints that get an interface: those that name a sandbox."""
+    return [e for e in manifests.endpoints.values() if e.spec.sandbox is not None]
+
+
+def build_desired(manifests: Manifests, set_name: str, observed: State) -> State:
+    """The state the kernel should be in for `manifests` as apply set `set_name`."""
+    joined = joined_endpoints(manifests)
+    try:
+        assignments = allocate(manifests, held_addresses(observed), [e.metadata.name for e in joined])
+    except AllocationError as exc:
+        raise ManifestError([exc.problem]) from exc
+    resources: list[Resource] = []
+    for network in manifests.networks.values():
+        attrs = driver_for(network.spec.driver).network_attrs(network)
+        resources.append(Resource(network.key, set_name, attrs))
+    for sandbox in manifests.sandboxes.values():
+        resources.append(
+            Resource(sandbox.key, set_name, _sandbox_attrs(manifests, sandbox, assignments))
+        )
+    for endpoint in joined:
+        network = manifests.networks[endpoint.spec.network]
+        sandbox = manifests.sandboxes[str(endpoint.spec.sandbox)]
+        ctx = EndpointContext(
+            endpoint=endpoint,
+            network=network,
+            sandbox=sandbox,
+            assignment=assignments[endpoint.metadata.name],
+            veth=naming.host_veth_name(set_name, endpoint.metadata.name),
+        )
+        attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
+        resources.append(Resource(endpoint.key, set_name, attrs))
+    return State(set_name, {r.key: r for r in resources})
+
+
+def _addresses(assignment: Assignment) -> list[str]:
+    return [str(iface.ip) for iface in (assignment.ipv4, assignment.ipv6) if iface is not None]
+
+
+def _sandbox_attrs(
+    manifests: Manifests, sandbox: Sandbox, assignments: Mapping[str, Assignment]
+) -> dict[str, AttrValue]:
+    own_endpoints = [
+        e for e in manifests.endpoints_of_sandbox(sandbox.metadata.name)
+        if e.metadata.name in assignments
+    ]
+    own = [a for e in own_endpoints for a in _addresses(assignments[e.metadata.name])]
+    peers = _peer_entries(manifests, own_endpoints, assignments)
+    return {
+        "netns": sandbox.netns_name,
+        "lo_up": True,
+        "files.hostname": hostname_file(sandbox),
+        "files.hosts": hosts_file(sandbox, own, peers),
+        "files.resolv.conf": resolv_conf_file(sandbox),
+    }
+
+
+def _peer_entries(
+    manifests: Manifests, own: Sequence[Endpoint], assignments: Mapping[str, Assignment]
+) -> list[HostEntry]:
+    """Names and aliases of the other endpoints on the networks this sandbox joins."""
+    own_names = {e.metadata.name for e in own}
+    entries: list[HostEntry] = []
+    seen: set[str] = set()
+    for network_name in sorted({e.spec.network for e in own}):
+        for peer in manifests.endpoints_of_network(network_name):
+            name = peer.metadata.name
+            if name in own_names or name in seen or name not in assignments:
+                continue
+            seen.add(name)
+            names = (name, *peer.spec.aliases)
+            entries += [HostEntry(a, names) for a in _addresses(assignments[name])]
+    return entries
+

@@ -1,0 +1,325 @@
+"""Apply: one small idempotent step per (verb, kind).
+
+Each step re-reads what it is about to touch, succeeds when its work is
+already done, and never changes or deletes a link or namespace that does not
+carry this object's marker. Links are created with cnm's link group in the
+same netlink message (crash-safe part of the marker), then labelled.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from reconciler.errors import ConflictError, KernelError
+from reconciler.kernel import files, netns
+from reconciler.kernel.netlink import IFA_F_NODAD, global_addresses
+from reconciler.kernel.session import KernelSession
+from reconciler.naming import CNM_LINK_GROUP
+from reconciler.plan import Step, StepVerb
+from reconciler.state import Owner, Resource, ResourceKey, State
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """What a step may consult besides its own resource."""
+
+    session: KernelSession
+    desired: State
+    observed: State
+    removed_sandboxes: frozenset[str]  # netns names this plan deletes
+
+
+StepFn = Callable[[ApplyContext, Resource], None]
+
+#: How long to wait for the kernel to destroy a removed namespace's links.
+_NETNS_TEARDOWN_GRACE = 2.0
+
+
+def _link(ipr: IPRoute, name: str) -> Any | None:
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        return None
+    return ipr.link("get", index=found[0])[0]
+
+
+def _claim_link(ipr: IPRoute, name: str, owner: Owner) -> Any | None:
+    """The link `name` if it is ours (or a cnm orphan to adopt); None if absent; else refuse."""
+    link = _link(ipr, name)
+    if link is None:
+        return None
+    alias = link.get("ifalias")
+    if alias == owner.marker() or (not alias and link.get("group") == CNM_LINK_GROUP):
+        return link
+    raise ConflictError(f"{owner.key}: link {name} exists and is not owned by it ({alias!r})")
+
+
+def _label(ipr: IPRoute, index: int, owner: Owner) -> None:
+    ipr.link("set", index=index, ifalias=owner.marker())
+
+
+def _sync_addresses(ipr: IPRoute, index: int, wanted: list[str]) -> None:
+    """Make the link's global addresses exactly `wanted` ("addr/prefix")."""
+    current = set(global_addresses(ipr).get(index, []))
+    for text in sorted(current - set(wanted)):
+        iface = ipaddress.ip_interface(text)
+        ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+    for text in sorted(set(wanted) - current):
+        iface = ipaddress.ip_interface(text)
+        flags = IFA_F_NODAD if iface.version == 6 else 0
+        ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen,
+                 flags=flags)
+
+
+def _addresses_of(resource: Resource, *attrs: str) -> list[str]:
+    values: list[str] = []
+    for attr in attrs:
+        value = resource.get(attr)
+        if isinstance(value, tuple):
+            values += [str(v) for v in value]
+        elif isinstance(value, str):
+            values += [v.strip() for v in value.split(",")]
+    return values
+
+
+def _sync_default_route(ipr: IPRoute, index: int, version: int, gateway: str | None) -> None:
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    dst = "0.0.0.0/0" if version == 4 else "::/0"
+    for route in ipr.route("dump", family=family, table=254):
+        if route["dst_len"] == 0 and route.get("oif") == index and route.get("table") == 254:
+            current = route.get("gateway")
+            if gateway is not None and current == gateway:
+                return
+            ipr.route("del", dst=dst, family=family, oif=index, gateway=current)
+    if gateway is not None:
+        ipr.route("replace", dst=dst, family=family, oif=index, gateway=gateway)
+
+
+# --- Sandbox -----------------------------------------------------------------
+
+
+def _label_loopback(owner: Owner) -> Callable[[], None]:
+    def setup() -> None:
+        with IPRoute() as ipr:
+            index = ipr.link_lookup(ifname="lo")[0]
+            ipr.link("set", index=index, ifalias=owner.marker(), state="up")
+
+    return setup
+
+
+def _owned_netns(ctx: ApplyContext, name: str, owner: Owner) -> bool:
+    """True if netns `name` exists and is this sandbox's; refuse if it is someone else's."""
+    if name not in netns.list_netns():
+        return False
+    ipr = ctx.session.ipr(name)
+    alias = ipr.link("get", index=ipr.link_lookup(ifname="lo")[0])[0].get("ifalias")
+    if alias != owner.marker():
+        raise ConflictError(f"{owner.key}: netns {name} exists and is not owned by it ({alias!r})")
+    return True
+
+
+def create_sandbox(ctx: ApplyContext, resource: Resource) -> None:
+    name = str(resource.get("netns"))
+    if not _owned_netns(ctx, name, resource.owner):
+        netns.create_netns(name, _label_loopback(resource.owner))
+    update_sandbox(ctx, resource)
+
+
+def update_sandbox(ctx: ApplyContext, resource: Resource) -> None:
+    name = str(resource.get("netns"))
+    ipr = ctx.session.ipr(name)
+    lo = ipr.link_lookup(ifname="lo")[0]
+    ipr.link("set", index=lo, ifalias=resource.owner.marker(), state="up")
+    files.write_files(name, dict(resource.attrs))
+
+
+def delete_sandbox(ctx: ApplyContext, resource: Resource) -> None:
+    name = str(resource.get("netns"))
+    if _owned_netns(ctx, name, resource.owner):
+        ctx.session.forget(name)
+        netns.remove_netns(name)
+        _await_veths_gone(ctx, resource)
+    files.remove_files(name)
+
+
+def _await_veths_gone(ctx: ApplyContext, sandbox: Resource) -> None:
+    """The kernel tears a namespace down in a work queue: wait for its veth pairs to go.
+
+    Falls back to deleting a host end that is still there after the grace period.
+    """
+    host = ctx.session.ipr(None)
+    owners = [
+        r for r in ctx.observed.of_kind("Endpoint") if r.get("sandbox") == sandbox.key.name
+    ]
+    deadline = time.monotonic() + _NETNS_TEARDOWN_GRACE
+    for endpoint in owners:
+        veth = str(endpoint.get("veth"))
+        while host.link_lookup(ifname=veth) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        link = _claim_link(host, veth, endpoint.owner)
+        if link is not None:
+            host.link("del", index=link["index"])
+
+
+# --- Network (bridge) ----------------------------------------------------------
+
+
+def create_network(ctx: ApplyContext, resource: Resource) -> None:
+    ipr = ctx.session.ipr(None)
+    name = str(resource.get("bridge"))
+    if _claim_link(ipr, name, resource.owner) is None:
+        ipr.link("add", ifname=name, kind="bridge", group=CNM_LINK_GROUP,
+                 mtu=int(str(resource.get("mtu"))))
+    update_network(ctx, resource)
+
+
+def update_network(ctx: ApplyContext, resource: Resource) -> None:
+    ipr = ctx.session.ipr(None)
+    link = _claim_link(ipr, str(resource.get("bridge")), resource.owner)
+    if link is None:
+        raise KernelError(f"{resource.key}: bridge {resource.get('bridge')} vanished")
+    index = link["index"]
+    _label(ipr, index, resource.owner)
+    ipr.link("set", index=index, mtu=int(str(resource.get("mtu"))), state="up")
+    _sync_addresses(ipr, index, _addresses_of(resource, "addresses"))
+
+
+def delete_network(ctx: ApplyContext, resource: Resource) -> None:
+    ipr = ctx.session.ipr(None)
+    link = _claim_link(ipr, str(resource.get("bridge")), resource.owner)
+    if link is not None:
+        ipr.link("del", index=link["index"])
+
+
+# --- Endpoint (veth pair) ---------------------------------------------------------
+
+
+def _netns_of_sandbox(ctx: ApplyContext, sandbox: str) -> str:
+    found = ctx.desired.get(ResourceKey("Sandbox", sandbox)) or ctx.observed.get(
+        ResourceKey("Sandbox", sandbox)
+    )
+    if found is None:
+        raise KernelError(f"Sandbox/{sandbox} is not known")
+    return str(found.get("netns"))
+
+
+def _bridge_index(ctx: ApplyContext, network: str) -> int:
+    resource = ctx.desired.get(ResourceKey("Network", network))
+    if resource is None:
+        raise KernelError(f"Network/{network} is not known")
+    link = _claim_link(ctx.session.ipr(None), str(resource.get("bridge")), resource.owner)
+    if link is None:
+        raise KernelError(f"{resource.key}: bridge {resource.get('bridge')} is missing")
+    return int(link["index"])
+
+
+def create_endpoint(ctx: ApplyContext, resource: Resource) -> None:
+    host = ctx.session.ipr(None)
+    veth = str(resource.get("veth"))
+    namespace = _netns_of_sandbox(ctx, str(resource.get("sandbox")))
+    mtu = int(str(resource.get("mtu")))
+    if _claim_link(host, veth, resource.owner) is None:
+        peer: dict[str, object] = {
+            "ifname": str(resource.get("ifname")),
+            "net_ns_fd": namespace,
+            "group": CNM_LINK_GROUP,
+            "mtu": mtu,
+        }
+        if resource.get("mac") is not None:
+            peer["address"] = str(resource.get("mac"))
+        host.link("add", ifname=veth, kind="veth", group=CNM_LINK_GROUP, mtu=mtu,
+                  master=_bridge_index(ctx, str(resource.get("network"))), peer=peer)
+    update_endpoint(ctx, resource)
+
+
+def _peer_index(ipr: IPRoute, resource: Resource, host_link: Any) -> int:
+    """The sandbox end: by marker, else (fresh or orphan) by the peer ifindex of the host end."""
+    marker = resource.owner.marker()
+    for link in ipr.link("dump"):
+        if link.get("ifalias") == marker:
+            return int(link["index"])
+    peer_index = host_link.get("link")
+    for link in ipr.link("dump"):
+        if link["index"] == peer_index and link.get("group") == CNM_LINK_GROUP:
+            return int(link["index"])
+    raise KernelError(f"{resource.key}: the sandbox end of {host_link.get('ifname')} is missing")
+
+
+def update_endpoint(ctx: ApplyContext, resource: Resource) -> None:
+    host = ctx.session.ipr(None)
+    veth = str(resource.get("veth"))
+    link = _claim_link(host, veth, resource.owner)
+    if link is None:
+        raise KernelError(f"{resource.key}: veth {veth} vanished")
+    mtu = int(str(resource.get("mtu")))
+    _label(host, link["index"], resource.owner)
+    host.link("set", index=link["index"], mtu=mtu,
+              master=_bridge_index(ctx, str(resource.get("network"))), state="up")
+    inside = ctx.session.ipr(_netns_of_sandbox(ctx, str(resource.get("sandbox"))))
+    index = _peer_index(inside, resource, link)
+    _label(inside, index, resource.owner)
+    _configure_peer(inside, index, resource, mtu)
+
+
+def _configure_peer(ipr: IPRoute, index: int, resource: Resource, mtu: int) -> None:
+    current = ipr.link("get", index=index)[0]
+    ifname = str(resource.get("ifname"))
+    changes: dict[str, object] = {"mtu": mtu}
+    if resource.get("mac") is not None:
+        changes["address"] = str(resource.get("mac"))
+    if current.get("ifname") != ifname:
+        ipr.link("set", index=index, state="down")
+        changes["ifname"] = ifname
+    ipr.link("set", index=index, **changes)
+    ipr.link("set", index=index, state="up")
+    _sync_addresses(ipr, index, _addresses_of(resource, "ipv4", "ipv6"))
+    for version in (4, 6):
+        gateway = resource.get(f"gateway{version}")
+        _sync_default_route(ipr, index, version, str(gateway) if gateway else None)
+
+
+def delete_endpoint(ctx: ApplyContext, resource: Resource) -> None:
+    sandbox = resource.get("sandbox")
+    if isinstance(sandbox, str):
+        owner_sandbox = ctx.observed.get(ResourceKey("Sandbox", sandbox))
+        if owner_sandbox is not None and owner_sandbox.get("netns") in ctx.removed_sandboxes:
+            return  # removing the netns removes the pair at once (~1 ms instead of ~21 ms)
+    host = ctx.session.ipr(None)
+    link = _claim_link(host, str(resource.get("veth")), resource.owner)
+    if link is not None:
+        host.link("del", index=link["index"])
+
+
+STEPS: Mapping[tuple[StepVerb, str], StepFn] = {
+    ("create", "Sandbox"): create_sandbox,
+    ("update", "Sandbox"): update_sandbox,
+    ("delete", "Sandbox"): delete_sandbox,
+    ("create", "Network"): create_network,
+    ("update", "Network"): update_network,
+    ("delete", "Network"): delete_network,
+    ("create", "Endpoint"): create_endpoint,
+    ("update", "Endpoint"): update_endpoint,
+    ("delete", "Endpoint"): delete_endpoint,
+}
+
+
+def run_step(ctx: ApplyContext, step: Step) -> None:
+    """Carry out one step; kernel refusals become KernelError naming the object."""
+    action = step.action
+    resource = action.observed if step.verb == "delete" else action.desired
+    if resource is None:
+        raise KernelError(f"{action.key}: nothing to {step.verb}")
+    try:
+        STEPS[(step.verb, action.key.kind)](ctx, resource)
+    except NetlinkError as exc:
+        retry = exc.code in (16, 11)  # EBUSY, EAGAIN
+        raise KernelError(f"{action.key}: {step.verb} failed: {exc}", retryable=retry) from exc
+    except OSError as exc:
+        raise KernelError(f"{action.key}: {step.verb} failed: {exc}") from exc

@@ -1,0 +1,62 @@
+"""The files a sandbox owns under /etc/netns/<netns>/ (what `ip netns exec` bind-mounts)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from reconciler.kernel.netns import NETNS_ETC_DIR
+
+#: Attribute name -> file name. Only these files are ever written or removed.
+MANAGED_FILES: Mapping[str, str] = {
+    "files.hostname": "hostname",
+    "files.hosts": "hosts",
+    "files.resolv.conf": "resolv.conf",
+}
+_MAX_FILE = 1 << 20
+
+
+def sandbox_dir(netns_name: str) -> Path:
+    return NETNS_ETC_DIR / netns_name
+
+
+def read_files(netns_name: str) -> dict[str, str | None]:
+    """Current contents of the managed files (None when absent)."""
+    result: dict[str, str | None] = {}
+    for attr, filename in MANAGED_FILES.items():
+        try:
+            with open(sandbox_dir(netns_name) / filename, "rb") as handle:
+                result[attr] = handle.read(_MAX_FILE).decode("utf-8", errors="replace")
+        except (FileNotFoundError, NotADirectoryError):
+            result[attr] = None
+    return result
+
+
+def write_files(netns_name: str, wanted: Mapping[str, object]) -> None:
+    """Make the managed files match `wanted` (attr -> content or None), atomically per file."""
+    directory = sandbox_dir(netns_name)
+    for attr, filename in MANAGED_FILES.items():
+        if attr not in wanted:
+            continue
+        content = wanted[attr]
+        target = directory / filename
+        if content is None:
+            target.unlink(missing_ok=True)
+            continue
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary = directory / f".{filename}.cnm-tmp"
+        temporary.write_text(str(content), encoding="utf-8")
+        os.replace(temporary, target)
+
+
+def remove_files(netns_name: str) -> None:
+    """Remove the managed files, then the directory if nothing else is in it."""
+    directory = sandbox_dir(netns_name)
+    for filename in MANAGED_FILES.values():
+        (directory / filename).unlink(missing_ok=True)
+        (directory / f".{filename}.cnm-tmp").unlink(missing_ok=True)
+    try:
+        directory.rmdir()
+    except (FileNotFoundError, OSError):
+        pass

@@ -1,0 +1,166 @@
+"""Plans: the ordered actions that turn the observed state into the desired one.
+
+One declared phase table orders every (verb, kind) for execution; a
+replacement runs as a delete in the delete phases and a create in the create
+phases. Display order is separate and stable: creates, updates, deletes,
+replacements, each in phase order, then by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from reconciler.diff import Change, diff_resources
+from reconciler.errors import ConflictError
+from reconciler.state import KINDS, REPLACEMENT_FIELDS, Resource, ResourceKey, State, kernel_names
+
+Verb = Literal["create", "update", "delete", "replace"]
+StepVerb = Literal["create", "update", "delete"]
+
+#: Execution order. Deletes run first (endpoints before the networks and sandboxes
+#: they sit in), then creates and updates (namespaces, bridges, then veths).
+PHASES: tuple[tuple[StepVerb, str], ...] = (
+    ("delete", "Endpoint"),
+    ("delete", "Network"),
+    ("delete", "Sandbox"),
+    ("create", "Sandbox"),
+    ("update", "Sandbox"),
+    ("create", "Network"),
+    ("update", "Network"),
+    ("create", "Endpoint"),
+    ("update", "Endpoint"),
+)
+DISPLAY_ORDER: tuple[Verb, ...] = ("create", "update", "delete", "replace")
+
+
+def phase_of(verb: StepVerb, kind: str) -> int:
+    """Position of (verb, kind) in the phase table; every pair has one."""
+    return PHASES.index((verb, kind))
+
+
+@dataclass(frozen=True)
+class Action:
+    """One object-level change; `forced_by` says why a replacement cannot be in place."""
+
+    verb: Verb
+    key: ResourceKey
+    changes: tuple[Change, ...] = ()
+    forced_by: tuple[str, ...] = ()
+    desired: Resource | None = None
+    observed: Resource | None = None
+
+    def steps(self) -> list[StepVerb]:
+        if self.verb == "replace":
+            return ["delete", "create"]
+        return [self.verb]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One executable unit of a plan: an action's delete, create or update half."""
+
+    verb: StepVerb
+    action: Action
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What apply would do, in display order, plus why nothing was planned for the rest."""
+
+    set_name: str
+    actions: tuple[Action, ...]
+    in_sync: tuple[ResourceKey, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    def count(self, verb: Verb) -> int:
+        return sum(1 for a in self.actions if a.verb == verb)
+
+    def steps(self) -> list[Step]:
+        """Executable steps in phase order (ties broken by name)."""
+        steps = [Step(verb, action) for action in self.actions for verb in action.steps()]
+        return sorted(steps, key=lambda s: (phase_of(s.verb, s.action.key.kind), s.action.key))
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self.actions)
+
+
+def _display_key(action: Action) -> tuple[int, int, ResourceKey]:
+    verb_rank = DISPLAY_ORDER.index(action.verb)
+    step: StepVerb = "create" if action.verb == "replace" else action.verb
+    return (verb_rank, phase_of(step, action.key.kind), action.key)
+
+
+def check_conflicts(desired: State, observed: State) -> None:
+    """Refuse to create anything whose kernel name something else already holds."""
+    problems: list[str] = []
+    for resource in desired:
+        mine = observed.get(resource.key)
+        for name in kernel_names(resource):
+            holder = observed.occupied.get(name)
+            if holder is None or name in observed.orphans:
+                continue
+            if mine is not None and name in kernel_names(mine):
+                continue
+            problems.append(f"{resource.key}: {name.replace(':', ' ', 1)} is taken by {holder}")
+    if problems:
+        raise ConflictError("; ".join(problems))
+
+
+def make_plan(desired: State, observed: State) -> Plan:
+    """Compare desired with observed (same set) and order the actions."""
+    check_conflicts(desired, observed)
+    actions: dict[ResourceKey, Action] = {}
+    in_sync: list[ResourceKey] = []
+    for key in sorted(set(desired.resources) | set(observed.resources)):
+        want, have = desired.get(key), observed.get(key)
+        if have is None and want is not None:
+            actions[key] = Action("create", key, desired=want)
+        elif want is None and have is not None:
+            actions[key] = Action("delete", key, observed=have)
+        elif want is not None and have is not None:
+            changes = tuple(diff_resources(want, have))
+            forced = tuple(c.path for c in changes if c.path in REPLACEMENT_FIELDS[key.kind])
+            if forced:
+                actions[key] = Action("replace", key, changes, forced, want, have)
+            elif changes:
+                actions[key] = Action("update", key, changes, (), want, have)
+            else:
+                in_sync.append(key)
+    _cascade_replacements(actions, desired, observed)
+    ordered = tuple(sorted(actions.values(), key=_display_key))
+    return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions))
+
+
+def _cascade_replacements(
+    actions: dict[ResourceKey, Action], desired: State, observed: State
+) -> None:
+    """Endpoints on a replaced network or in a replaced sandbox are replaced with it."""
+    replaced = {a.key for a in actions.values() if a.verb == "replace"}
+    if not replaced:
+        return
+    for resource in desired.of_kind("Endpoint"):
+        parents = (
+            ResourceKey("Network", str(resource.get("network"))),
+            ResourceKey("Sandbox", str(resource.get("sandbox"))),
+        )
+        reasons = tuple(f"{parent} is replaced" for parent in parents if parent in replaced)
+        current = actions.get(resource.key)
+        if not reasons or (current is not None and current.verb in ("create", "replace")):
+            continue
+        have = observed.get(resource.key)
+        if have is None:
+            continue
+        actions[resource.key] = Action(
+            "replace", resource.key, current.changes if current else (), reasons, resource, have
+        )
+
+
+def every_phase_pair() -> Sequence[tuple[StepVerb, str]]:
+    """All (verb, kind) pairs a plan can contain, for the completeness test."""
+    verbs: tuple[StepVerb, ...] = ("create", "update", "delete")
+    return [(verb, kind) for verb in verbs for kind in KINDS]

@@ -1,0 +1,211 @@
+"""Desired and observed state share one type, so that diffing them is plain data work.
+
+A `State` maps a `ResourceKey` (kind, name) to a frozen `Resource`: the
+kernel-visible attributes of one CNM object of one apply set. Attribute values
+are JSON-like (str, int, bool, None, or tuples of those), already normalised
+(sorted tuples, canonical address text), so equality means "no drift".
+
+A desired resource may leave an attribute out: that means "the user did not
+say", and the diff ignores whatever the kernel has there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, Union
+
+Kind = Literal["Network", "Sandbox", "Endpoint"]
+KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint")
+
+AttrValue = Union[str, int, bool, None, tuple["AttrValue", ...]]
+
+#: Attributes the kernel cannot change in place: a difference forces replacement.
+REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "Network": frozenset({"driver", "bridge", "subnets"}),
+        "Sandbox": frozenset({"netns"}),
+        "Endpoint": frozenset({"network", "sandbox", "veth"}),
+    }
+)
+
+MARKER_PREFIX = "cnm/v1"
+_MARKER_RE = re.compile(
+    r"^cnm/v1 set=(?P<set>[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?) "
+    r"(?P<kind>Network|Sandbox|Endpoint)/(?P<name>[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$"
+)
+
+
+@dataclass(frozen=True, order=True)
+class ResourceKey:
+    """Identity of a CNM object inside one apply set."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, order=True)
+class Owner:
+    """Who owns a kernel object: the manifest object and its apply set.
+
+    Written into the object itself (a link's ifalias), so the kernel alone
+    tells what cnm manages.
+    """
+
+    set_name: str
+    kind: str
+    name: str
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(self.kind, self.name)
+
+    def marker(self) -> str:
+        return f"{MARKER_PREFIX} set={self.set_name} {self.kind}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Owner | None:
+        """The owner encoded in a marker, or None for anything cnm did not write."""
+        if not text:
+            return None
+        match = _MARKER_RE.match(text)
+        if match is None:
+            return None
+        return cls(match["set"], match["kind"], match["name"])
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name} (set {self.set_name})"
+
+
+def freeze(value: object) -> AttrValue:
+    """Turn lists into tuples recursively so attribute values are hashable and comparable."""
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    raise TypeError(f"unsupported attribute value {value!r}")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One CNM object as the kernel shows it (observed) or should show it (desired)."""
+
+    key: ResourceKey
+    set_name: str
+    attrs: Mapping[str, AttrValue]
+
+    def __post_init__(self) -> None:
+        frozen = {k: freeze(v) for k, v in sorted(self.attrs.items())}
+        object.__setattr__(self, "attrs", MappingProxyType(frozen))
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.set_name, self.key.kind, self.key.name)
+
+    def get(self, name: str) -> AttrValue:
+        return self.attrs.get(name)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.key.kind,
+            "name": self.key.name,
+            "set": self.set_name,
+            "attrs": {k: _thaw(v) for k, v in self.attrs.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Resource:
+        attrs = data["attrs"]
+        if not isinstance(attrs, Mapping):
+            raise TypeError("attrs must be a mapping")
+        return cls(
+            ResourceKey(str(data["kind"]), str(data["name"])),
+            str(data["set"]),
+            {str(k): freeze(v) for k, v in attrs.items()},
+        )
+
+
+def _thaw(value: AttrValue) -> object:
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class State:
+    """Resources of one apply set, plus the kernel names that something else holds.
+
+    `occupied` maps a kernel name ("link:br-x", "netns:web1") to a description
+    of its holder when that holder is not a resource of this set: a foreign
+    object ("not owned by cnm") or another set's object. The planner refuses to
+    create a resource whose kernel names are occupied.
+    """
+
+    set_name: str
+    resources: Mapping[ResourceKey, Resource] = field(default_factory=dict)
+    occupied: Mapping[str, str] = field(default_factory=dict)
+    #: Kernel names of links that carry cnm's creation marker (the link group) but
+    #: no owner label: left by an apply interrupted between creating and labelling.
+    #: Apply adopts such a link when it needs that exact name.
+    orphans: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "resources", MappingProxyType(dict(sorted(self.resources.items())))
+        )
+        object.__setattr__(self, "occupied", MappingProxyType(dict(sorted(self.occupied.items()))))
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.resources.values())
+
+    def __len__(self) -> int:
+        return len(self.resources)
+
+    def get(self, key: ResourceKey) -> Resource | None:
+        return self.resources.get(key)
+
+    def of_kind(self, kind: str) -> list[Resource]:
+        return [r for r in self.resources.values() if r.key.kind == kind]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "set": self.set_name,
+            "resources": [r.to_json() for r in self.resources.values()],
+            "occupied": dict(self.occupied),
+            "orphans": sorted(self.orphans),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> State:
+        raw = data.get("resources", [])
+        occupied = data.get("occupied", {})
+        if not isinstance(raw, list) or not isinstance(occupied, Mapping):
+            raise TypeError("malformed state")
+        orphans = data.get("orphans", [])
+        if not isinstance(orphans, list):
+            raise TypeError("malformed state")
+        resources = [Resource.from_json(r) for r in raw]
+        return cls(
+            str(data["set"]),
+            {r.key: r for r in resources},
+            {str(k): str(v) for k, v in occupied.items()},
+            frozenset(str(o) for o in orphans),
+        )
+
+
+def kernel_names(resource: Resource) -> list[str]:
+    """The kernel names a resource claims, in the form used by `State.occupied`."""
+    kind = resource.key.kind
+    names: list[str] = []
+    if kind == "Network" and isinstance(resource.get("bridge"), str):
+        names.append(f"link:{resource.get('bridge')}")
+    elif kind == "Sandbox" and isinstance(resource.get("netns"), str):
+        names.append(f"netns:{resource.get('netns')}")
+    elif kind == "Endpoint" and isinstance(resource.get("veth"), str):
+        names.append(f"link:{resource.get('veth')}")
+    return names

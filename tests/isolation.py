@@ -1,0 +1,74 @@
+"""Run a callable in a fresh network + mount namespace, in a forked child.
+
+Every kernel-touching test goes through here, so nothing it creates (links,
+named namespaces, files under /run/netns, /etc/netns, /run/cnm, nftables
+tables) can reach the machine's own network, and each test starts from an
+empty namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import subprocess
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+PRIVATE_DIRS = ("/run/netns", "/etc/netns", "/run/cnm", "/var/lib/cnm")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def enter_fresh_namespaces() -> None:
+    """Unshare net + mount namespaces and put private tmpfs on the cnm directories."""
+    if _libc.unshare(CLONE_NEWNET | CLONE_NEWNS) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare: {os.strerror(err)}")
+    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    for directory in PRIVATE_DIRS:
+        os.makedirs(directory, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "cnm-test", directory], check=True)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def run_isolated(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call func(*args, **kwargs) in a child with fresh namespaces; re-raise its failure here."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_fd)
+        status = 0
+        try:
+            enter_fresh_namespaces()
+            result: tuple[str, Any] = ("ok", func(*args, **kwargs))
+        except BaseException as exc:  # report everything, including pytest's outcomes
+            status = 1
+            result = ("error", (type(exc).__name__, str(exc), traceback.format_exc()))
+        try:
+            payload = pickle.dumps(result)
+        except Exception:
+            payload = pickle.dumps(("ok", None)) if status == 0 else pickle.dumps(
+                ("error", ("Error", "unpicklable", ""))
+            )
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(payload)
+        os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        payload = pipe.read()
+    _, wait_status = os.waitpid(pid, 0)
+    if not payload:
+        raise AssertionError(f"isolated child died without a report (wait status {wait_status})")
+    kind, value = pickle.loads(payload)
+    if kind == "error":
+        name, message, trace = value
+        if name == "Skipped":
+            import pytest
+
+            pytest.skip(message)
+        raise AssertionError(f"in isolated namespace: {name}: {message}\n{trace}")
+    return value

@@ -1,0 +1,146 @@
+"""Independent observers and traffic for kernel tests: `ip -j`, files, real TCP.
+
+These never use cnm's own code, so a test's verdict does not depend on the
+thing it tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "quickstart"
+
+_SERVER = """
+import socket, sys
+srv = socket.create_server((sys.argv[1], int(sys.argv[2])), family=socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
+print('ready', flush=True)
+conn, peer = srv.accept()
+conn.sendall(b'pong ' + peer[0].encode())
+conn.close()
+"""
+_CLIENT = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as c:
+    sys.stdout.write(c.recv(200).decode())
+"""
+
+
+def cnm(*args: str, stdin: str | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the real `cnm` command line (as a user would) and capture its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        input=stdin, capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"cnm {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def ip_json(*args: str, netns: str | None = None) -> Any:
+    prefix = ["ip", "-n", netns] if netns else ["ip"]
+    out = subprocess.run([*prefix, "-j", *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout or "[]")
+
+
+def links(netns: str | None = None) -> dict[str, dict[str, Any]]:
+    return {link["ifname"]: link for link in ip_json("-d", "link", "show", netns=netns)}
+
+
+def addresses(ifname: str, netns: str | None = None) -> list[str]:
+    data = ip_json("addr", "show", "dev", ifname, netns=netns)
+    return sorted(
+        f"{a['local']}/{a['prefixlen']}" for a in data[0]["addr_info"] if a.get("scope") == "global"
+    )
+
+
+def netns_names() -> list[str]:
+    return sorted(entry["name"] for entry in ip_json("netns", "list"))
+
+
+def _settled(value: Any) -> Any:
+    """Drop what the kernel changes by itself over time: timers, counters, link-local IPv6."""
+    if isinstance(value, dict):
+        return {
+            k: _settled(v) for k, v in value.items()
+            if not k.endswith("_timer") and k not in ("stats64", "stats", "tentative")
+        }
+    if isinstance(value, list):
+        kept = [
+            v for v in value
+            if not (isinstance(v, dict) and (
+                v.get("scope") == "link" and v.get("family") == "inet6"
+                or str(v.get("dst", "")).startswith(("fe80", "ff00"))
+            ))
+        ]
+        return [_settled(v) for v in kept]
+    return value
+
+
+def kernel_dump() -> dict[str, Any]:
+    """Everything a plan could possibly change, from the host and every named netns."""
+    dump: dict[str, Any] = {}
+    for ns in [None, *netns_names()]:
+        dump[str(ns)] = _settled({
+            "links": ip_json("-d", "link", "show", netns=ns),
+            "addrs": ip_json("addr", "show", netns=ns),
+            "routes": ip_json("route", "show", "table", "all", netns=ns),
+            "routes6": ip_json("-6", "route", "show", "table", "all", netns=ns),
+        })
+    files = {}
+    for path in sorted(Path("/etc/netns").rglob("*")):
+        files[str(path)] = path.read_text() if path.is_file() else "<dir>"
+    dump["files"] = files
+    return dump
+
+
+def tcp_roundtrip(server_ns: str, client_ns: str, address: str, port: int = 8080) -> str:
+    """Serve once in `server_ns` on address:port, connect from `client_ns`, return the reply."""
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", server_ns, sys.executable, "-c", _SERVER, address, str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready", server.stderr.read() if server.stderr else ""
+        client = subprocess.run(
+            ["ip", "netns", "exec", client_ns, sys.executable, "-c", _CLIENT, address, str(port)],
+            capture_output=True, text=True, timeout=10,
+        )
+        if client.returncode != 0:
+            raise AssertionError(f"TCP {client_ns} -> {address}:{port} failed: {client.stderr}")
+        return client.stdout
+    finally:
+        server.kill()
+        server.wait()
+
+
+def tcp_fails(client_ns: str, address: str, port: int = 8080) -> bool:
+    """True when a connection from `client_ns` to address:port does not succeed."""
+    client = subprocess.run(
+        ["ip", "netns", "exec", client_ns, sys.executable, "-c", _CLIENT, address, str(port)],
+        capture_output=True, text=True, timeout=10,
+    )
+    return client.returncode != 0
+
+
+def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def write_manifests(directory: Path, text: str, name: str = "m.yaml") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(text)
+    return directory
+
+
