@@ -13,7 +13,7 @@ from typing import TextIO
 
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
-from reconciler.kernel.apply import ApplyContext, run_step
+from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import KernelSession, require_privileges
 from reconciler.loader import load
@@ -100,9 +100,12 @@ def execute(
     ctx = ApplyContext(session, planned.desired, planned.observed, removed)
     steps = planned.plan.steps()
     for number, step in enumerate(steps, 1):
+        if step.verb != "delete":
+            settle_teardown(ctx)
         if progress is not None:
             progress(f"[{number}/{len(steps)}] {step.verb} {step.action.key}")
         run_step(ctx, step)
+    settle_teardown(ctx)
 
 
 def verify(planned: Planned, manifests: Manifests | None, session: KernelSession) -> None:

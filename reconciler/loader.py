@@ -221,7 +221,7 @@ def _read_all(
         for file in _expand(path, problems):
             text = _read_file(file, problems)
             if text is not None:
-                yield file, text
+                yield _printable(file), text
 
 
 def _expand(path: str, problems: list[ManifestProblem]) -> list[str]:

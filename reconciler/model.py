@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 from pydantic import (
     AliasGenerator,
@@ -758,9 +758,12 @@ def _reservation_problem(address: IPAddress, pool: IpamPool, network: Network) -
 # --- rules across objects ---
 
 
+_Named = TypeVar("_Named", Network, Sandbox)
+
+
 def _pick_culprit(
-    first: Manifest, second: Manifest, explicit: Callable[[Manifest], bool]
-) -> tuple[Manifest, Manifest]:
+    first: _Named, second: _Named, explicit: Callable[[_Named], bool]
+) -> tuple[_Named, _Named]:
     """Blame the object that chose the clashing name itself; else the later one."""
     if not explicit(second) and explicit(first):
         return first, second
@@ -789,9 +792,7 @@ def _check_bridge_names(report: _Reporter) -> None:
         first = owners.setdefault(network.bridge_name, network)
         if first is network:
             continue
-        culprit, other = _pick_culprit(
-            first, network, lambda n: isinstance(n, Network) and n.spec.bridge is not None
-        )
+        culprit, other = _pick_culprit(first, network, lambda n: n.spec.bridge is not None)
         report.add(
             culprit.key,
             "spec.bridge",
@@ -806,9 +807,7 @@ def _check_netns_names(report: _Reporter) -> None:
         first = owners.setdefault(sandbox.netns_name, sandbox)
         if first is sandbox:
             continue
-        culprit, other = _pick_culprit(
-            first, sandbox, lambda s: isinstance(s, Sandbox) and s.spec.netns is not None
-        )
+        culprit, other = _pick_culprit(first, sandbox, lambda s: s.spec.netns is not None)
         report.add(
             culprit.key,
             "spec.netns",

@@ -8,11 +8,12 @@ same netlink message (crash-safe part of the marker), then labelled.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -35,19 +36,29 @@ class ApplyContext:
     desired: State
     observed: State
     removed_sandboxes: frozenset[str]  # netns names this plan deletes
+    #: veth host ends whose namespace was removed: the kernel deletes them soon.
+    dying: list[tuple[str, Owner]] = field(default_factory=list)
+    #: bridge ifindex per network name, filled on first use
+    bridges: dict[str, int] = field(default_factory=dict)
 
 
 StepFn = Callable[[ApplyContext, Resource], None]
+
+#: `lo` is the first link of every network namespace.
+_LOOPBACK_INDEX = 1
 
 #: How long to wait for the kernel to destroy a removed namespace's links.
 _NETNS_TEARDOWN_GRACE = 2.0
 
 
 def _link(ipr: IPRoute, name: str) -> Any | None:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        return None
-    return ipr.link("get", index=found[0])[0]
+    """The link called `name`, asked of the kernel directly (no dump: stays O(1) per call)."""
+    try:
+        return ipr.link("get", ifname=name)[0]
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return None
+        raise
 
 
 def _claim_link(ipr: IPRoute, name: str, owner: Owner) -> Any | None:
@@ -72,10 +83,15 @@ def _sync_addresses(ipr: IPRoute, index: int, wanted: list[str]) -> None:
         iface = ipaddress.ip_interface(text)
         ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
     for text in sorted(set(wanted) - current):
-        iface = ipaddress.ip_interface(text)
-        flags = IFA_F_NODAD if iface.version == 6 else 0
-        ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen,
-                 flags=flags)
+        _add_address(ipr, index, text)
+
+
+def _add_address(ipr: IPRoute, index: int, text: str) -> None:
+    """Add "addr/prefix"; IPv6 without DAD, so it is usable (not tentative) at once."""
+    iface = ipaddress.ip_interface(text)
+    flags = IFA_F_NODAD if iface.version == 6 else 0
+    ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen,
+             flags=flags)
 
 
 def _addresses_of(resource: Resource, *attrs: str) -> list[str]:
@@ -89,10 +105,17 @@ def _addresses_of(resource: Resource, *attrs: str) -> list[str]:
     return values
 
 
-def _sync_default_route(ipr: IPRoute, index: int, version: int, gateway: str | None) -> None:
+def _sync_default_route(
+    ipr: IPRoute, index: int, version: int, gateway: str | None, *, fresh: bool = False
+) -> None:
+    """Make the default route of this family via link `index` go to `gateway` (or none).
+
+    `fresh`: the link was just created, so there is nothing to read back first.
+    """
     family = socket.AF_INET if version == 4 else socket.AF_INET6
     dst = "0.0.0.0/0" if version == 4 else "::/0"
-    for route in ipr.route("dump", family=family, table=254):
+    existing = [] if fresh else ipr.route("dump", family=family, table=254)
+    for route in existing:
         if route["dst_len"] == 0 and route.get("oif") == index and route.get("table") == 254:
             current = route.get("gateway")
             if gateway is not None and current == gateway:
@@ -108,8 +131,7 @@ def _sync_default_route(ipr: IPRoute, index: int, version: int, gateway: str | N
 def _label_loopback(owner: Owner) -> Callable[[], None]:
     def setup() -> None:
         with IPRoute() as ipr:
-            index = ipr.link_lookup(ifname="lo")[0]
-            ipr.link("set", index=index, ifalias=owner.marker(), state="up")
+            ipr.link("set", index=_LOOPBACK_INDEX, ifalias=owner.marker(), state="up")
 
     return setup
 
@@ -119,7 +141,7 @@ def _owned_netns(ctx: ApplyContext, name: str, owner: Owner) -> bool:
     if name not in netns.list_netns():
         return False
     ipr = ctx.session.ipr(name)
-    alias = ipr.link("get", index=ipr.link_lookup(ifname="lo")[0])[0].get("ifalias")
+    alias = ipr.link("get", index=_LOOPBACK_INDEX)[0].get("ifalias")
     if alias != owner.marker():
         raise ConflictError(f"{owner.key}: netns {name} exists and is not owned by it ({alias!r})")
     return True
@@ -135,8 +157,7 @@ def create_sandbox(ctx: ApplyContext, resource: Resource) -> None:
 def update_sandbox(ctx: ApplyContext, resource: Resource) -> None:
     name = str(resource.get("netns"))
     ipr = ctx.session.ipr(name)
-    lo = ipr.link_lookup(ifname="lo")[0]
-    ipr.link("set", index=lo, ifalias=resource.owner.marker(), state="up")
+    ipr.link("set", index=_LOOPBACK_INDEX, ifalias=resource.owner.marker(), state="up")
     files.write_files(name, dict(resource.attrs))
 
 
@@ -145,27 +166,30 @@ def delete_sandbox(ctx: ApplyContext, resource: Resource) -> None:
     if _owned_netns(ctx, name, resource.owner):
         ctx.session.forget(name)
         netns.remove_netns(name)
-        _await_veths_gone(ctx, resource)
+        ctx.dying.extend(
+            (str(r.get("veth")), r.owner)
+            for r in ctx.observed.of_kind("Endpoint")
+            if r.get("sandbox") == resource.key.name and r.get("veth") is not None
+        )
     files.remove_files(name)
 
 
-def _await_veths_gone(ctx: ApplyContext, sandbox: Resource) -> None:
-    """The kernel tears a namespace down in a work queue: wait for its veth pairs to go.
+def settle_teardown(ctx: ApplyContext) -> None:
+    """Wait for the veth pairs of removed namespaces to disappear.
 
-    Falls back to deleting a host end that is still there after the grace period.
+    The kernel destroys a namespace in a work queue, in batches: waiting once
+    for all of them after the delete phases costs one teardown, not one per
+    sandbox. A host end still there after the grace period is deleted.
     """
     host = ctx.session.ipr(None)
-    owners = [
-        r for r in ctx.observed.of_kind("Endpoint") if r.get("sandbox") == sandbox.key.name
-    ]
     deadline = time.monotonic() + _NETNS_TEARDOWN_GRACE
-    for endpoint in owners:
-        veth = str(endpoint.get("veth"))
-        while host.link_lookup(ifname=veth) and time.monotonic() < deadline:
+    for veth, owner in ctx.dying:
+        while _link(host, veth) is not None and time.monotonic() < deadline:
             time.sleep(0.002)
-        link = _claim_link(host, veth, endpoint.owner)
+        link = _claim_link(host, veth, owner)
         if link is not None:
             host.link("del", index=link["index"])
+    ctx.dying.clear()
 
 
 # --- Network (bridge) ----------------------------------------------------------
@@ -211,32 +235,54 @@ def _netns_of_sandbox(ctx: ApplyContext, sandbox: str) -> str:
 
 
 def _bridge_index(ctx: ApplyContext, network: str) -> int:
+    """ifindex of the network's bridge, looked up once per apply."""
+    cached = ctx.bridges.get(network)
+    if cached is not None:
+        return cached
     resource = ctx.desired.get(ResourceKey("Network", network))
     if resource is None:
         raise KernelError(f"Network/{network} is not known")
     link = _claim_link(ctx.session.ipr(None), str(resource.get("bridge")), resource.owner)
     if link is None:
         raise KernelError(f"{resource.key}: bridge {resource.get('bridge')} is missing")
-    return int(link["index"])
+    ctx.bridges[network] = int(link["index"])
+    return ctx.bridges[network]
 
 
 def create_endpoint(ctx: ApplyContext, resource: Resource) -> None:
+    """Create the pair with its peer directly inside the sandbox (no move: ~0.5 ms, not 16).
+
+    A fresh pair is configured without re-reading it; a pair that already
+    exists (an interrupted earlier apply) goes through the full update.
+    """
     host = ctx.session.ipr(None)
     veth = str(resource.get("veth"))
+    if _claim_link(host, veth, resource.owner) is not None:
+        update_endpoint(ctx, resource)
+        return
     namespace = _netns_of_sandbox(ctx, str(resource.get("sandbox")))
     mtu = int(str(resource.get("mtu")))
-    if _claim_link(host, veth, resource.owner) is None:
-        peer: dict[str, object] = {
-            "ifname": str(resource.get("ifname")),
-            "net_ns_fd": namespace,
-            "group": CNM_LINK_GROUP,
-            "mtu": mtu,
-        }
-        if resource.get("mac") is not None:
-            peer["address"] = str(resource.get("mac"))
-        host.link("add", ifname=veth, kind="veth", group=CNM_LINK_GROUP, mtu=mtu,
-                  master=_bridge_index(ctx, str(resource.get("network"))), peer=peer)
-    update_endpoint(ctx, resource)
+    peer: dict[str, object] = {
+        "ifname": str(resource.get("ifname")),
+        "net_ns_fd": namespace,
+        "group": CNM_LINK_GROUP,
+        "mtu": mtu,
+    }
+    if resource.get("mac") is not None:
+        peer["address"] = str(resource.get("mac"))
+    host.link("add", ifname=veth, kind="veth", group=CNM_LINK_GROUP, mtu=mtu,
+              master=_bridge_index(ctx, str(resource.get("network"))), peer=peer)
+    host_index = host.link("get", ifname=veth)[0]["index"]
+    host.link("set", index=host_index, ifalias=resource.owner.marker(), state="up")
+    inside = ctx.session.ipr(namespace)
+    peer_index = inside.link("get", ifname=str(resource.get("ifname")))[0]["index"]
+    inside.link("set", index=peer_index, ifalias=resource.owner.marker(), state="up")
+    for text in _addresses_of(resource, "ipv4", "ipv6"):
+        _add_address(inside, peer_index, text)
+    for version in (4, 6):
+        gateway = resource.get(f"gateway{version}")
+        if gateway:
+            _sync_default_route(inside, peer_index, version, str(gateway), fresh=True)
 
 
 def _peer_index(ipr: IPRoute, resource: Resource, host_link: Any) -> int:

@@ -64,11 +64,16 @@ def netns_names() -> list[str]:
 
 
 def _settled(value: Any) -> Any:
-    """Drop what the kernel changes by itself over time: timers, counters, link-local IPv6."""
+    """Drop what the kernel changes by itself over time.
+
+    Timers, counters, operstate (follows carrier, asynchronously) and IPv6
+    link-local addresses and routes; the admin state cnm sets stays (flags).
+    """
     if isinstance(value, dict):
         return {
             k: _settled(v) for k, v in value.items()
-            if not k.endswith("_timer") and k not in ("stats64", "stats", "tentative")
+            if not k.endswith("_timer")
+            and k not in ("stats64", "stats", "tentative", "operstate")
         }
     if isinstance(value, list):
         kept = [
@@ -144,3 +149,15 @@ def write_manifests(directory: Path, text: str, name: str = "m.yaml") -> Path:
     return directory
 
 
+
+
+def assert_same_kernel(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Assert two kernel dumps are equal, showing a readable diff when not."""
+    if before == after:
+        return
+    import difflib
+
+    old = json.dumps(before, indent=1, sort_keys=True).splitlines()
+    new = json.dumps(after, indent=1, sort_keys=True).splitlines()
+    diff = "\n".join(difflib.unified_diff(old, new, "before", "after", lineterm="", n=3))
+    raise AssertionError(f"the kernel changed:\n{diff[:6000]}")

@@ -114,7 +114,7 @@ def test_problems_of_all_files_are_collected(tmp_path: Path) -> None:
     lines = problems_of([str(tmp_path)])
     assert len(lines) == 3
     assert lines[0].startswith(f"{tmp_path / 'a.yaml'}:1: apiVersion: required field is missing")
-    assert lines[1].startswith(f"{tmp_path / 'a.yaml'}:1: kind: unknown kind \"Nope\"")
+    assert lines[1].startswith(f'{tmp_path / "a.yaml"}:1: kind: unknown kind "Nope"')
     assert lines[2].startswith(f"{tmp_path / 'b.yaml'}:2: YAML syntax error: ")
 
 
@@ -395,9 +395,11 @@ def test_aliases_are_refused() -> None:
 def test_billion_laughs_is_refused_quickly() -> None:
     bomb = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
     for index in range(1, 10):
-        bomb += f"{chr(97 + index)}: &{chr(97 + index)} [" + ",".join(
-            [f"*{chr(96 + index)}"] * 9
-        ) + "]\n"
+        bomb += (
+            f"{chr(97 + index)}: &{chr(97 + index)} ["
+            + ",".join([f"*{chr(96 + index)}"] * 9)
+            + "]\n"
+        )
     lines = text_problems(bomb)
     assert lines == ["m.yaml:2: YAML aliases (*name) are not supported; repeat the value"]
 
@@ -480,12 +482,41 @@ def test_huge_integer_does_not_crash() -> None:
 YAMLISH = st.lists(
     st.sampled_from(
         [
-            "apiVersion: cnm/v1\n", "kind: Network\n", "kind: Endpoint\n", "kind: Sandbox\n",
-            "metadata:\n", "  name: a\n", "metadata: {name: b}\n", "spec:\n", "  ipam:\n",
-            "    - subnet: 10.0.0.0/24\n", "  network: a\n", "  sandbox: b\n", "---\n", "- x\n",
-            "  mtu: 1500\n", "&a x\n", "*a\n", "[", "]", "{", "}", ": ", "\t", "'", '"', "!!str ",
-            "  ports: [{containerPort: 80, hostPort: 80}]\n", "  ipv4Address: 10.0.0.5\n",
-            "  netns: ../x\n", "  gateway: 10.0.0.1\n", "\x00", "\x85", "\ufeff", "#\n", "? ",
+            "apiVersion: cnm/v1\n",
+            "kind: Network\n",
+            "kind: Endpoint\n",
+            "kind: Sandbox\n",
+            "metadata:\n",
+            "  name: a\n",
+            "metadata: {name: b}\n",
+            "spec:\n",
+            "  ipam:\n",
+            "    - subnet: 10.0.0.0/24\n",
+            "  network: a\n",
+            "  sandbox: b\n",
+            "---\n",
+            "- x\n",
+            "  mtu: 1500\n",
+            "&a x\n",
+            "*a\n",
+            "[",
+            "]",
+            "{",
+            "}",
+            ": ",
+            "\t",
+            "'",
+            '"',
+            "!!str ",
+            "  ports: [{containerPort: 80, hostPort: 80}]\n",
+            "  ipv4Address: 10.0.0.5\n",
+            "  netns: ../x\n",
+            "  gateway: 10.0.0.1\n",
+            "\x00",
+            "\x85",
+            "\ufeff",
+            "#\n",
+            "? ",
         ]
     ),
     max_size=30,

@@ -83,15 +83,13 @@ def test_python_accepts_snake_case_and_dumps_camel_case() -> None:
 def test_models_are_frozen_and_forbid_extra_fields() -> None:
     network = Network(metadata=Metadata(name="a"))
     with pytest.raises(ValidationError):
-        network.spec = NetworkSpec()  # type: ignore[misc]
+        network.spec = NetworkSpec()
     with pytest.raises(ValidationError):
         NetworkSpec.model_validate({"colour": "blue"})
 
 
 def test_effective_gateway_defaults_to_first_usable_address() -> None:
-    assert IpamPool(subnet=IPv4Network("10.0.0.0/24")).effective_gateway() == ip_address(
-        "10.0.0.1"
-    )
+    assert IpamPool(subnet=IPv4Network("10.0.0.0/24")).effective_gateway() == ip_address("10.0.0.1")
     explicit = IpamPool.model_validate({"subnet": "fd00::/64", "gateway": "fd00::fe"})
     assert explicit.effective_gateway() == IPv6Address("fd00::fe")
 
@@ -127,7 +125,7 @@ def test_mac_address_error_is_located() -> None:
           network: a
           macAddress: "01:00:5e:00:00:01"
         """,
-        'm.yaml:6: Endpoint/e: spec.macAddress: 01:00:5e:00:00:01 is a multicast MAC address',
+        "m.yaml:6: Endpoint/e: spec.macAddress: 01:00:5e:00:00:01 is a multicast MAC address",
     )
 
 
@@ -146,7 +144,7 @@ def test_metadata_name_must_be_a_dns_label() -> None:
         metadata:
           name: Web_1
         """,
-        "m.yaml:4: Network/Web_1: metadata.name: \"Web_1\" is not a DNS label "
+        'm.yaml:4: Network/Web_1: metadata.name: "Web_1" is not a DNS label '
         "(lowercase letters, digits and '-', at most 63)",
     )
     with pytest.raises(ValidationError):
