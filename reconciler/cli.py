@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from reconciler import engine
+from reconciler import engine, loader
 from reconciler.errors import CnmError, ManifestError
-from reconciler import loader
 from reconciler.model import Manifests, json_schema
+from reconciler.plan import Plan, Verb
 from reconciler.render import describe, render_json, render_text
 from reconciler.state import State
 
@@ -105,7 +105,7 @@ def _observed_from_file(path: str, set_name: str) -> State:
     return state
 
 
-def _print_plan(plan: engine.Plan, output: str) -> None:
+def _print_plan(plan: Plan, output: str) -> None:
     sys.stdout.write(render_json(plan) if output == "json" else render_text(plan))
     sys.stdout.flush()
 
@@ -122,7 +122,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _confirmer(args: argparse.Namespace) -> engine.Callable[[engine.Planned], bool]:
+def _confirmer(args: argparse.Namespace) -> Callable[[engine.Planned], bool]:
     def confirm(planned: engine.Planned) -> bool:
         _print_plan(planned.plan, args.output)
         if args.dry_run:
@@ -135,12 +135,6 @@ def _confirmer(args: argparse.Namespace) -> engine.Callable[[engine.Planned], bo
         return answer.strip() == "yes"
 
     return confirm
-
-
-def _progress(args: argparse.Namespace, planned_size: int) -> engine.Progress | None:
-    if args.output == "json":
-        return None
-    return _say
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -170,11 +164,11 @@ def _report(result: engine.ApplyResult | engine.Planned, output: str) -> int:
     if plan.empty:
         _print_plan(plan, output)
         return EXIT_OK
-    summary = ", ".join(
-        f"{plan.count(v)} {word}" for v, word in
-        (("create", "created"), ("update", "updated"), ("delete", "deleted"),
-         ("replace", "replaced"))
+    done: tuple[tuple[Verb, str], ...] = (
+        ("create", "created"), ("update", "updated"), ("delete", "deleted"),
+        ("replace", "replaced"),
     )
+    summary = ", ".join(f"{plan.count(verb)} {word}" for verb, word in done)
     _say(f"Apply complete: {summary} in {result.seconds:.2f} s. Verified: plan is now empty.")
     return EXIT_OK
 

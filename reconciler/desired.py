@@ -44,7 +44,8 @@ def build_desired(manifests: Manifests, set_name: str, observed: State) -> State
     """The state the kernel should be in for `manifests` as apply set `set_name`."""
     joined = joined_endpoints(manifests)
     try:
-        assignments = allocate(manifests, held_addresses(observed), [e.metadata.name for e in joined])
+        names = [e.metadata.name for e in joined]
+        assignments = allocate(manifests, held_addresses(observed), names)
     except AllocationError as exc:
         raise ManifestError([exc.problem]) from exc
     resources: list[Resource] = []

@@ -21,7 +21,7 @@ from reconciler.lock import apply_lock
 from reconciler.model import Manifests
 from reconciler.plan import Plan, make_plan
 from reconciler.render import render_text
-from reconciler.state import State
+from reconciler.state import Resource, State
 
 Progress = Callable[[str], None]
 
@@ -70,18 +70,21 @@ def plan_manifests(manifests: Manifests, set_name: str) -> Planned:
 
 
 def deletion_plan(manifests: Manifests, observed: State) -> Planned:
-    """Plan that removes the owned objects these manifests name, and nothing else."""
-    named = {m.key for group in (manifests.networks, manifests.sandboxes, manifests.endpoints)
-             for m in group.values()}
-    remaining = {k: r for k, r in observed.resources.items() if k not in named}
-    # Endpoints inside a sandbox or on a network that goes away go with it.
-    gone = {k for k in observed.resources if k in named}
-    for key, resource in list(remaining.items()):
-        if key.kind == "Endpoint" and any(
-            g.kind in ("Network", "Sandbox") and resource.get(g.kind.lower()) == g.name for g in gone
-        ):
-            del remaining[key]
-    desired = State(observed.set_name, remaining)
+    """Plan that removes the owned objects these manifests name, and nothing else.
+
+    Endpoints on a network or in a sandbox that goes away go with it, since
+    they cannot exist without it.
+    """
+    named = {m.key for m in manifests.objects()}
+    gone = {(k.kind.lower(), k.name) for k in named if k.kind in ("Network", "Sandbox")}
+
+    def kept(resource: Resource) -> bool:
+        if resource.key in named:
+            return False
+        parents = {("network", resource.get("network")), ("sandbox", resource.get("sandbox"))}
+        return resource.key.kind != "Endpoint" or not parents & gone
+
+    desired = State(observed.set_name, {r.key: r for r in observed if kept(r)})
     return Planned(make_plan(desired, observed), desired, observed)
 
 

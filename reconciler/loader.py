@@ -611,3 +611,8 @@ def _unwrap(annotation: Any) -> Any:
             annotation = members[0]
         else:
             return annotation
+
+
+def dump_yaml(data: object) -> str:
+    """YAML text for `cnm get -o yaml` and `cnm export` (this module owns the yaml library)."""
+    return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))

@@ -15,12 +15,12 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, Union
+from typing import Literal
 
 Kind = Literal["Network", "Sandbox", "Endpoint"]
 KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint")
 
-AttrValue = Union[str, int, bool, None, tuple["AttrValue", ...]]
+AttrValue = str | int | bool | None | tuple["AttrValue", ...]
 
 #: Attributes the kernel cannot change in place: a difference forces replacement.
 REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,7 +57,5 @@ def remove_files(netns_name: str) -> None:
     for filename in MANAGED_FILES.values():
         (directory / filename).unlink(missing_ok=True)
         (directory / f".{filename}.cnm-tmp").unlink(missing_ok=True)
-    try:
+    with contextlib.suppress(OSError):  # absent, or holds files cnm does not own
         directory.rmdir()
-    except (FileNotFoundError, OSError):
-        pass

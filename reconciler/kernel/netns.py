@@ -130,7 +130,4 @@ def remove_netns(name: str) -> None:
     """Unmount and remove netns `name`; its links (veth peers included) go with it."""
     path = netns_path(name)
     _libc.umount2(str(path).encode(), _MNT_DETACH)
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    path.unlink(missing_ok=True)

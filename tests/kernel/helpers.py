@@ -18,7 +18,8 @@ EXAMPLE = REPO / "examples" / "quickstart"
 
 _SERVER = """
 import socket, sys
-srv = socket.create_server((sys.argv[1], int(sys.argv[2])), family=socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
+family = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+srv = socket.create_server((sys.argv[1], int(sys.argv[2])), family=family)
 print('ready', flush=True)
 conn, peer = srv.accept()
 conn.sendall(b'pong ' + peer[0].encode())
@@ -31,7 +32,9 @@ with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as c:
 """
 
 
-def cnm(*args: str, stdin: str | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+def cnm(
+    *args: str, stdin: str | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run the real `cnm` command line (as a user would) and capture its output."""
     result = subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
@@ -112,7 +115,8 @@ def tcp_roundtrip(server_ns: str, client_ns: str, address: str, port: int = 8080
     )
     try:
         assert server.stdout is not None
-        assert server.stdout.readline().strip() == "ready", server.stderr.read() if server.stderr else ""
+        ready = server.stdout.readline().strip()
+        assert ready == "ready", server.stderr.read() if server.stderr else ""
         client = subprocess.run(
             ["ip", "netns", "exec", client_ns, sys.executable, "-c", _CLIENT, address, str(port)],
             capture_output=True, text=True, timeout=10,

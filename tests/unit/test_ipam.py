@@ -6,8 +6,9 @@ import ipaddress
 
 import pytest
 
-from builders import endpoint, manifests, network, sandbox
 from reconciler.ipam import AllocationError, allocate
+
+from builders import endpoint, manifests, network, sandbox
 
 A = ipaddress.ip_address
 

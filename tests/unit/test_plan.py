@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from builders import endpoint, manifests, network, sandbox
 from reconciler.desired import build_desired
 from reconciler.diff import Change, diff_attrs
 from reconciler.errors import ConflictError
 from reconciler.plan import PHASES, every_phase_pair, make_plan
-from reconciler.state import Resource, ResourceKey, State
+from reconciler.state import Resource, State
+
+from builders import endpoint, manifests, network, sandbox
 
 
 def _world(mtu: int = 1500, subnet: str = "10.0.0.0/24") -> object:
