@@ -6,11 +6,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cnm=${CNM:-cnm}
+command -v cnm >/dev/null || cnm=${CNM:-python3 -m reconciler}
 
 if [ "${CNM_QUICKSTART_INSIDE:-}" != 1 ]; then
   [ "$(id -u)" = 0 ] || { echo "quickstart: run as root (it creates namespaces)" >&2; exit 1; }
   exec unshare --net --mount --propagation private \
-    env CNM_QUICKSTART_INSIDE=1 bash "$0" "$@"
+    env CNM_QUICKSTART_INSIDE=1 CNM="$cnm" bash "$0" "$@"
 fi
 
 for dir in /run/netns /etc/netns /run/cnm; do
