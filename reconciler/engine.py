@@ -13,7 +13,6 @@ from typing import TextIO
 
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
-from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import KernelSession, require_privileges
 from reconciler.loader import load
@@ -95,6 +94,10 @@ def execute(
     progress: Progress | None = None,
 ) -> None:
     """Run every step of the plan in phase order."""
+    # Imported here: the apply steps need pyroute2, whose import alone costs
+    # ~0.25 s, and `plan` never applies anything.
+    from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
+
     removed = frozenset(
         str(a.observed.get("netns"))
         for a in planned.plan.actions

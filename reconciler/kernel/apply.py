@@ -21,7 +21,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from reconciler.errors import ConflictError, KernelError
 from reconciler.kernel import files, netns
-from reconciler.kernel.netlink import IFA_F_NODAD, global_addresses
+from reconciler.kernel.observe import RT_TABLE_MAIN, global_addresses
+from reconciler.kernel.rtnl import RtnlReader
 from reconciler.kernel.session import KernelSession
 from reconciler.naming import CNM_LINK_GROUP
 from reconciler.plan import Step, StepVerb
@@ -76,14 +77,18 @@ def _label(ipr: IPRoute, index: int, owner: Owner) -> None:
     ipr.link("set", index=index, ifalias=owner.marker())
 
 
-def _sync_addresses(ipr: IPRoute, index: int, wanted: list[str]) -> None:
+def _sync_addresses(ipr: IPRoute, reader: RtnlReader, index: int, wanted: list[str]) -> None:
     """Make the link's global addresses exactly `wanted` ("addr/prefix")."""
-    current = set(global_addresses(ipr).get(index, []))
+    current = set(global_addresses(reader).get(index, []))
     for text in sorted(current - set(wanted)):
         iface = ipaddress.ip_interface(text)
         ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
     for text in sorted(set(wanted) - current):
         _add_address(ipr, index, text)
+
+
+#: Address flag: skip duplicate address detection, so IPv6 is usable at once.
+IFA_F_NODAD = 0x02
 
 
 def _add_address(ipr: IPRoute, index: int, text: str) -> None:
@@ -106,21 +111,21 @@ def _addresses_of(resource: Resource, *attrs: str) -> list[str]:
 
 
 def _sync_default_route(
-    ipr: IPRoute, index: int, version: int, gateway: str | None, *, fresh: bool = False
+    ipr: IPRoute, reader: RtnlReader | None, index: int, version: int, gateway: str | None
 ) -> None:
     """Make the default route of this family via link `index` go to `gateway` (or none).
 
-    `fresh`: the link was just created, so there is nothing to read back first.
+    `reader` None: the link was just created, so there is nothing to read back first.
     """
     family = socket.AF_INET if version == 4 else socket.AF_INET6
     dst = "0.0.0.0/0" if version == 4 else "::/0"
-    existing = [] if fresh else ipr.route("dump", family=family, table=254)
+    existing = [] if reader is None else reader.routes()
     for route in existing:
-        if route["dst_len"] == 0 and route.get("oif") == index and route.get("table") == 254:
-            current = route.get("gateway")
-            if gateway is not None and current == gateway:
+        if (route.dst_len, route.oif, route.table, route.version) == (0, index, RT_TABLE_MAIN,
+                                                                       version):
+            if gateway is not None and route.gateway == gateway:
                 return
-            ipr.route("del", dst=dst, family=family, oif=index, gateway=current)
+            ipr.route("del", dst=dst, family=family, oif=index, gateway=route.gateway)
     if gateway is not None:
         ipr.route("replace", dst=dst, family=family, oif=index, gateway=gateway)
 
@@ -212,7 +217,7 @@ def update_network(ctx: ApplyContext, resource: Resource) -> None:
     index = link["index"]
     _label(ipr, index, resource.owner)
     ipr.link("set", index=index, mtu=int(str(resource.get("mtu"))), state="up")
-    _sync_addresses(ipr, index, _addresses_of(resource, "addresses"))
+    _sync_addresses(ipr, ctx.session.reader(None), index, _addresses_of(resource, "addresses"))
 
 
 def delete_network(ctx: ApplyContext, resource: Resource) -> None:
@@ -282,19 +287,19 @@ def create_endpoint(ctx: ApplyContext, resource: Resource) -> None:
     for version in (4, 6):
         gateway = resource.get(f"gateway{version}")
         if gateway:
-            _sync_default_route(inside, peer_index, version, str(gateway), fresh=True)
+            _sync_default_route(inside, None, peer_index, version, str(gateway))
 
 
-def _peer_index(ipr: IPRoute, resource: Resource, host_link: Any) -> int:
-    """The sandbox end: by marker, else (fresh or orphan) by the peer ifindex of the host end."""
+def _peer_index(reader: RtnlReader, resource: Resource, host_link: Any) -> int:
+    """The sandbox end: by marker, else (an interrupted creation) by the host end's peer index."""
     marker = resource.owner.marker()
-    for link in ipr.link("dump"):
-        if link.get("ifalias") == marker:
-            return int(link["index"])
-    peer_index = host_link.get("link")
-    for link in ipr.link("dump"):
-        if link["index"] == peer_index and link.get("group") == CNM_LINK_GROUP:
-            return int(link["index"])
+    links = reader.links()
+    for link in links:
+        if link.alias == marker:
+            return link.index
+    for link in links:
+        if link.index == host_link.get("link") and link.group == CNM_LINK_GROUP:
+            return link.index
     raise KernelError(f"{resource.key}: the sandbox end of {host_link.get('ifname')} is missing")
 
 
@@ -308,27 +313,30 @@ def update_endpoint(ctx: ApplyContext, resource: Resource) -> None:
     _label(host, link["index"], resource.owner)
     host.link("set", index=link["index"], mtu=mtu,
               master=_bridge_index(ctx, str(resource.get("network"))), state="up")
-    inside = ctx.session.ipr(_netns_of_sandbox(ctx, str(resource.get("sandbox"))))
-    index = _peer_index(inside, resource, link)
+    namespace = _netns_of_sandbox(ctx, str(resource.get("sandbox")))
+    inside, reader = ctx.session.ipr(namespace), ctx.session.reader(namespace)
+    index = _peer_index(reader, resource, link)
     _label(inside, index, resource.owner)
-    _configure_peer(inside, index, resource, mtu)
+    _configure_peer(inside, reader, index, resource, mtu)
 
 
-def _configure_peer(ipr: IPRoute, index: int, resource: Resource, mtu: int) -> None:
-    current = ipr.link("get", index=index)[0]
+def _configure_peer(
+    ipr: IPRoute, reader: RtnlReader, index: int, resource: Resource, mtu: int
+) -> None:
+    current = next(link for link in reader.links() if link.index == index)
     ifname = str(resource.get("ifname"))
     changes: dict[str, object] = {"mtu": mtu}
     if resource.get("mac") is not None:
         changes["address"] = str(resource.get("mac"))
-    if current.get("ifname") != ifname:
+    if current.name != ifname:
         ipr.link("set", index=index, state="down")
         changes["ifname"] = ifname
     ipr.link("set", index=index, **changes)
     ipr.link("set", index=index, state="up")
-    _sync_addresses(ipr, index, _addresses_of(resource, "ipv4", "ipv6"))
+    _sync_addresses(ipr, reader, index, _addresses_of(resource, "ipv4", "ipv6"))
     for version in (4, 6):
         gateway = resource.get(f"gateway{version}")
-        _sync_default_route(ipr, index, version, str(gateway) if gateway else None)
+        _sync_default_route(ipr, reader, index, version, str(gateway) if gateway else None)
 
 
 def delete_endpoint(ctx: ApplyContext, resource: Resource) -> None:

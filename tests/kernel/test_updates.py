@@ -25,7 +25,8 @@ metadata: {{name: b}}
 apiVersion: cnm/v1
 kind: Endpoint
 metadata: {{name: a-net}}
-spec: {{network: net, sandbox: a, ifname: {ifname}, macAddress: "{mac}", ipv4Address: {ip}, gateway: {gw}}}
+spec: {{network: net, sandbox: a, ifname: {ifname}, macAddress: "{mac}",
+       ipv4Address: {ip}, gateway: {gw}}}
 ---
 apiVersion: cnm/v1
 kind: Endpoint
