@@ -31,6 +31,7 @@ from typing import Any, TextIO
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+from yaml._yaml import CParser  # libyaml, shipped in PyYAML's wheels
 
 from reconciler.errors import ManifestError, ManifestProblem
 from reconciler.model import (
@@ -73,7 +74,23 @@ _FLOAT_RE = re.compile(
 _REPLACED_RESOLVERS = {_TAG + "int": _INT_RE, _TAG + "float": _FLOAT_RE}
 
 
-class _Loader(yaml.SafeLoader):
+class _Base(
+    yaml.composer.Composer,
+    CParser,
+    yaml.constructor.SafeConstructor,
+    yaml.resolver.Resolver,
+):
+    """Events from libyaml's C parser (7x faster on large trees), nodes composed in Python,
+    where the limits of `_Loader` live."""
+
+    def __init__(self, stream: str) -> None:
+        CParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
+class _Loader(_Base):
     """SafeLoader without base-60 numbers, aliases, or unbounded size and depth."""
 
     yaml_implicit_resolvers = {
@@ -87,8 +104,8 @@ class _Loader(yaml.SafeLoader):
         self._depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
-        line = event.start_mark.line + 1 if event.start_mark is not None else 0
+        event = self.peek_event()
+        line = event.start_mark.line + 1 if event is not None and event.start_mark else 0
         if isinstance(event, yaml.AliasEvent):
             raise _LimitError("YAML aliases (*name) are not supported; repeat the value", line)
         self._nodes += 1
@@ -98,7 +115,7 @@ class _Loader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise _LimitError(f"YAML nested deeper than {MAX_DEPTH} levels", line)
-            return super().compose_node(parent, index)
+            return yaml.composer.Composer.compose_node(self, parent, index)
         finally:
             self._depth -= 1
 
