@@ -7,7 +7,9 @@ hold, so that IPAM keeps them (the kernel is the allocation database).
 from __future__ import annotations
 
 import ipaddress
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from reconciler import naming
 from reconciler.drivers import EndpointContext, driver_for
@@ -52,9 +54,10 @@ def build_desired(manifests: Manifests, set_name: str, observed: State) -> State
     for network in manifests.networks.values():
         attrs = driver_for(network.spec.driver).network_attrs(network)
         resources.append(Resource(network.key, set_name, attrs))
+    directory = _Directory.of(manifests, assignments)
     for sandbox in manifests.sandboxes.values():
         resources.append(
-            Resource(sandbox.key, set_name, _sandbox_attrs(manifests, sandbox, assignments))
+            Resource(sandbox.key, set_name, _sandbox_attrs(sandbox, assignments, directory))
         )
     for endpoint in joined:
         network = manifests.networks[endpoint.spec.network]
@@ -75,38 +78,54 @@ def _addresses(assignment: Assignment) -> list[str]:
     return [str(iface.ip) for iface in (assignment.ipv4, assignment.ipv6) if iface is not None]
 
 
+@dataclass(frozen=True)
+class _Directory:
+    """Who is where, computed once per build so each sandbox costs O(its own peers)."""
+
+    by_sandbox: Mapping[str, list[Endpoint]]
+    entries_by_network: Mapping[str, list[tuple[str, HostEntry]]]
+
+    @classmethod
+    def of(cls, manifests: Manifests, assignments: Mapping[str, Assignment]) -> _Directory:
+        by_sandbox: dict[str, list[Endpoint]] = defaultdict(list)
+        entries: dict[str, list[tuple[str, HostEntry]]] = defaultdict(list)
+        for endpoint in manifests.endpoints.values():  # name order
+            name = endpoint.metadata.name
+            if name not in assignments:
+                continue
+            by_sandbox[str(endpoint.spec.sandbox)].append(endpoint)
+            names = (name, *endpoint.spec.aliases)
+            entries[endpoint.spec.network] += [
+                (name, HostEntry(a, names)) for a in _addresses(assignments[name])
+            ]
+        return cls(by_sandbox, entries)
+
+
 def _sandbox_attrs(
-    manifests: Manifests, sandbox: Sandbox, assignments: Mapping[str, Assignment]
+    sandbox: Sandbox, assignments: Mapping[str, Assignment], directory: _Directory
 ) -> dict[str, AttrValue]:
-    own_endpoints = [
-        e for e in manifests.endpoints_of_sandbox(sandbox.metadata.name)
-        if e.metadata.name in assignments
-    ]
+    own_endpoints = directory.by_sandbox.get(sandbox.metadata.name, [])
     own = [a for e in own_endpoints for a in _addresses(assignments[e.metadata.name])]
-    peers = _peer_entries(manifests, own_endpoints, assignments)
     return {
         "netns": sandbox.netns_name,
         "lo_up": True,
         "files.hostname": hostname_file(sandbox),
-        "files.hosts": hosts_file(sandbox, own, peers),
+        "files.hosts": hosts_file(sandbox, own, _peer_entries(own_endpoints, directory)),
         "files.resolv.conf": resolv_conf_file(sandbox),
     }
 
 
-def _peer_entries(
-    manifests: Manifests, own: Sequence[Endpoint], assignments: Mapping[str, Assignment]
-) -> list[HostEntry]:
+def _peer_entries(own: Sequence[Endpoint], directory: _Directory) -> list[HostEntry]:
     """Names and aliases of the other endpoints on the networks this sandbox joins."""
     own_names = {e.metadata.name for e in own}
-    entries: list[HostEntry] = []
     seen: set[str] = set()
+    entries: list[HostEntry] = []
     for network_name in sorted({e.spec.network for e in own}):
-        for peer in manifests.endpoints_of_network(network_name):
-            name = peer.metadata.name
-            if name in own_names or name in seen or name not in assignments:
+        added: set[str] = set()
+        for name, entry in directory.entries_by_network.get(network_name, []):
+            if name in own_names or name in seen:
                 continue
-            seen.add(name)
-            names = (name, *peer.spec.aliases)
-            entries += [HostEntry(a, names) for a in _addresses(assignments[name])]
+            added.add(name)
+            entries.append(entry)
+        seen |= added
     return entries
-

@@ -160,9 +160,13 @@ def create_sandbox(ctx: ApplyContext, resource: Resource) -> None:
 
 
 def update_sandbox(ctx: ApplyContext, resource: Resource) -> None:
+    """Relabel and raise `lo` only if needed; rewrite only the files that differ."""
     name = str(resource.get("netns"))
-    ipr = ctx.session.ipr(name)
-    ipr.link("set", index=_LOOPBACK_INDEX, ifalias=resource.owner.marker(), state="up")
+    loopback = next(link for link in ctx.session.reader(name).links()
+                    if link.index == _LOOPBACK_INDEX)
+    if loopback.alias != resource.owner.marker() or not loopback.up:
+        ipr = ctx.session.ipr(name)
+        ipr.link("set", index=_LOOPBACK_INDEX, ifalias=resource.owner.marker(), state="up")
     files.write_files(name, dict(resource.attrs))
 
 

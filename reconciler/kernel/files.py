@@ -35,10 +35,14 @@ def read_files(netns_name: str) -> dict[str, str | None]:
 
 
 def write_files(netns_name: str, wanted: Mapping[str, object]) -> None:
-    """Make the managed files match `wanted` (attr -> content or None), atomically per file."""
+    """Make the managed files match `wanted` (attr -> content or None), atomically per file.
+
+    A file that already has the wanted content is left alone.
+    """
     directory = sandbox_dir(netns_name)
+    current = read_files(netns_name)
     for attr, filename in MANAGED_FILES.items():
-        if attr not in wanted:
+        if attr not in wanted or wanted[attr] == current[attr]:
             continue
         content = wanted[attr]
         target = directory / filename
