@@ -13,6 +13,7 @@ from typing import TextIO
 
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
+from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import KernelSession, require_privileges
 from reconciler.loader import load
@@ -94,16 +95,12 @@ def execute(
     progress: Progress | None = None,
 ) -> None:
     """Run every step of the plan in phase order."""
-    # Imported here: the apply steps need pyroute2, whose import alone costs
-    # ~0.25 s, and `plan` never applies anything.
-    from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
-
     removed = frozenset(
         str(a.observed.get("netns"))
         for a in planned.plan.actions
         if a.key.kind == "Sandbox" and a.verb in ("delete", "replace") and a.observed is not None
     )
-    ctx = ApplyContext(session, planned.desired, planned.observed, removed)
+    ctx = ApplyContext(session, planned.desired, planned.observed, removed_sandboxes=removed)
     steps = planned.plan.steps()
     for number, step in enumerate(steps, 1):
         if step.verb != "delete":

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from reconciler.kernel import files, netns
-from reconciler.kernel.rtnl import Link, RtnlReader
+from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.naming import CNM_LINK_GROUP
 from reconciler.state import AttrValue, Owner, Resource, ResourceKey, State
@@ -54,14 +54,14 @@ class _Observation:
 def observe(set_name: str, session: KernelSession) -> State:
     """The owned objects of `set_name`, and who holds every other kernel name."""
     seen = _Observation(set_name)
-    _observe_host(seen, session.reader(None))
+    _observe_host(seen, session.rtnl(None))
     for name in netns.list_netns():
-        _observe_netns(seen, session.reader(name), name)
+        _observe_netns(seen, session.rtnl(name), name)
     _assemble_endpoints(seen)
     return State(set_name, seen.resources, seen.occupied, frozenset(seen.orphans))
 
 
-def global_addresses(reader: RtnlReader) -> dict[int, list[str]]:
+def global_addresses(reader: Rtnl) -> dict[int, list[str]]:
     """ifindex -> sorted "address/prefixlen" of its global-scope, non-link-local addresses."""
     result: dict[int, list[str]] = defaultdict(list)
     for address in reader.addresses():
@@ -72,7 +72,7 @@ def global_addresses(reader: RtnlReader) -> dict[int, list[str]]:
     return {index: sorted(values) for index, values in result.items()}
 
 
-def default_gateways(reader: RtnlReader) -> dict[tuple[int, int], list[str]]:
+def default_gateways(reader: Rtnl) -> dict[tuple[int, int], list[str]]:
     """(ifindex, IP version) -> gateways of the main table's default routes."""
     result: dict[tuple[int, int], list[str]] = defaultdict(list)
     for route in reader.routes():
@@ -87,7 +87,7 @@ def _describe_holder(owner: Owner | None, what: str) -> str:
     return f"{owner.kind}/{owner.name} of apply set '{owner.set_name}'"
 
 
-def _observe_host(seen: _Observation, reader: RtnlReader) -> None:
+def _observe_host(seen: _Observation, reader: Rtnl) -> None:
     links = reader.links()
     addresses = global_addresses(reader) if any(link.kind == "bridge" for link in links) else {}
     for link in links:
@@ -116,7 +116,7 @@ def _network_attrs(link: Link, addresses: list[str]) -> dict[str, AttrValue]:
     }
 
 
-def _observe_netns(seen: _Observation, reader: RtnlReader, name: str) -> None:
+def _observe_netns(seen: _Observation, reader: Rtnl, name: str) -> None:
     links = reader.links()
     loopback = next((link for link in links if link.name == "lo"), None)
     owner = Owner.parse(loopback.alias) if loopback is not None else None

@@ -1,8 +1,9 @@
 """Import rules of docs/architecture.md, and the static checks, as tests.
 
-Third-party libraries stay behind one module each (pyroute2 in the kernel
-layer, deepdiff in the diff layer, yaml in the loader), and only the kernel
-layer and the engine above it may reach the kernel.
+Third-party libraries stay behind one module each (deepdiff in the diff
+layer, yaml in the loader; netlink, raw or through pyroute2, only in the
+kernel layer), and only the kernel layer and the engine above it may reach
+the kernel.
 """
 
 from __future__ import annotations
