@@ -186,7 +186,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     state = engine.observe_set(args.set_name)
     kind = KIND_WORDS.get(args.kind) if args.kind else None
-    resources = [r for r in state if kind is None or r.key.kind == kind]
+    order = {k: i for i, k in enumerate(KIND_WORDS.values())}
+    resources = sorted(
+        (r for r in state if kind is None or r.key.kind == kind),
+        key=lambda r: (order[r.key.kind], r.key.name),
+    )
     if args.output == "json":
         print(json.dumps([r.to_json() for r in resources], indent=2))
     elif args.output == "yaml":

@@ -6,9 +6,10 @@ import errno
 
 import pytest
 
-from helpers import addresses, ip_json, links
 from reconciler.kernel import netns
 from reconciler.kernel.rtnl import Rtnl
+
+from helpers import addresses, ip_json, links
 
 
 def test_requests_and_dumps_round_trip() -> None:

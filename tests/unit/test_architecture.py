@@ -1,9 +1,9 @@
 """Import rules of docs/architecture.md, and the static checks, as tests.
 
-Third-party libraries stay behind one module each (deepdiff in the diff
-layer, yaml in the loader; netlink, raw or through pyroute2, only in the
-kernel layer), and only the kernel layer and the engine above it may reach
-the kernel.
+Third-party libraries stay behind one module each (yaml in the loader;
+netlink, raw or through a library, only in the kernel layer; a diff library,
+if one comes back, only in diff.py), and only the kernel layer and the engine
+above it may reach the kernel.
 """
 
 from __future__ import annotations
