@@ -16,6 +16,7 @@ from reconciler import engine, loader
 from reconciler.errors import CnmError, ManifestError
 from reconciler.model import Manifests, json_schema
 from reconciler.plan import Plan, Verb
+from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.render import describe, render_json, render_text
 from reconciler.state import State
 
@@ -26,6 +27,25 @@ KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpo
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="set_name", default="default", metavar="NAME",
                         help="apply set these manifests manage (default: default)")
+
+
+def _add_pools(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--default-address-pool", dest="pools", action="append", type=_pool, metavar="POOL",
+        help="pool for bridge networks without ipam, e.g. base=10.10.0.0/16,size=24 "
+             "(repeatable; default: 172.17-31.0.0/16, then 192.168.0.0/16 in /20s)",
+    )
+
+
+def _pool(text: str) -> AddressPool:
+    try:
+        return AddressPool.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _pools_of(args: argparse.Namespace) -> tuple[AddressPool, ...]:
+    return tuple(args.pools) if args.pools else DEFAULT_POOLS
 
 
 def _add_files(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exit 2 when the plan has changes")
     plan.add_argument("--observed", metavar="FILE",
                       help="plan against a snapshot from `cnm observe -o json` (no root needed)")
+    _add_pools(plan)
 
     apply = sub.add_parser("apply", help="make the kernel match the manifests")
     _add_files(apply)
@@ -58,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--allow-empty", action="store_true",
                        help="allow manifests with no object to prune the whole set")
     apply.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+    _add_pools(apply)
 
     delete = sub.add_parser("delete", help="remove the objects these manifests describe")
     _add_files(delete)
@@ -113,9 +135,10 @@ def _print_plan(plan: Plan, output: str) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     manifests = _load(args.paths)
     if args.observed:
-        planned = engine.compute_plan(manifests, _observed_from_file(args.observed, args.set_name))
+        observed = _observed_from_file(args.observed, args.set_name)
+        planned = engine.compute_plan(manifests, observed, _pools_of(args))
     else:
-        planned = engine.plan_manifests(manifests, args.set_name)
+        planned = engine.plan_manifests(manifests, args.set_name, _pools_of(args))
     _print_plan(planned.plan, args.output)
     if args.detailed_exitcode and not planned.plan.empty:
         return EXIT_CHANGES
@@ -142,7 +165,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     def planner(observed: State) -> engine.Planned:
         engine.check_not_empty(manifests, observed, args.allow_empty)
-        return engine.compute_plan(manifests, observed)
+        return engine.compute_plan(manifests, observed, _pools_of(args))
 
     if args.dry_run:
         planned = planner(engine.observe_set(args.set_name))

@@ -16,6 +16,7 @@ from reconciler.drivers import EndpointContext, driver_for
 from reconciler.errors import ManifestError
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.model import Endpoint, Manifests, Sandbox
+from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
 from reconciler.sandbox_files import HostEntry, hostname_file, hosts_file, resolv_conf_file
 from reconciler.state import AttrValue, Resource, State
 
@@ -42,8 +43,14 @@ def joined_endpoints(manifests: Manifests) -> list[Endpoint]:
     return [e for e in manifests.endpoints.values() if e.spec.sandbox is not None]
 
 
-def build_desired(manifests: Manifests, set_name: str, observed: State) -> State:
+def build_desired(
+    manifests: Manifests,
+    set_name: str,
+    observed: State,
+    pools: Sequence[AddressPool] = DEFAULT_POOLS,
+) -> State:
     """The state the kernel should be in for `manifests` as apply set `set_name`."""
+    manifests = assign_default_pools(manifests, observed, pools)
     joined = joined_endpoints(manifests)
     try:
         names = [e.metadata.name for e in joined]

@@ -153,6 +153,9 @@ class State:
     #: no owner label: left by an apply interrupted between creating and labelling.
     #: Apply adopts such a link when it needs that exact name.
     orphans: frozenset[str] = frozenset()
+    #: IPv4/IPv6 prefixes the host uses for things cnm does not own (addresses of
+    #: other links, main-table routes): default address pools steer clear of them.
+    reserved_prefixes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -178,6 +181,7 @@ class State:
             "resources": [r.to_json() for r in self.resources.values()],
             "occupied": dict(self.occupied),
             "orphans": sorted(self.orphans),
+            "reserved_prefixes": sorted(self.reserved_prefixes),
         }
 
     @classmethod
@@ -187,7 +191,8 @@ class State:
         if not isinstance(raw, list) or not isinstance(occupied, Mapping):
             raise TypeError("malformed state")
         orphans = data.get("orphans", [])
-        if not isinstance(orphans, list):
+        reserved = data.get("reserved_prefixes", [])
+        if not isinstance(orphans, list) or not isinstance(reserved, list):
             raise TypeError("malformed state")
         resources = [Resource.from_json(r) for r in raw]
         return cls(
@@ -195,6 +200,7 @@ class State:
             {r.key: r for r in resources},
             {str(k): str(v) for k, v in occupied.items()},
             frozenset(str(o) for o in orphans),
+            frozenset(str(r) for r in reserved),
         )
 
 

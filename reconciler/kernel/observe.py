@@ -42,6 +42,7 @@ class _Observation:
     resources: dict[ResourceKey, Resource] = field(default_factory=dict)
     occupied: dict[str, str] = field(default_factory=dict)
     orphans: set[str] = field(default_factory=set)
+    reserved_prefixes: set[str] = field(default_factory=set)
     bridge_networks: dict[int, str] = field(default_factory=dict)
     host_ends: dict[str, Link] = field(default_factory=dict)
     peer_ends: dict[str, _PeerEnd] = field(default_factory=dict)
@@ -58,7 +59,10 @@ def observe(set_name: str, session: KernelSession) -> State:
     for name in netns.list_netns():
         _observe_netns(seen, session.rtnl(name), name)
     _assemble_endpoints(seen)
-    return State(set_name, seen.resources, seen.occupied, frozenset(seen.orphans))
+    return State(
+        set_name, seen.resources, seen.occupied, frozenset(seen.orphans),
+        frozenset(seen.reserved_prefixes),
+    )
 
 
 def global_addresses(reader: Rtnl) -> dict[int, list[str]]:
@@ -89,7 +93,7 @@ def _describe_holder(owner: Owner | None, what: str) -> str:
 
 def _observe_host(seen: _Observation, reader: Rtnl) -> None:
     links = reader.links()
-    addresses = global_addresses(reader) if any(link.kind == "bridge" for link in links) else {}
+    addresses = global_addresses(reader)
     for link in links:
         owner = Owner.parse(link.alias)
         if owner is None and link.group == CNM_LINK_GROUP:
@@ -102,6 +106,22 @@ def _observe_host(seen: _Observation, reader: Rtnl) -> None:
             seen.host_ends[owner.name] = link
         else:
             seen.occupied[f"link:{link.name}"] = _describe_holder(owner, f"link {link.name}")
+    _reserve_host_prefixes(seen, reader, addresses)
+
+
+def _reserve_host_prefixes(
+    seen: _Observation, reader: Rtnl, addresses: dict[int, list[str]]
+) -> None:
+    """Prefixes the host uses outside this set's bridges: default pools must avoid them."""
+    mine = set(seen.bridge_networks)
+    for index, texts in addresses.items():
+        if index not in mine:
+            seen.reserved_prefixes.update(str(ipaddress.ip_interface(t).network) for t in texts)
+    for route in reader.routes():
+        if route.table == RT_TABLE_MAIN and route.dst_len > 0 and route.dst is not None \
+                and route.oif not in mine:
+            prefix = ipaddress.ip_network(f"{route.dst}/{route.dst_len}", strict=False)
+            seen.reserved_prefixes.add(str(prefix))
 
 
 def _network_attrs(link: Link, addresses: list[str]) -> dict[str, AttrValue]:

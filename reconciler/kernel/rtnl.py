@@ -42,7 +42,7 @@ IFLA_LINKINFO, IFLA_IFALIAS, IFLA_GROUP, IFLA_EXT_MASK = 18, 20, 27, 29
 IFLA_INFO_KIND = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_OIF, RTA_GATEWAY, RTA_TABLE = 4, 5, 15
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
@@ -90,6 +90,7 @@ class Route:
     table: int
     oif: int | None
     gateway: str | None
+    dst: str | None = None
 
 
 def _attributes(data: bytes, offset: int, end: int) -> Iterator[tuple[int, bytes]]:
@@ -340,6 +341,7 @@ class Rtnl:
             if RTA_TABLE in attrs:
                 table = _u32(attrs[RTA_TABLE])
             gateway = attrs.get(RTA_GATEWAY)
+            dst = attrs.get(RTA_DST)
             result.append(
                 Route(
                     version=4 if family == socket.AF_INET else 6,
@@ -347,6 +349,7 @@ class Rtnl:
                     table=table,
                     oif=_u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None,
                     gateway=str(ipaddress.ip_address(gateway)) if gateway else None,
+                    dst=str(ipaddress.ip_address(dst)) if dst else None,
                 )
             )
         return result
