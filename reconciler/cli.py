@@ -140,6 +140,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         planned = engine.plan_manifests(manifests, args.set_name, _pools_of(args))
     _print_plan(planned.plan, args.output)
+    if not args.observed:
+        _note_debris()
     if args.detailed_exitcode and not planned.plan.empty:
         return EXIT_CHANGES
     return EXIT_OK
@@ -177,6 +179,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
         confirm=_confirmer(args), progress=_say if args.output == "text" else None, notify=_say,
     )
     return _report(result, args.output)
+
+
+def _note_debris() -> None:
+    debris = engine.pending_debris()
+    if debris:
+        _say(f"Note: apply will also remove {', '.join(debris)}, left behind by an "
+             "interrupted cnm run.")
 
 
 def _report(result: engine.ApplyResult | engine.Planned, output: str) -> int:

@@ -6,14 +6,17 @@ API both go through it, so they cannot disagree about what a plan means.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from reconciler import faults
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
 from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
+from reconciler.kernel.debris import find_debris, remove_debris
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import KernelSession, require_privileges
 from reconciler.loader import load
@@ -112,7 +115,10 @@ def execute(
             settle_teardown(ctx)
         if progress is not None:
             progress(f"[{number}/{len(steps)}] {step.verb} {step.action.key}")
+        if faults.skip_step(number):
+            continue
         run_step(ctx, step)
+        faults.point(f"after step {number}/{len(steps)}: {step.verb} {step.action.key}")
     settle_teardown(ctx)
 
 
@@ -144,14 +150,41 @@ def apply_planned(
     require_privileges("apply")
     start = time.monotonic()
     with apply_lock(lock_timeout, notify), KernelSession() as session:
+        clear_debris(session, notify)
         planned = planner(observe(set_name, session))
         if planned.plan.empty:
             return ApplyResult(planned, time.monotonic() - start)
         if confirm is not None and not confirm(planned):
             return planned
+        faults.point("before the first change")
         execute(planned, session=session, progress=progress)
         verify(planned, planner if manifests is not None else None, session)
     return ApplyResult(planned, time.monotonic() - start)
+
+
+def clear_debris(session: KernelSession, notify: Progress | None = None) -> None:
+    """Remove links that a killed apply created but never labelled (see kernel/debris.py)."""
+    host = session.rtnl(None)
+    debris = find_debris(host)
+    if debris:
+        remove_debris(host, debris)
+        _tell(notify, "removed " + ", ".join(str(d) for d in debris)
+              + " left behind by an interrupted cnm run")
+
+
+def pending_debris(session: KernelSession | None = None) -> list[str]:
+    """What the next apply would remove as debris (read-only; for `cnm plan`)."""
+    if session is not None:
+        return [str(d) for d in find_debris(session.rtnl(None))]
+    with KernelSession() as own:
+        return [str(d) for d in find_debris(own.rtnl(None))]
+
+
+def _tell(say: Progress | None, text: str) -> None:
+    """Report without ever letting a dead terminal (EIO after a hang-up) stop a rollback."""
+    if say is not None:
+        with contextlib.suppress(OSError):
+            say(text)
 
 
 def check_not_empty(manifests: Manifests, observed: State, allow_empty: bool) -> None:
