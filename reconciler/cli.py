@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from reconciler import engine, loader
+from reconciler import confirm, engine, loader
 from reconciler.errors import CnmError, ManifestError
 from reconciler.model import Manifests, json_schema
 from reconciler.plan import Plan, Verb
@@ -48,6 +48,27 @@ def _pools_of(args: argparse.Namespace) -> tuple[AddressPool, ...]:
     return tuple(args.pools) if args.pools else DEFAULT_POOLS
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds >= 0")
+    return value
+
+
+def _add_safety(parser: argparse.ArgumentParser, *, with_confirm: bool) -> None:
+    parser.add_argument("--no-rollback", action="store_true",
+                        help="on failure keep the partial state (for debugging) instead of "
+                             "restoring the state from before this run")
+    if with_confirm:
+        parser.add_argument("--confirm", dest="confirm_seconds", type=_seconds, default=None,
+                            metavar="SECONDS",
+                            help="roll back unless `cnm confirm` arrives within SECONDS "
+                                 "(like netplan try)")
+
+
 def _add_files(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--filename", dest="paths", action="append", required=True,
                         metavar="PATH", help="manifest file, directory (recursive) or - for stdin")
@@ -78,14 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     apply.add_argument("--allow-empty", action="store_true",
                        help="allow manifests with no object to prune the whole set")
-    apply.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+    apply.add_argument("--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                       help="wait this long for another cnm writer (default 60)")
     _add_pools(apply)
+    _add_safety(apply, with_confirm=True)
 
     delete = sub.add_parser("delete", help="remove the objects these manifests describe")
     _add_files(delete)
     _add_common(delete)
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    delete.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+    delete.add_argument("--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                        help="wait this long for another cnm writer (default 60)")
+    _add_safety(delete, with_confirm=False)
+
+    sub.add_parser("confirm", help="keep the changes of a pending `apply --confirm`")
 
     get = sub.add_parser("get", help="list the owned objects the kernel shows")
     get.add_argument("kind", nargs="?", choices=sorted(KIND_WORDS), default=None)
@@ -174,9 +201,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
         _print_plan(planned.plan, args.output)
         return EXIT_OK
     args.dry_run = False
+    if args.confirm_seconds is not None and args.no_rollback:
+        raise CnmError("--confirm rolls back when not confirmed; it cannot go with --no-rollback")
     result = engine.apply_planned(
         manifests, planner, args.set_name, lock_timeout=args.lock_timeout,
         confirm=_confirmer(args), progress=_say if args.output == "text" else None, notify=_say,
+        rollback=not args.no_rollback, confirm_seconds=args.confirm_seconds,
     )
     return _report(result, args.output)
 
@@ -186,6 +216,11 @@ def _note_debris() -> None:
     if debris:
         _say(f"Note: apply will also remove {', '.join(debris)}, left behind by an "
              "interrupted cnm run.")
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    print(confirm.confirm_pending())
+    return EXIT_OK
 
 
 def _report(result: engine.ApplyResult | engine.Planned, output: str) -> int:
@@ -211,6 +246,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     result = engine.apply_planned(
         None, lambda observed: engine.deletion_plan(manifests, observed), args.set_name,
         lock_timeout=args.lock_timeout, confirm=_confirmer(args), progress=_say, notify=_say,
+        rollback=not args.no_rollback,
     )
     return _report(result, "text")
 
@@ -248,7 +284,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "delete": cmd_delete,
-    "get": cmd_get, "observe": cmd_observe, "schema": cmd_schema,
+    "get": cmd_get, "observe": cmd_observe, "schema": cmd_schema, "confirm": cmd_confirm,
 }
 
 

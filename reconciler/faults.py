@@ -9,7 +9,8 @@ order this process reaches them, starting at 1.
     CNM_FAULT="crash@7"        SIGKILL this process at point 7 (nothing runs after it)
     CNM_FAULT="fail@7"         raise an InjectedFault (a KernelError) at point 7
     CNM_FAULT="hang@1"         sleep at point 1 until killed (holds the lock: lock tests)
-    CNM_FAULT="skip-step@3"    do not run plan step 3 at all (verification must notice)
+    CNM_FAULT="skip-step@3"    do not run step 3 of the first plan (verification must notice;
+                               a rollback that follows runs all of its steps)
     CNM_FAULT_TRACE=FILE       append "<number> <name>" for every point reached
 
 Several faults may be given, separated by commas. Production runs never set
@@ -29,6 +30,7 @@ TRACE_ENV = "CNM_FAULT_TRACE"
 ACTIONS = ("crash", "fail", "hang", "skip-step")
 
 _reached = 0
+_skipped: set[int] = set()
 
 
 class InjectedFault(KernelError):
@@ -55,6 +57,7 @@ def reset() -> None:
     """Start numbering points from 1 again (for in-process tests)."""
     global _reached
     _reached = 0
+    _skipped.clear()
 
 
 def point(name: str) -> None:
@@ -80,6 +83,9 @@ def point(name: str) -> None:
 
 def skip_step(number: int) -> bool:
     """True when the harness asked that plan step `number` not be run."""
-    if FAULT_ENV not in os.environ:
+    if FAULT_ENV not in os.environ or number in _skipped:
         return False
-    return _faults().get(-number) == "skip-step"
+    if _faults().get(-number) != "skip-step":
+        return False
+    _skipped.add(number)
+    return True

@@ -46,24 +46,31 @@ def run(*args: str, fault: str | None = None, trace: Path | None = None,
     )
 
 
-def forked(*args: str, fault: str) -> int:
+def forked(*args: str, fault: str) -> tuple[int, str]:
     """`cnm` in a forked copy of this process with CNM_FAULT set: like `run(..., fault=...)`
-    without an interpreter start-up. Returns the exit code, or -signal like subprocess."""
-    pid = os.fork()
-    if pid == 0:  # child: never returns into the test
-        code = 70
-        try:
-            os.environ["CNM_FAULT"] = fault
-            os.environ.pop("CNM_FAULT_TRACE", None)
-            faults.reset()
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 1)
-            os.dup2(null, 2)
-            code = cli.main(list(args))
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    without an interpreter start-up. (exit code or -signal as subprocess gives it, stderr)"""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as errors:
+        pid = os.fork()
+        if pid == 0:  # child: never returns into the test
+            code = 70
+            try:
+                os.environ["CNM_FAULT"] = fault
+                os.environ.pop("CNM_FAULT_TRACE", None)
+                faults.reset()
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.dup2(errors.fileno(), 2)
+                sys.stderr = os.fdopen(2, "w", buffering=1)
+                code = cli.main(list(args))
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        errors.seek(0)
+        text = errors.read()
+    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return code, text
 
 
 def inproc(*args: str) -> tuple[int, str, str]:

@@ -74,8 +74,8 @@ def _crash_cycle(
 ) -> None:
     for args in setup:
         ok(*args)
-    crashed = forked(*change, "--lock-timeout", "0", fault=f"crash@{k}")
-    assert crashed == -9, f"expected SIGKILL at point {k}, got exit {crashed}"
+    crashed, errors = forked(*change, "--lock-timeout", "0", fault=f"crash@{k}")
+    assert crashed == -9, f"expected SIGKILL at point {k}, got exit {crashed}: {errors}"
     ok(*then, "--lock-timeout", "0")  # the dead process's lock must not block
     _check_invariants(then, expected)
 
