@@ -105,7 +105,7 @@ def _strip(value: Any) -> Any:
             k: _strip(v) for k, v in value.items() if k not in VOLATILE and not k.endswith("_timer")
         }
     if isinstance(value, list):
-        return [_strip(v) for v in value if v not in CARRIER_FLAGS]
+        return [_strip(v) for v in value if not (isinstance(v, str) and v in CARRIER_FLAGS)]
     return value
 
 
