@@ -188,3 +188,59 @@ def test_rollback_killed_or_failing_at_every_point_still_converges(tmp_path: Pat
                                 f"{offset} ({point}): {str(error)[:2000]}")
     assert not failures, "\n".join(failures)
     record_count("rollback: rollback itself killed or failing at point k", 2 * len(points))
+
+
+def _interrupted_cycle(a: str, b: str, expected: dict[str, Any], scratch: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import REPO, wait_for
+
+    ok("apply", "-f", a, "--yes")
+    before = _observed()
+    trace = scratch / "hang-trace.txt"
+    trace.unlink(missing_ok=True)
+    env = {**os.environ, "CNM_FAULT": "hang@13", "CNM_FAULT_TRACE": str(trace)}
+    process = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "-f", b, "--yes"],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: trace.exists() and len(trace.read_text().splitlines()) >= 13, 30)
+    os.kill(process.pid, signal.SIGINT)  # Ctrl-C in the middle of the apply
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert ROLLED_BACK.match(last) and ": interrupted; rolled back: " in last, last
+    _assert_as_before(expected, before, a)
+
+
+def test_ctrl_c_in_the_middle_rolls_back(tmp_path: Path) -> None:
+    a, b = _dirs(tmp_path)
+    expected, _ = run_isolated(_reference, a)
+    run_isolated(_interrupted_cycle, a, b, expected, tmp_path)
+
+
+def _failed_delete_cycle(a: str, b: str, k: int, expected: dict[str, Any]) -> None:
+    ok("apply", "-f", a, "--yes")
+    ok("apply", "-f", b, "--yes")
+    before = _observed()
+    code, errors = forked("delete", "-f", b, "--yes", fault=f"fail@{k}")
+    assert code == 1
+    last = errors.strip().splitlines()[-1]
+    assert ROLLED_BACK.match(last), last
+    _assert_as_before(expected, before, b)
+
+
+def test_a_failed_delete_rolls_back_too(tmp_path: Path) -> None:
+    a, b = _dirs(tmp_path)
+
+    def both() -> dict[str, Any]:
+        ok("apply", "-f", a, "--yes")
+        ok("apply", "-f", b, "--yes")
+        return canonical()
+
+    expected = run_isolated(both)
+    for k in (3, 6, 9):
+        run_isolated(_failed_delete_cycle, a, b, k, expected)
+    record_count("rollback: failed deletes", 3)
