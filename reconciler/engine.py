@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from reconciler import faults
-from reconciler.confirm import Interrupts, wait_for_confirmation
+from reconciler.confirm import Interrupts, Outcome, wait_for_confirmation
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
 from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
@@ -238,16 +238,26 @@ def execute_verified(
         if confirm_seconds is None:
             return
         seconds = confirm_seconds
-        outcome = wait_for_confirmation(
-            seconds, planned.desired.set_name, interrupts=interrupts,
-            ready=lambda: _tell(notify, "Applied and verified. Keep these changes? Run "
-                                f"`cnm confirm` within {seconds:g} s, or they are rolled back."),
-        )
+        try:
+            outcome = wait_for_confirmation(
+                seconds, planned.desired.set_name, interrupts=interrupts,
+                ready=lambda: _tell(notify, "Applied and verified. Keep these changes? Run "
+                                    f"`cnm confirm` within {seconds:g} s, or they are rolled "
+                                    "back."),
+            )
+        except KeyboardInterrupt:
+            outcome = Outcome(False, "interrupted")
+        except OSError as exc:  # the record could not be written: nobody can confirm
+            outcome = Outcome(False, f"cannot wait for `cnm confirm` ({exc})")
     if outcome.confirmed:
         _tell(notify, "Confirmed: the changes are kept.")
         return
-    why = (f"not confirmed within {confirm_seconds:g} s" if outcome.reason == "timeout"
-           else f"{outcome.reason} while waiting for confirmation")
+    if outcome.reason == "timeout":
+        why = f"not confirmed within {confirm_seconds:g} s"
+    elif outcome.reason.startswith("cannot"):
+        why = outcome.reason
+    else:
+        why = f"{outcome.reason} while waiting for confirmation"
     raise ApplyFailedError(f"{why}; {roll_back(point, planned.desired.set_name, progress)}")
 
 

@@ -88,7 +88,7 @@ def test_confirmed_changes_are_kept(tmp_path: Path) -> None:
 def test_hang_up_while_waiting_rolls_back_at_once(tmp_path: Path) -> None:
     """The SSH session over the changed network died: the terminal's SIGHUP (or a SIGTERM)
     must not leave the unconfirmed change in place until the timeout."""
-    for sig in (signal.SIGHUP, signal.SIGTERM):
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         a, b = _setup(tmp_path)
         before = canonical()
         process = _trying(b, 300)
@@ -98,9 +98,10 @@ def test_hang_up_while_waiting_rolls_back_at_once(tmp_path: Path) -> None:
         assert process.returncode == 1
         assert time.monotonic() - start < 10
         last = err.strip().splitlines()[-1]
-        assert last.startswith(f"cnm: {sig.name} while waiting for confirmation; rolled back: ")
+        name = "interrupted" if sig == signal.SIGINT else sig.name
+        assert last.startswith(f"cnm: {name} while waiting for confirmation; rolled back: ")
         assert_canonical_equal(before, canonical(), f"after {sig.name}")
-    record_count("confirm: unconfirmed, confirmed, SIGHUP, SIGTERM", 4)
+    record_count("confirm: unconfirmed, confirmed, SIGHUP, SIGTERM, SIGINT", 5)
 
 
 def test_confirm_after_the_waiter_was_killed_says_so(tmp_path: Path) -> None:
