@@ -285,11 +285,13 @@ def check_refusal(code: int, stdout: str, stderr: str, files: list[str],
 
 
 def _lines_of(name: str) -> int:
+    """Lines as YAML counts them (CR, LF, CRLF, NEL, LS and PS all end a line)."""
     try:
         with open(name, "rb") as handle:
-            return handle.read().count(b"\n") + 1
+            text = handle.read().decode("utf-8", "replace")
     except OSError:
         return 10**9
+    return len(re.split("\r\n|\r|\n|\x85|\u2028|\u2029", text))
 
 
 def all_named(documents: list[Any]) -> bool:

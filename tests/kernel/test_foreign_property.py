@@ -89,7 +89,7 @@ def build(world: dict[str, Any]) -> None:
         if ns["hosts"]:
             Path(f"/etc/netns/{ns['name']}").mkdir(parents=True, exist_ok=True)
             Path(f"/etc/netns/{ns['name']}/hosts").write_text("10.9.9.9 theirs\n")
-    for bridge in world["bridges"]:
+    for number, bridge in enumerate(world["bridges"]):
         _ip("link", "add", bridge["name"], "type", "bridge")
         if bridge["alias"]:
             _ip("link", "set", bridge["name"], "alias", bridge["alias"])
@@ -101,7 +101,8 @@ def build(world: dict[str, Any]) -> None:
             nodad = ["nodad"] if ":" in address else []
             _ip("addr", "add", address, "dev", bridge["name"], *nodad)
         if bridge["up"] and any(":" not in a for a in bridge["addresses"]):
-            _ip("route", "add", "192.0.2.0/28", "dev", bridge["name"], "table", "77")
+            _ip("route", "add", f"192.0.2.{16 * number}/28", "dev", bridge["name"],
+                "table", "77")
     for veth in world["veths"]:
         _ip("link", "add", veth["host"], "type", "veth", "peer", "name", veth["peer"])
         if veth["master"]:

@@ -200,6 +200,12 @@ CORPUS: dict[str, bytes] = {
     "empty key": b'"": 1\napiVersion: cnm/v1\n',
     "complex key": b"? [a, b]\n: 1\n",
     "anchors without aliases": b"apiVersion: &v cnm/v1\nkind: &k Network\nmetadata: {name: a}\n",
+    "escape sequence in a map key": (A_NETWORK.replace("10.0.0.0/24}", "10.0.0.0/24, "
+                                                       'auxAddresses: {"\\e[2J": 10.9.0.1}}')
+                                     .encode()),
+    "record separator in a map key": (A_NETWORK.replace("10.0.0.0/24}", "10.0.0.0/24, "
+                                                        'auxAddresses: {"a\\x1eb": 10.9.0.1}}')
+                                      .encode()),
 }
 
 
