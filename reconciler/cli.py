@@ -214,8 +214,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def _note_debris() -> None:
     debris = engine.pending_debris()
     if debris:
-        _say(f"Note: apply will also remove {', '.join(debris)}, left behind by an "
-             "interrupted cnm run.")
+        _say(engine.debris_note(debris))
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:

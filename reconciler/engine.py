@@ -159,12 +159,16 @@ def apply_planned(
     require_privileges("apply")
     start = time.monotonic()
     with apply_lock(lock_timeout, notify), KernelSession() as session:
-        clear_debris(session, notify)
         planned = planner(observe(set_name, session))
+        debris = find_debris(session.rtnl(None))
         if planned.plan.empty:
+            clear_debris(session, notify)
             return ApplyResult(planned, time.monotonic() - start)
+        if debris:
+            _tell(notify, debris_note(debris))
         if confirm is not None and not confirm(planned):
             return planned
+        clear_debris(session, notify)
         execute_verified(
             planned, planner if manifests is not None else None, session, progress=progress,
             notify=notify, rollback=rollback, confirm_seconds=confirm_seconds,
@@ -180,6 +184,11 @@ def clear_debris(session: KernelSession, notify: Progress | None = None) -> None
         remove_debris(host, debris)
         _tell(notify, "removed " + ", ".join(str(d) for d in debris)
               + " left behind by an interrupted cnm run")
+
+
+def debris_note(debris: Sequence[object]) -> str:
+    return (f"Note: apply will also remove {', '.join(str(d) for d in debris)}, left behind "
+            "by an interrupted cnm run.")
 
 
 def pending_debris(session: KernelSession | None = None) -> list[str]:

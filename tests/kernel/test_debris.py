@@ -35,6 +35,19 @@ def test_debris_is_named_by_plan_and_removed_by_apply(tmp_path: Path) -> None:
     assert inproc("plan", "-f", str(a))[2] == ""
 
 
+def test_debris_is_removed_only_once_the_plan_is_accepted(tmp_path: Path) -> None:
+    a = scenario.write(tmp_path / "a", scenario.STATE_A)
+    _ip("link", "add", "br-extra", "group", GROUP, "type", "bridge")
+    code, out, err = inproc("apply", "-f", str(a), "--dry-run")
+    assert code == 0 and "9 to create" in out and "br-extra" in links()
+    code, out, err = inproc("apply", "-f", str(a))  # no --yes, no terminal: refused
+    assert code == 1 and "br-extra" in links()
+    assert err.startswith("Note: apply will also remove bridge br-extra, left behind by an "
+                          "interrupted cnm run.\n")
+    code, out, err = inproc("apply", "-f", str(a), "--yes")
+    assert code == 0 and "br-extra" not in links()
+
+
 def test_what_might_be_someone_elses_is_left_alone(tmp_path: Path) -> None:
     a = scenario.write(tmp_path / "a", scenario.STATE_A)
     _ip("link", "add", "br-labelled", "group", GROUP, "type", "bridge")
