@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler import naming
@@ -16,7 +16,13 @@ from reconciler.drivers import EndpointContext, driver_for
 from reconciler.errors import ManifestError
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.model import Endpoint, Manifests, Sandbox
-from reconciler.sandbox_files import HostEntry, hostname_file, hosts_file, resolv_conf_file
+from reconciler.sandbox_files import (
+    HostEntry,
+    host_line,
+    hostname_file,
+    hosts_file,
+    resolv_conf_file,
+)
 from reconciler.state import AttrValue, Resource, State
 
 
@@ -79,26 +85,57 @@ def _addresses(assignment: Assignment) -> list[str]:
 
 
 @dataclass(frozen=True)
+class _NetworkHosts:
+    """The /etc/hosts lines of every endpoint of one network, in name order, formatted once.
+
+    A sandbox's peer lines are this text minus its own endpoints' spans, so building
+    every sandbox's hosts file costs the size of the files, not a loop per peer.
+    """
+
+    text: str
+    spans: Mapping[str, tuple[int, int]]  # endpoint name -> [start, end) of its lines
+
+    def without(self, names: Iterable[str]) -> str:
+        cuts = sorted(self.spans[n] for n in names if n in self.spans)
+        if not cuts:
+            return self.text
+        parts: list[str] = []
+        position = 0
+        for start, end in cuts:
+            parts.append(self.text[position:start])
+            position = end
+        parts.append(self.text[position:])
+        return "".join(parts)
+
+
+@dataclass(frozen=True)
 class _Directory:
     """Who is where, computed once per build so each sandbox costs O(its own peers)."""
 
     by_sandbox: Mapping[str, list[Endpoint]]
-    entries_by_network: Mapping[str, list[tuple[str, HostEntry]]]
+    hosts_by_network: Mapping[str, _NetworkHosts]
 
     @classmethod
     def of(cls, manifests: Manifests, assignments: Mapping[str, Assignment]) -> _Directory:
         by_sandbox: dict[str, list[Endpoint]] = defaultdict(list)
-        entries: dict[str, list[tuple[str, HostEntry]]] = defaultdict(list)
+        lines: dict[str, list[str]] = defaultdict(list)
+        spans: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+        sizes: dict[str, int] = defaultdict(int)
         for endpoint in manifests.endpoints.values():  # name order
             name = endpoint.metadata.name
             if name not in assignments:
                 continue
             by_sandbox[str(endpoint.spec.sandbox)].append(endpoint)
             names = (name, *endpoint.spec.aliases)
-            entries[endpoint.spec.network] += [
-                (name, HostEntry(a, names)) for a in _addresses(assignments[name])
-            ]
-        return cls(by_sandbox, entries)
+            network = endpoint.spec.network
+            text = "".join(host_line(HostEntry(a, names)) for a in _addresses(assignments[name]))
+            if text:
+                start = sizes[network]
+                lines[network].append(text)
+                sizes[network] = start + len(text)
+                spans[network][name] = (start, start + len(text))
+        hosts = {net: _NetworkHosts("".join(lines[net]), spans[net]) for net in lines}
+        return cls(by_sandbox, hosts)
 
 
 def _sandbox_attrs(
@@ -110,22 +147,21 @@ def _sandbox_attrs(
         "netns": sandbox.netns_name,
         "lo_up": True,
         "files.hostname": hostname_file(sandbox),
-        "files.hosts": hosts_file(sandbox, own, _peer_entries(own_endpoints, directory)),
+        "files.hosts": hosts_file(sandbox, own, (), _peer_text(own_endpoints, directory)),
         "files.resolv.conf": resolv_conf_file(sandbox),
     }
 
 
-def _peer_entries(own: Sequence[Endpoint], directory: _Directory) -> list[HostEntry]:
-    """Names and aliases of the other endpoints on the networks this sandbox joins."""
-    own_names = {e.metadata.name for e in own}
-    seen: set[str] = set()
-    entries: list[HostEntry] = []
-    for network_name in sorted({e.spec.network for e in own}):
-        added: set[str] = set()
-        for name, entry in directory.entries_by_network.get(network_name, []):
-            if name in own_names or name in seen:
-                continue
-            added.add(name)
-            entries.append(entry)
-        seen |= added
-    return entries
+def _peer_text(own: Sequence[Endpoint], directory: _Directory) -> str:
+    """Lines for the other endpoints on the networks this sandbox joins (each name once)."""
+    excluded = {e.metadata.name for e in own}
+    parts: list[str] = []
+    networks = sorted({e.spec.network for e in own})
+    for position, network_name in enumerate(networks):
+        hosts = directory.hosts_by_network.get(network_name)
+        if hosts is None:
+            continue
+        parts.append(hosts.without(excluded))
+        if position + 1 < len(networks):
+            excluded |= hosts.spans.keys()
+    return "".join(parts)

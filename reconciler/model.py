@@ -385,12 +385,27 @@ class Manifests:
     endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
     sources: Mapping[ResourceKey, ManifestSource] = field(default_factory=dict)
     duplicates: tuple[tuple[Manifest, ManifestSource], ...] = ()
+    #: Endpoints by network and by sandbox (name order), so lookups stay O(members).
+    _by_network: Mapping[str, tuple[Endpoint, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _by_sandbox: Mapping[str, tuple[Endpoint, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "networks", _sorted_view(self.networks))
         object.__setattr__(self, "sandboxes", _sorted_view(self.sandboxes))
         object.__setattr__(self, "endpoints", _sorted_view(self.endpoints))
         object.__setattr__(self, "sources", MappingProxyType(dict(sorted(self.sources.items()))))
+        by_network: dict[str, list[Endpoint]] = defaultdict(list)
+        by_sandbox: dict[str, list[Endpoint]] = defaultdict(list)
+        for endpoint in self.endpoints.values():
+            by_network[endpoint.spec.network].append(endpoint)
+            if endpoint.spec.sandbox is not None:
+                by_sandbox[endpoint.spec.sandbox].append(endpoint)
+        object.__setattr__(self, "_by_network", {k: tuple(v) for k, v in by_network.items()})
+        object.__setattr__(self, "_by_sandbox", {k: tuple(v) for k, v in by_sandbox.items()})
 
     @classmethod
     def build(cls, objects: Sequence[tuple[Manifest, ManifestSource]]) -> Manifests:
@@ -425,10 +440,10 @@ class Manifests:
         return self.sources.get(key, _UNKNOWN_SOURCE)
 
     def endpoints_of_network(self, name: str) -> list[Endpoint]:
-        return [e for e in self.endpoints.values() if e.spec.network == name]
+        return list(self._by_network.get(name, ()))
 
     def endpoints_of_sandbox(self, name: str) -> list[Endpoint]:
-        return [e for e in self.endpoints.values() if e.spec.sandbox == name]
+        return list(self._by_sandbox.get(name, ()))
 
 
 # --- cross-object validation ---

@@ -31,8 +31,18 @@ def hostname_file(sandbox: Sandbox) -> str:
     return sandbox.effective_hostname + "\n"
 
 
-def hosts_file(sandbox: Sandbox, own: Sequence[str], peers: Sequence[HostEntry]) -> str:
-    """Own addresses with the hostname, then extraHosts, then peers on shared networks."""
+def host_line(entry: HostEntry) -> str:
+    """One /etc/hosts line."""
+    return f"{entry.address}\t{' '.join(entry.names)}\n"
+
+
+def hosts_file(
+    sandbox: Sandbox, own: Sequence[str], peers: Sequence[HostEntry], peer_text: str = ""
+) -> str:
+    """Own addresses with the hostname, then extraHosts, then peers on shared networks.
+
+    `peer_text` is more peer lines already formatted by `host_line` (they follow `peers`).
+    """
     spec = sandbox.spec
     names = [sandbox.effective_hostname]
     if spec.domainname:
@@ -42,7 +52,8 @@ def hosts_file(sandbox: Sandbox, own: Sequence[str], peers: Sequence[HostEntry])
     for entry in spec.extra_hosts:
         name, _, address = entry.partition(":")
         lines.append(f"{address}\t{name}\n")
-    lines += [f"{p.address}\t{' '.join(p.names)}\n" for p in peers]
+    lines += [host_line(p) for p in peers]
+    lines.append(peer_text)
     return "".join(lines)
 
 
