@@ -16,7 +16,7 @@ from reconciler import engine, loader
 from reconciler.errors import CnmError, ManifestError
 from reconciler.model import Manifests, json_schema
 from reconciler.plan import Plan, Verb
-from reconciler.render import describe, render_json, render_text
+from reconciler.render import describe, render_json, render_markdown, render_text
 from reconciler.state import State
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="show what apply would change")
     _add_files(plan)
     _add_common(plan)
-    plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    plan.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
     plan.add_argument("--detailed-exitcode", action="store_true",
                       help="exit 2 when the plan has changes")
     plan.add_argument("--observed", metavar="FILE",
@@ -106,7 +106,8 @@ def _observed_from_file(path: str, set_name: str) -> State:
 
 
 def _print_plan(plan: Plan, output: str) -> None:
-    sys.stdout.write(render_json(plan) if output == "json" else render_text(plan))
+    renderers = {"json": render_json, "markdown": render_markdown}
+    sys.stdout.write(renderers.get(output, render_text)(plan))
     sys.stdout.flush()
 
 
