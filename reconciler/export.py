@@ -146,9 +146,9 @@ def _split_hosts(
     peer_lines = iter(lines[len(lines) - peer_count:])
     for endpoint, count in peer_ips:
         for _ in range(count):
-            names = next(peer_lines)[1].split()
-            if names and names[0] == endpoint:
-                parts.aliases[endpoint] = names[1:]
+            words = next(peer_lines)[1].split()
+            if words and words[0] == endpoint:
+                parts.aliases[endpoint] = words[1:]
     return parts
 
 
@@ -224,8 +224,8 @@ def export_state(observed: State, *, with_mac: bool = False) -> Export:
             spec["dns"] = dns
         if parts.extra_hosts:
             spec["extraHosts"] = parts.extra_hosts
-        for endpoint, seen in parts.aliases.items():
-            aliases.setdefault(endpoint, seen)
+        for endpoint_name, seen in parts.aliases.items():
+            aliases.setdefault(endpoint_name, seen)
         sandbox_docs.append(_document("Sandbox", name, spec))
 
     network_docs = [_document("Network", n, _network_spec(r)) for n, r in networks.items()]
