@@ -88,6 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="export from a snapshot of `cnm observe -o json` (no root needed)")
 
     sub.add_parser("schema", help="print the JSON Schema of the manifests")
+
+    watch = sub.add_parser("watch", help="reconcile on every manifest change and kernel drift")
+    _add_files(watch)
+    _add_common(watch)
+    watch.add_argument("--resync", type=float, default=30.0, metavar="SECONDS",
+                       help="full re-read and reconcile this often (default 30)")
+    watch.add_argument("--debounce", type=float, default=0.1, metavar="SECONDS",
+                       help="quiet time that ends a burst of changes (default 0.1)")
+    watch.add_argument("--allow-empty", action="store_true",
+                       help="allow manifests with no object to prune the whole set")
+    watch.add_argument("--lock-timeout", type=float, default=1.0, metavar="SECONDS",
+                       help="wait this long for the apply lock, then retry later (default 1)")
+    watch.add_argument("-v", "--verbose", action="store_true",
+                       help="also log kernel events that needed no change")
     return parser
 
 
@@ -290,6 +304,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from reconciler.watch import WatchOptions, watch
+
+    options = WatchOptions(
+        paths=tuple(args.paths), set_name=args.set_name, resync=args.resync,
+        debounce=args.debounce, allow_empty=args.allow_empty, lock_timeout=args.lock_timeout,
+        verbose=args.verbose,
+    )
+    return watch(options, _say)
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     print(json.dumps(json_schema(), indent=2, sort_keys=True))
     return EXIT_OK
@@ -298,6 +323,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 COMMANDS = {
     "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "delete": cmd_delete,
     "get": cmd_get, "observe": cmd_observe, "schema": cmd_schema, "export": cmd_export,
+    "watch": cmd_watch,
 }
 
 

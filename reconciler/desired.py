@@ -6,6 +6,7 @@ hold, so that IPAM keeps them (the kernel is the allocation database).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +27,12 @@ from reconciler.sandbox_files import (
 from reconciler.state import AttrValue, Resource, State
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _interface_ip(text: str) -> IPAddress:
+    """The address of "address/prefix" (cached: `cnm watch` parses the same ones each time)."""
+    return ipaddress.ip_interface(text).ip
+
+
 def held_addresses(observed: State) -> dict[str, list[IPAddress]]:
     """Addresses each observed endpoint's interface holds now, by endpoint name."""
     held: dict[str, list[IPAddress]] = {}
@@ -36,7 +43,7 @@ def held_addresses(observed: State) -> dict[str, list[IPAddress]]:
             if isinstance(value, str):
                 for text in value.split(","):
                     try:
-                        addresses.append(ipaddress.ip_interface(text.strip()).ip)
+                        addresses.append(_interface_ip(text.strip()))
                     except ValueError:
                         continue
         held[resource.key.name] = addresses

@@ -18,6 +18,7 @@ addresses come only from `ipRange` when it is set.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -182,8 +183,14 @@ def _allocate_family(
     for name, address in chosen.items():
         holder = _pool_holding(pools, address)
         if name in joined and holder is not None:
-            result[name] = ipaddress.ip_interface(f"{address}/{holder.subnet.prefixlen}")
+            result[name] = _interface(address, holder.subnet.prefixlen)
     return result
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _interface(address: IPAddress, prefixlen: int) -> IPInterface:
+    """address/prefixlen as an interface (cached: `cnm watch` builds the same ones each time)."""
+    return ipaddress.ip_interface(f"{address}/{prefixlen}")
 
 
 def _free_addresses(pools: Sequence[IpamPool], taken: set[IPAddress]) -> Iterator[IPAddress]:

@@ -221,13 +221,16 @@ class LoadCache:
     def __init__(self) -> None:
         self._files: dict[str, _LoadedFile] = {}
         self._last: tuple[tuple[tuple[str, tuple[int, ...]], ...], Manifests] | None = None
+        self._stale: set[str] = set()
+        #: Files parsed again or gone in the last `load()` (for "what changed" reports).
+        self.changed: list[str] = []
 
     def forget(self, path: str | None = None) -> None:
         """Reparse `path` next time (every file when None)."""
         if path is None:
-            self._files.clear()
+            self._stale.update(self._files)
         else:
-            self._files.pop(path, None)
+            self._stale.add(path)
         self._last = None
 
     def load(self, paths: Sequence[str]) -> Manifests:
@@ -235,19 +238,23 @@ class LoadCache:
         loaded: list[_LoadedFile] = []
         stamps: list[tuple[str, tuple[int, ...]]] = []
         seen: set[str] = set()
+        self.changed = []
+        stale, self._stale = self._stale, set()
         for path in paths:
             for file in _expand(path, problems):
                 stamp = _stamp(file)
                 cached = self._files.get(file)
-                if stamp is None or cached is None or cached.stamp != stamp:
+                if stamp is None or cached is None or cached.stamp != stamp or file in stale:
                     cached = self._parse_file(file, stamp)
+                    self.changed.append(file)
                     if stamp is not None:
                         self._files[file] = cached
                 seen.add(file)
                 stamps.append((file, cached.stamp))
                 loaded.append(cached)
-        for gone in set(self._files) - seen:
+        for gone in sorted(set(self._files) - seen):
             del self._files[gone]
+            self.changed.append(gone)
         key = tuple(stamps)
         if not problems and self._last is not None and self._last[0] == key:
             return self._last[1]

@@ -80,8 +80,10 @@ def test_removed_and_added_files(tmp_path: Path) -> None:
     tree = _tree(tmp_path)
     cache = loader.LoadCache()
     cache.load([str(tree)])
+    cache.forget(str(tree / "endpoints.yaml"))  # as a file watcher reports the deletion
     (tree / "endpoints.yaml").unlink()
     assert not cache.load([str(tree)]).endpoints
+    assert cache.changed == [str(tree / "endpoints.yaml")]
     (tree / "extra.yaml").write_text(
         "apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {name: web3}\n")
     assert "web3" in cache.load([str(tree)]).sandboxes

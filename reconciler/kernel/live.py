@@ -1,0 +1,171 @@
+"""The observed state of one apply set, kept in memory and re-read only where it changed.
+
+`observe()` reads every namespace. A long-running `cnm watch` instead keeps
+one observation fragment per namespace (the host's links and addresses, each
+named namespace's links, addresses, routes and files) and re-reads only the
+namespaces marked dirty, by kernel notifications (`kernel/events.py`), file
+events under /etc/netns, or cnm's own apply. Assembling the fragments runs
+the very same code as `observe()` (`_observe_host`, `_observe_netns`,
+`_assemble_endpoints`), so the two always agree; a test checks that they do.
+
+Read-only, like `observe()`.
+"""
+
+from __future__ import annotations
+
+from reconciler.kernel import netns
+from reconciler.kernel.observe import (
+    _assemble_endpoints,
+    _Observation,
+    _observe_host,
+    _observe_netns,
+)
+from reconciler.kernel.session import KernelSession
+from reconciler.state import Resource, State
+
+
+class LiveObservation:
+    """Per-namespace observation fragments of `set_name`; `state()` refreshes what is dirty."""
+
+    def __init__(self, set_name: str) -> None:
+        self.set_name = set_name
+        self._host: _Observation | None = None
+        self._fragments: dict[str, _Observation] = {}
+        self._names: list[str] | None = None  # named namespaces; None: list them again
+        self._check: set[str] = set()  # names under /run/netns to look at again
+        self._dirty: set[str] = set()
+        self._state: State | None = None
+        #: How many namespace reads the last `state()` did (for logs and benchmarks).
+        self.last_reads = 0
+        #: endpoint name -> (host end, sandbox end, network, resource) it was assembled from
+        self._endpoints: dict[str, tuple[object, object, object, Resource]] = {}
+
+    # --- invalidation ---
+
+    def mark_host(self) -> None:
+        self._host = None
+        self._state = None
+
+    def mark(self, name: str) -> None:
+        self._dirty.add(name)
+        self._state = None
+
+    def mark_netns_list(self) -> None:
+        """/run/netns changed in unknown ways: list it again."""
+        self._names = None
+        self._state = None
+
+    def mark_netns(self, name: str) -> None:
+        """/run/netns/`name` may have appeared or gone: look at that one name again."""
+        self._check.add(name)
+        self._dirty.add(name)
+        self._state = None
+
+    def mark_all(self) -> None:
+        self._host = None
+        self._names = None
+        self._fragments.clear()
+        self._dirty.clear()
+        self._state = None
+
+    # --- reading ---
+
+    def state(self) -> State:
+        """The current observed state; reads only the namespaces marked since the last call."""
+        if self._state is not None:
+            self.last_reads = 0
+            return self._state
+        reads = 0
+        with KernelSession() as session:
+            if self._host is None:
+                self._host = _Observation(self.set_name)
+                _observe_host(self._host, session.reader(None))
+                reads += 1
+            if self._names is None:
+                self._names = netns.list_netns()
+                self._check.clear()
+            elif self._check:
+                self._names = self._recheck(self._names)
+            for gone in set(self._fragments) - set(self._names):
+                del self._fragments[gone]
+            for name in self._names:
+                if name in self._fragments and name not in self._dirty:
+                    continue
+                fragment = _Observation(self.set_name)
+                try:
+                    _observe_netns(fragment, session.reader(name), name)
+                except OSError:  # removed meanwhile: list again next time
+                    self._fragments.pop(name, None)
+                    self._names = None
+                    continue
+                finally:
+                    session.forget(name)  # an open socket would pin the namespace
+                self._fragments[name] = fragment
+                reads += 1
+        self._dirty.clear()
+        self.last_reads = reads
+        self._state = self._assemble()
+        return self._state
+
+    def _recheck(self, names: list[str]) -> list[str]:
+        """`names` with the checked ones added or removed as /run/netns shows them now.
+
+        A name whose file exists but is not (yet) a namespace, as between the
+        creation of the file and its bind mount, stays to be checked again.
+        """
+        current = set(names)
+        waiting: set[str] = set()
+        for name in self._check:
+            path = netns.netns_path(name)
+            if netns.is_netns(path):
+                current.add(name)
+            else:
+                current.discard(name)
+                if path.exists():
+                    waiting.add(name)
+        self._check = waiting
+        return sorted(current)
+
+    def _assemble(self) -> State:
+        assert self._host is not None
+        merged = _Observation(self.set_name)
+        parts = [self._host, *(self._fragments[n] for n in sorted(self._fragments))]
+        for part in parts:
+            merged.resources.update(part.resources)
+            merged.occupied.update(part.occupied)
+            merged.orphans |= part.orphans
+            merged.bridge_networks.update(part.bridge_networks)
+            merged.host_ends.update(part.host_ends)
+            merged.peer_ends.update(part.peer_ends)
+        self._assemble_endpoints(merged)
+        return State(self.set_name, merged.resources, merged.occupied, frozenset(merged.orphans))
+
+    def _assemble_endpoints(self, merged: _Observation) -> None:
+        """Endpoints from their two ends; one whose ends were not read again is reused."""
+        todo = _Observation(self.set_name)
+        todo.bridge_networks = merged.bridge_networks
+        inputs: dict[str, tuple[object, object, object]] = {}
+        for name in set(merged.host_ends) | set(merged.peer_ends):
+            host, peer = merged.host_ends.get(name), merged.peer_ends.get(name)
+            network = merged.bridge_networks.get(host.master or -1) if host is not None else None
+            inputs[name] = (host, peer, network)
+            cached = self._endpoints.get(name)
+            if cached is not None and cached[0] is host and cached[1] is peer \
+                    and cached[2] == network:
+                merged.resources[cached[3].key] = cached[3]
+                continue
+            if host is not None:
+                todo.host_ends[name] = host
+            if peer is not None:
+                todo.peer_ends[name] = peer
+        _assemble_endpoints(todo)
+        for key, resource in todo.resources.items():
+            merged.resources[key] = resource
+            self._endpoints[key.name] = (*inputs[key.name], resource)
+        for gone in set(self._endpoints) - set(inputs):
+            del self._endpoints[gone]
+
+    def owned_netns(self) -> set[str]:
+        """Named namespaces of this set's sandboxes, as last read."""
+        state = self._state if self._state is not None else self.state()
+        return {str(r.get("netns")) for r in state.of_kind("Sandbox")}
