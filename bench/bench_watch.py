@@ -59,7 +59,7 @@ class Watch:
     def __init__(self, directory: Path) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconciler", "watch", "-f", str(directory),
-             "--resync", "3600"],
+             "--resync", "3600", "--verbose"],
             cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         )
         self.lines: list[tuple[float, str]] = []
@@ -91,6 +91,8 @@ def measure(watch: Watch, action: Callable[[], None], marker: str) -> tuple[floa
     start = time.perf_counter()
     action()
     stamp, line = watch.wait(lambda text: marker in text and " in " in text, after)
+    if os.environ.get("CNM_BENCH_SHOW"):
+        print("  " + line.split(": ", 1)[1], file=sys.stderr)
     match = _SECONDS_RE.search(line)
     if match is None:
         raise SystemExit(f"unexpected log line: {line}")
@@ -98,7 +100,8 @@ def measure(watch: Watch, action: Callable[[], None], marker: str) -> tuple[floa
     return float(match[1]), stamp - start, line
 
 
-def run_size(n: int, repeat: int, work: Path) -> list[tuple[str, int, list[float], list[float]]]:
+def run_size(n: int, repeat: int, work: Path, log: str | None
+             ) -> list[tuple[str, int, list[float], list[float]]]:
     directory = work / f"n{n}"
     directory.mkdir()
     (directory / "network.yaml").write_text(
@@ -141,6 +144,8 @@ def run_size(n: int, repeat: int, work: Path) -> list[tuple[str, int, list[float
             watch, lambda: (directory / "more.yaml").write_text(pair(n)), f"+Endpoint/e{n:04d}"))
     finally:
         watch.stop()
+        if log:
+            Path(log).write_text("\n".join(line for _, line in watch.lines) + "\n")
     return [(name, actions, rec, e2e) for name, (actions, rec, e2e) in results.items()]
 
 
@@ -158,7 +163,7 @@ def _host_veth(sandbox: str) -> str:
     raise SystemExit(f"host end of {sandbox} not found")
 
 
-def inside(sizes: list[int], repeat: int) -> None:
+def inside(sizes: list[int], repeat: int, log: str | None) -> None:
     for directory in ("/run/netns", "/etc/netns", "/run/cnm"):
         os.makedirs(directory, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "cnm-bench", directory], check=True)
@@ -166,12 +171,13 @@ def inside(sizes: list[int], repeat: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="cnm-bench-watch-"))
     try:
         print(f"| N | scenario | actions | reconcile median s (min-max of {repeat}) "
-              "| end to end median s |")
-        print("|---|---|---|---|---|")
+              "| end to end median s | reconcile runs s |")
+        print("|---|---|---|---|---|---|")
         for n in sizes:
-            for name, actions, rec, e2e in run_size(n, repeat, work):
+            for name, actions, rec, e2e in run_size(n, repeat, work, log):
                 print(f"| {n} | {name} | {actions} | {statistics.median(rec):.3f} "
-                      f"({min(rec):.3f}-{max(rec):.3f}) | {statistics.median(e2e):.3f} |")
+                      f"({min(rec):.3f}-{max(rec):.3f}) | {statistics.median(e2e):.3f} "
+                      f"| {', '.join(f'{v:.3f}' for v in rec)} |")
     finally:
         shutil.rmtree(work)
 
@@ -181,9 +187,10 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--log", metavar="FILE", help="write the watcher's whole log here")
     args = parser.parse_args()
     if os.environ.get(INSIDE) == "1":
-        inside(args.sizes, args.repeat)
+        inside(args.sizes, args.repeat, args.log)
         return
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root (it creates namespaces)")

@@ -34,6 +34,7 @@ links) are checked silently unless `--verbose`.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import queue
 import resource
@@ -126,9 +127,9 @@ class Watcher:
         self.options = options
         self.log_line = log
         self.cache = LoadCache()
-        self.live = LiveObservation(options.set_name)
+        self.live = LiveObservation(options.set_name, host_events=True)
         self.selector = selectors.DefaultSelector()
-        self.events = KernelEvents(self.selector)
+        self.events = KernelEvents(self.selector, host_table=self.live.host_table)
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.selector.register(self.wake_read, selectors.EVENT_READ, ("wake", None))
         self.file_reports: queue.SimpleQueue[set[tuple[object, str]] | BaseException] = (
@@ -144,6 +145,10 @@ class Watcher:
         self.next_resync = time.monotonic() + options.resync
         self.last_error: str | None = None
         self.last_invalid: str | None = None
+        #: seconds per phase of the reconcile in progress (logged with --verbose)
+        self.phases: dict[str, float] = {}
+        #: (manifests, observed state) objects last found in sync: skip planning them again
+        self.converged: tuple[Manifests, State] | None = None
         self.roots = [Path(p).resolve() for p in options.paths]
 
     # --- the loop ---
@@ -322,8 +327,14 @@ class Watcher:
 
     # --- one reconcile ---
 
+    def _phase(self, name: str, since: float) -> float:
+        now = time.monotonic()
+        self.phases[name] = self.phases.get(name, 0.0) + now - since
+        return now
+
     def _reconcile(self, trigger: Trigger) -> None:
         start = time.monotonic()
+        self.phases = {}
         self.count += 1
         if trigger.resync or trigger.start:
             self.cache.forget()
@@ -331,6 +342,7 @@ class Watcher:
             self.next_resync = start + self.options.resync
         previous = self.good
         manifests, invalid = self._manifests()
+        self._phase("load", start)
         if not (trigger.start or trigger.resync):
             # name what the files really changed, whichever event woke us up
             trigger.files = {self._display_name(f) for f in self.cache.changed}
@@ -376,7 +388,13 @@ class Watcher:
             notes.append(f"in sync ({len(self.live.state())} objects)")
         else:
             notes.append("applied " + _plan_summary(plan))
+        if self.options.verbose:
+            notes.append("(" + ", ".join(f"{k} {v:.3f}".rstrip("0").rstrip(".")
+                                         for k, v in self.phases.items()) + ")")
         self._log(f"#{self.count} {trigger.describe()}: {'; '.join(notes)} in {seconds:.3f} s")
+        if trigger.start or trigger.resync:
+            _compact_heap()
+
 
     def _manifests(self) -> tuple[Manifests | None, str | None]:
         """The manifests to converge on: the files now, else the last good ones (and why)."""
@@ -404,19 +422,30 @@ class Watcher:
             self._kernel_changed(namespace)
         self.pending.kernel.clear()  # about to be read: nothing left to trigger on
         state = self.live.state()
+        reads = self.live.last_reads
         added = self.events.follow(self.live.owned_netns())
         if added:  # notifications before the subscription were missed: read those again
             for name in added:
                 self.live.mark(name)
             state = self.live.state()
+            reads += self.live.last_reads
+        self.phases["reads"] = self.phases.get("reads", 0) + reads
         return state
 
     def _converge(self, manifests: Manifests) -> Plan:
+        began = time.monotonic()
         with apply_lock(self.options.lock_timeout):
+            began = self._phase("lock", began)
             observed = self._observe()
+            began = self._phase("observe", began)
+            if self.converged is not None and self.converged[0] is manifests \
+                    and self.converged[1] is observed:
+                return Plan(self.options.set_name, ())  # neither side changed since
             engine.check_not_empty(manifests, observed, self.options.allow_empty)
             planned = engine.compute_plan(manifests, observed)
+            began = self._phase("plan", began)
             if planned.plan.empty:
+                self.converged = (manifests, observed)
                 return planned.plan
             for name in _removed_netns(planned.plan):
                 self.events.release(name)  # our socket would keep the namespace alive
@@ -425,7 +454,10 @@ class Watcher:
                     engine.execute(planned, session=session, progress=self._step)
             finally:
                 self._mark_touched(planned)
-            _verify(planned, self._observe())
+                began = self._phase("apply", began)
+            after = self._observe()
+            _verify(planned, after)
+            self._phase("verify", began)
             return planned.plan
 
     def _step(self, message: str) -> None:
@@ -489,6 +521,19 @@ def _plan_summary(plan: Plan) -> str:
     counts = ", ".join(f"{plan.count(v)} {w}" for v, w in words if plan.count(v))
     keys = [f"{SYMBOLS[a.verb]}{a.key}" for a in plan.actions]
     return f"{counts} ({_short(keys, LOG_KEYS)})"
+
+
+def _compact_heap() -> None:
+    """Collect now, then exempt what survives from future collections.
+
+    A watch of 1000 endpoints holds millions of long-lived objects (parsed
+    manifests, observed fragments); without this, Python's full collections
+    scan them all at unpredictable moments, in the middle of a reconcile
+    (about a second). Done after each full reconcile, so nothing leaks.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _raise_file_limit() -> None:

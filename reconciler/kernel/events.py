@@ -20,12 +20,14 @@ Read-only: subscribing changes nothing in the kernel.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import selectors
 import socket
 import struct
 from collections.abc import Iterable
 
 from reconciler.kernel import netns
+from reconciler.kernel.rtnl import Address, Link
 
 NETLINK_ROUTE = 0
 RTMGRP_LINK = 0x1
@@ -99,11 +101,15 @@ def _subscribe(namespace: Namespace) -> socket.socket:
 class KernelEvents:
     """Netlink subscriptions registered with a selector; `drain()` says which namespace changed.
 
-    Selector keys registered here carry `data == ("kernel", namespace)`.
+    Selector keys registered here carry `data == ("kernel", namespace)`. With a
+    `host_table`, the host's notifications are applied to it as they are read
+    (a lost one invalidates it, so that it is dumped again).
     """
 
-    def __init__(self, selector: selectors.BaseSelector) -> None:
+    def __init__(self, selector: selectors.BaseSelector,
+                 host_table: HostTable | None = None) -> None:
         self._selector = selector
+        self._host_table = host_table
         self._sockets: dict[Namespace, socket.socket] = {}
         self._add(None)
 
@@ -156,11 +162,16 @@ class KernelEvents:
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:  # notifications were dropped: read it all again
                     changed = True
+                    if namespace is None and self._host_table is not None:
+                        self._host_table.valid = False
                     continue
                 raise
             if not data:
                 return changed
-            changed = changed or relevant(data, namespace is None)
+            if namespace is None and self._host_table is not None:
+                changed = self._host_table.feed(data) or changed
+            else:
+                changed = changed or relevant(data, namespace is None)
 
     def drain_all(self) -> set[Namespace]:
         """Drain every socket without waiting; the namespaces that had notifications."""
@@ -171,3 +182,132 @@ class KernelEvents:
             sock = self._sockets.pop(name)
             self._selector.unregister(sock)
             sock.close()
+
+
+# --- the host's links and addresses, kept from notifications ---
+
+RTM_NEWLINK, RTM_DELLINK = 16, 17
+_IFINFOMSG = struct.Struct("=BxHiII")
+_IFADDRMSG = struct.Struct("=BBBBI")
+_NLATTR = struct.Struct("=HH")
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_GROUP = 18, 20, 27
+IFLA_INFO_KIND = 1
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+
+
+def _attrs(data: bytes, offset: int, end: int) -> dict[int, bytes]:
+    found: dict[int, bytes] = {}
+    while offset + 4 <= end:
+        length, kind = _NLATTR.unpack_from(data, offset)
+        if length < 4:
+            break
+        found.setdefault(kind & 0x3FFF, data[offset + 4: offset + length])
+        offset += (length + 3) & ~3
+    return found
+
+
+def _text(value: bytes) -> str:
+    return value.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+
+
+def _u32(value: bytes) -> int:
+    return int(struct.unpack_from("=I", value)[0])
+
+
+def parse_link(data: bytes, offset: int, end: int) -> Link:
+    """An RTM_NEWLINK message body as `rtnl.Link` (the fields observation reads)."""
+    _, _, index, flags, _ = _IFINFOMSG.unpack_from(data, offset)
+    attrs = _attrs(data, offset + _IFINFOMSG.size, end)
+    info = _attrs(attrs[IFLA_LINKINFO], 0, len(attrs[IFLA_LINKINFO])) \
+        if IFLA_LINKINFO in attrs else {}
+    mac = attrs.get(IFLA_ADDRESS)
+    return Link(
+        index=index,
+        name=_text(attrs.get(IFLA_IFNAME, b"")),
+        flags=flags,
+        mtu=_u32(attrs[IFLA_MTU]) if IFLA_MTU in attrs else 0,
+        master=_u32(attrs[IFLA_MASTER]) if IFLA_MASTER in attrs else None,
+        group=_u32(attrs[IFLA_GROUP]) if IFLA_GROUP in attrs else 0,
+        alias=_text(attrs[IFLA_IFALIAS]) if IFLA_IFALIAS in attrs else None,
+        mac=":".join(f"{b:02x}" for b in mac) if mac else None,
+        peer_index=_u32(attrs[IFLA_LINK]) if IFLA_LINK in attrs else None,
+        kind=_text(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None,
+    )
+
+
+def parse_address(data: bytes, offset: int, end: int) -> Address | None:
+    family, prefixlen, _flags, scope, index = _IFADDRMSG.unpack_from(data, offset)
+    attrs = _attrs(data, offset + _IFADDRMSG.size, end)
+    raw = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
+    if raw is None:
+        return None
+    address = ipaddress.ip_address(raw)
+    return Address(index, address.version, prefixlen, scope, str(address))
+
+
+class HostTable:
+    """The host namespace's links and addresses, as a dump gives them, kept from notifications.
+
+    `load()` takes a full dump; `feed()` applies notifications in the order
+    received, which always ends in the kernel's latest state (each change sends
+    its own notification after any older one). It offers `links()` and
+    `addresses()` like a dump reader, so observation's own code reads it.
+
+    One change is not announced by the kernel: a new alias (or group) of a link
+    that is down. Such a link shows its old label until the next full dump
+    (`cnm watch --resync`); apply re-reads every link it touches, so this can
+    delay a plan, never make cnm change a link it does not own.
+    """
+
+    def __init__(self) -> None:
+        self._links: dict[int, Link] = {}
+        self._addresses: dict[tuple[int, int, int, str], Address] = {}
+        self.valid = False
+
+    def load(self, links: list[Link], addresses: list[Address]) -> None:
+        self._links = {link.index: link for link in links}
+        self._addresses = {(a.index, a.version, a.prefixlen, a.address): a for a in addresses}
+        self.valid = True
+
+    def feed(self, data: bytes) -> bool:
+        """Apply a batch of notifications; True if observation could see a difference."""
+        changed = False
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(data):
+            length, kind = _NLMSGHDR.unpack_from(data, offset)[:2]
+            if length < _NLMSGHDR.size:
+                self.valid = False
+                return True
+            body, end = offset + _NLMSGHDR.size, offset + length
+            if kind in (RTM_NEWLINK, RTM_DELLINK) and data[body] != socket.AF_UNSPEC:
+                pass  # the bridge's port notices (AF_BRIDGE): a partial view of the same link
+            elif kind == RTM_NEWLINK:
+                link = parse_link(data, body, end)
+                changed = changed or self._links.get(link.index) != link
+                self._links[link.index] = link
+            elif kind == RTM_DELLINK:
+                index = _IFINFOMSG.unpack_from(data, body)[2]
+                changed = changed or index in self._links
+                self._links.pop(index, None)
+                for key in [k for k in self._addresses if k[0] == index]:
+                    del self._addresses[key]
+            elif kind in (RTM_NEWADDR, RTM_DELADDR):
+                address = parse_address(data, body, end)
+                if address is not None:
+                    key = (address.index, address.version, address.prefixlen, address.address)
+                    if kind == RTM_NEWADDR:
+                        self._addresses[key] = address
+                    else:
+                        self._addresses.pop(key, None)
+                    changed = changed or (address.scope == RT_SCOPE_UNIVERSE
+                                          and not ipaddress.ip_address(address.address)
+                                          .is_link_local)
+            offset += (length + 3) & ~3
+        return changed
+
+    def links(self) -> list[Link]:
+        return [self._links[i] for i in sorted(self._links)]
+
+    def addresses(self) -> list[Address]:
+        return list(self._addresses.values())

@@ -13,28 +13,43 @@ Read-only, like `observe()`.
 
 from __future__ import annotations
 
+from typing import cast
+
 from reconciler.kernel import netns
+from reconciler.kernel.events import HostTable
 from reconciler.kernel.observe import (
     _assemble_endpoints,
     _Observation,
     _observe_host,
     _observe_netns,
 )
+from reconciler.kernel.rtnl import RtnlReader
 from reconciler.kernel.session import KernelSession
 from reconciler.state import Resource, State
 
 
 class LiveObservation:
-    """Per-namespace observation fragments of `set_name`; `state()` refreshes what is dirty."""
+    """Per-namespace observation fragments of `set_name`; `state()` refreshes what is dirty.
 
-    def __init__(self, set_name: str) -> None:
+    The host namespace (where the links of a big host are: a bridge per network,
+    a veth end per endpoint) is not dumped again on each change: with
+    `host_events`, `host_table` is kept current from the host's notifications
+    (`KernelEvents(..., host_table=live.host_table)`), and observation reads it.
+    Without, marking the host dirty dumps it again.
+    """
+
+    def __init__(self, set_name: str, *, host_events: bool = False) -> None:
         self.set_name = set_name
+        self.host_table = HostTable()
+        self._host_events = host_events
         self._host: _Observation | None = None
         self._fragments: dict[str, _Observation] = {}
         self._names: list[str] | None = None  # named namespaces; None: list them again
         self._check: set[str] = set()  # names under /run/netns to look at again
         self._dirty: set[str] = set()
         self._state: State | None = None
+        self._last: State | None = None  # last assembled state
+        self._last_host: _Observation | None = None
         #: How many namespace reads the last `state()` did (for logs and benchmarks).
         self.last_reads = 0
         #: endpoint name -> (host end, sandbox end, network, resource) it was assembled from
@@ -43,8 +58,16 @@ class LiveObservation:
     # --- invalidation ---
 
     def mark_host(self) -> None:
+        """The host changed: observe it again (from `host_table` when events keep it)."""
+        if not self._host_events:
+            self.host_table.valid = False
         self._host = None
         self._state = None
+
+    def reload_host(self) -> None:
+        """Dump the host namespace again, whatever the events said."""
+        self.host_table.valid = False
+        self.mark_host()
 
     def mark(self, name: str) -> None:
         self._dirty.add(name)
@@ -62,30 +85,45 @@ class LiveObservation:
         self._state = None
 
     def mark_all(self) -> None:
+        """Read everything again (what turns out unchanged keeps its objects)."""
+        self.host_table.valid = False
         self._host = None
         self._names = None
-        self._fragments.clear()
-        self._dirty.clear()
+        self._dirty |= set(self._fragments)
         self._state = None
 
     # --- reading ---
 
     def state(self) -> State:
-        """The current observed state; reads only the namespaces marked since the last call."""
+        """The current observed state; reads only the namespaces marked since the last call.
+
+        When what was read again turns out to be what was there before, the very
+        same `State` object is returned, so callers can tell "nothing changed" by
+        identity.
+        """
         if self._state is not None:
             self.last_reads = 0
             return self._state
         reads = 0
+        changed = self._last is None
         with KernelSession() as session:
             if self._host is None:
-                self._host = _Observation(self.set_name)
-                _observe_host(self._host, session.reader(None))
-                reads += 1
+                if not self.host_table.valid:
+                    reader = session.reader(None)
+                    self.host_table.load(reader.links(), reader.addresses())
+                    reads += 1
+                host = _Observation(self.set_name)
+                _observe_host(host, cast(RtnlReader, self.host_table))
+                if host != self._last_host:
+                    self._last_host, changed = host, True
+                self._host = self._last_host
+            names = self._names
             if self._names is None:
                 self._names = netns.list_netns()
                 self._check.clear()
             elif self._check:
                 self._names = self._recheck(self._names)
+            changed = changed or names != self._names
             for gone in set(self._fragments) - set(self._names):
                 del self._fragments[gone]
             for name in self._names:
@@ -97,14 +135,19 @@ class LiveObservation:
                 except OSError:  # removed meanwhile: list again next time
                     self._fragments.pop(name, None)
                     self._names = None
+                    changed = True
                     continue
                 finally:
                     session.forget(name)  # an open socket would pin the namespace
-                self._fragments[name] = fragment
                 reads += 1
+                if self._fragments.get(name) != fragment:
+                    self._fragments[name] = fragment
+                    changed = True
         self._dirty.clear()
         self.last_reads = reads
-        self._state = self._assemble()
+        if changed or self._last is None:
+            self._last = self._assemble()
+        self._state = self._last
         return self._state
 
     def _recheck(self, names: list[str]) -> list[str]:

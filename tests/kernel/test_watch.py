@@ -297,3 +297,48 @@ def test_in_memory_observation_matches_a_full_observation(tmp_path: Path) -> Non
     live.mark_netns_list()
     assert live.state() == full()
     assert live.last_reads == 4  # host, web1, web2, the new foreign namespace
+
+
+def test_host_links_kept_from_notifications_match_a_full_observation(tmp_path: Path) -> None:
+    import selectors
+
+    from reconciler.kernel.events import KernelEvents
+    from reconciler.kernel.live import LiveObservation
+    from reconciler.kernel.observe import observe
+    from reconciler.kernel.session import KernelSession
+
+    def full() -> object:
+        with KernelSession() as session:
+            return observe("default", session)
+
+    manifests = _quickstart(tmp_path)
+    live = LiveObservation("default", host_events=True)
+    events = KernelEvents(selectors.DefaultSelector(), host_table=live.host_table)
+    try:
+        assert live.state() == full()  # empty host, dumped once
+        cnm("apply", "-f", str(manifests), "--yes", check=True)
+        subprocess.run(["ip", "link", "set", "br-frontend", "mtu", "1400"], check=True)
+        subprocess.run(["ip", "addr", "add", "10.77.0.1/24", "dev", "br-frontend"], check=True)
+        subprocess.run(["ip", "link", "del", _veth_of("web2")], check=True)
+        # bridge ports send partial notices of their links too (family AF_BRIDGE)
+        subprocess.run(["ip", "link", "set", _veth_of("web1"), "down"], check=True)
+        subprocess.run(["ip", "link", "set", _veth_of("web1"), "up"], check=True)
+        subprocess.run(["ip", "link", "set", _veth_of("web1"), "nomaster"], check=True)
+        subprocess.run(["ip", "link", "set", _veth_of("web1"), "master", "br-frontend"],
+                       check=True)
+        subprocess.run(["ip", "link", "add", "squat", "type", "bridge"], check=True)
+        # (the kernel announces an alias change only on a link that is up; a down link's
+        # new alias is seen at the next resync)
+        subprocess.run(["ip", "link", "set", "squat", "up"], check=True)
+        subprocess.run(["ip", "link", "set", "squat", "alias", "cnm/v1 set=other Network/x"],
+                       check=True)
+        assert None in events.drain_all()
+        live.mark_host()
+        for name in ("web1", "web2"):
+            live.mark_netns(name)
+        state = live.state()
+        assert state == full()
+        assert live.last_reads == 2  # the two namespaces; the host came from notifications
+        assert state.occupied["link:squat"] == "Network/x of apply set 'other'"
+    finally:
+        events.close()
