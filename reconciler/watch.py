@@ -171,6 +171,8 @@ class Watcher:
             while self.stop_signal is None:
                 if self.pending:
                     self._settle()
+                    if self.stop_signal is not None:
+                        break
                     trigger, self.pending = self.pending, Trigger()
                     self._reconcile(trigger)
                     continue
