@@ -298,16 +298,17 @@ class Watcher:
                     self.live.mark(parts[0])
                     self.pending.kernel.add(f"/etc/netns/{parts[0]}")
                 return
-        name = self._manifest_name(change, path)
-        if name is not None:
-            self.cache.forget(str(path))
-            self.pending.files.add(name)
+        file = self._manifest_file(change, path)
+        if file is not None:
+            self.cache.forget(file)
+            self.pending.files.add(self._display_name(file))
 
-    def _manifest_name(self, change: str, path: Path) -> str | None:
-        """How to name a changed path in logs, or None when it is not a manifest."""
-        for root in self.roots:
+    def _manifest_file(self, change: str, path: Path) -> str | None:
+        """A changed path as the loader names it (under the -f path as given), or None
+        when it is not a manifest (nor a directory of them)."""
+        for root, given in zip(self.roots, self.options.paths, strict=True):
             if path == root:
-                return path.name
+                return given
             try:
                 relative = path.relative_to(root)
             except ValueError:
@@ -315,7 +316,7 @@ class Watcher:
             if any(part.startswith(".") for part in relative.parts):
                 return None
             if path.suffix in YAML_SUFFIXES or change == "deleted":  # a file, or a whole dir
-                return str(relative)
+                return os.path.join(given, str(relative))
         return None
 
     def _display_name(self, file: str) -> str:

@@ -46,10 +46,11 @@ spec: {network: frontend, sandbox: web3}
 class Watch:
     """A `cnm watch` subprocess and the log lines it has written so far."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, cwd: Path = REPO) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconciler", "watch", *args],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -199,7 +200,7 @@ def test_veth_deleted_by_hand_is_back_without_waiting_for_the_resync(tmp_path: P
 def test_removing_a_file_removes_its_objects(tmp_path: Path) -> None:
     manifests = _quickstart(tmp_path)
     (manifests / "web3.yaml").write_text(SANDBOX_WEB3)
-    watch = Watch("-f", str(manifests), "--resync", "600")
+    watch = Watch("-f", "manifests/", "--resync", "600", cwd=tmp_path)  # a relative path
     try:
         watch.started()
         assert netns_names() == ["web1", "web2", "web3"] and len(_host_ends()) == 3
