@@ -13,6 +13,7 @@ from typing import TextIO
 
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
+from reconciler.kernel import nft
 from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import KernelSession, require_privileges
@@ -112,7 +113,10 @@ def execute(
             settle_teardown(ctx)
         if progress is not None:
             progress(f"[{number}/{len(steps)}] {step.verb} {step.action.key}")
-        run_step(ctx, step)
+        if nft.is_firewall_step(step):
+            nft.sync(planned.desired, progress)
+        elif not nft.needs_no_link_step(step):
+            run_step(ctx, step)
     settle_teardown(ctx)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reconciler import firewall
 from reconciler.drivers.base import EndpointContext
 from reconciler.model import Network
 from reconciler.state import AttrValue
@@ -30,6 +31,7 @@ class BridgeDriver:
                 sorted(f"{p.effective_gateway()}/{p.subnet.prefixlen}" for p in pools)
             ),
             "up": True,
+            **firewall.network_attrs(network),
         }
 
     def endpoint_attrs(self, ctx: EndpointContext) -> dict[str, AttrValue]:
@@ -49,6 +51,7 @@ class BridgeDriver:
             "gateway4": str(gateway4) if spec.gateway and gateway4 and ipv4 else None,
             "gateway6": str(gateway6) if spec.gateway and gateway6 and ipv6 else None,
             "up": True,
+            **firewall.endpoint_attrs(spec.ports),
         }
         if spec.mac_address is not None:
             attrs["mac"] = spec.mac_address

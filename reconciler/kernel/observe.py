@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from reconciler.kernel import files, netns
+from reconciler.kernel.nft import observe_firewall
 from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.naming import CNM_LINK_GROUP
@@ -59,10 +60,10 @@ def observe(set_name: str, session: KernelSession) -> State:
     for name in netns.list_netns():
         _observe_netns(seen, session.rtnl(name), name)
     _assemble_endpoints(seen)
-    return State(
+    return observe_firewall(State(
         set_name, seen.resources, seen.occupied, frozenset(seen.orphans),
         frozenset(seen.reserved_prefixes),
-    )
+    ))
 
 
 def global_addresses(reader: Rtnl) -> dict[int, list[str]]:
