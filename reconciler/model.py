@@ -690,6 +690,49 @@ def _check_endpoint(report: _Reporter, endpoint: Endpoint) -> None:
         ):
             if address is not None:
                 _check_static_address(report, key, path, address, network)
+        _check_ports(report, endpoint, network)
+
+
+def _check_ports(report: _Reporter, endpoint: Endpoint, network: Network) -> None:
+    """Published ports must be reachable: not on internal networks, hostIP a usable
+    unicast address of a family the network has a pool of."""
+    families = _families(network) or {4}  # no ipam: a default pool, which is IPv4
+    for index, port in enumerate(endpoint.spec.ports):
+        if network.spec.internal:
+            report.add(
+                endpoint.key,
+                f"spec.ports.{index}",
+                f"{network.key} is internal (no traffic enters or leaves it), so ports cannot be "
+                "published from it; remove spec.ports or use a network that is not internal",
+            )
+            continue
+        host_ip = port.host_ip
+        if host_ip is None:
+            continue
+        path = f"spec.ports.{index}.hostIP"
+        if host_ip.is_loopback:
+            report.add(
+                endpoint.key,
+                path,
+                f"{host_ip} is a loopback address: cnm does not forward loopback traffic into "
+                "sandboxes (that needs route_localnet); use another address of this host",
+            )
+        elif host_ip.is_multicast or host_ip.is_link_local or (
+            host_ip.version == 4 and int(host_ip) == 0xFFFFFFFF
+        ):
+            report.add(
+                endpoint.key,
+                path,
+                f"{host_ip} cannot receive published traffic; use an address of this host, "
+                f"or {'0.0.0.0' if host_ip.version == 4 else '::'} for all of them",
+            )
+        elif host_ip.version not in families:
+            report.add(
+                endpoint.key,
+                path,
+                f"{host_ip} is an IPv{host_ip.version} address but {network.key} has no "
+                f"IPv{host_ip.version} pool, so the endpoint has no address to forward to",
+            )
 
 
 def _check_reference(

@@ -27,7 +27,7 @@ LIBRARY_HOMES = {
 }
 #: modules that must stay pure (no kernel access, directly or through imports)
 PURE = ("model", "loader", "state", "ipam", "desired", "diff", "plan", "render", "naming",
-        "sandbox_files", "errors", "drivers")
+        "sandbox_files", "errors", "drivers", "firewall")
 
 
 def _imports(path: Path) -> set[str]:

@@ -519,9 +519,12 @@ spec:
     )
 
 
+NET_A_DUAL = NET_A + "    - subnet: fd00:a::/64\n"  # ports may be published on both families
+
+
 def _ports(first: str, second: str) -> str:
     return (
-        NET_A
+        NET_A_DUAL
         + f"""\
 ---
 apiVersion: cnm/v1
@@ -547,18 +550,18 @@ spec:
     ("first", "second"),
     [
         ("", ""),
-        ("", ", hostIP: 127.0.0.1"),
-        ("", ", hostIP: '::1'"),
+        ("", ", hostIP: 192.0.2.1"),
+        ("", ", hostIP: '2001:db8::1'"),
         (", hostIP: 0.0.0.0", ", hostIP: 10.1.2.3"),
         (", hostIP: 10.1.2.3", ", hostIP: 10.1.2.3"),
-        (", hostIP: '::'", ", hostIP: '::1'"),
+        (", hostIP: '::'", ", hostIP: '2001:db8::1'"),
         (", protocol: udp", ", protocol: udp, hostIP: 0.0.0.0"),
     ],
 )
 def test_host_port_published_twice(first: str, second: str) -> None:
     only_problem(
         _ports(first, second),
-        "m.yaml:22: Endpoint/e2: spec.ports.0.hostPort: host port ",
+        "m.yaml:23: Endpoint/e2: spec.ports.0.hostPort: host port ",
     )
 
 
