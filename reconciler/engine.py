@@ -13,8 +13,8 @@ from typing import TextIO
 
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
-from reconciler.kernel import nft
 from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
+from reconciler.kernel.firewall_steps import run_own_step
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import KernelSession, require_privileges
 from reconciler.loader import load
@@ -113,9 +113,7 @@ def execute(
             settle_teardown(ctx)
         if progress is not None:
             progress(f"[{number}/{len(steps)}] {step.verb} {step.action.key}")
-        if nft.is_firewall_step(step):
-            nft.sync(planned.desired, progress)
-        elif not nft.needs_no_link_step(step):
+        if not run_own_step(step, planned.desired, progress):
             run_step(ctx, step)
     settle_teardown(ctx)
 

@@ -45,7 +45,7 @@ FAMILIES = ("inet", "bridge")
 
 #: Attributes this module owns. An update that changes only these needs no link step.
 FIREWALL_ATTRS = frozenset(
-    {"internal", "icc", "masquerade", "ports", "forwarding.ipv4", "forwarding.ipv6"}
+    {"internal", "icc", "masquerade", "ports", "hairpin", "forwarding.ipv4", "forwarding.ipv6"}
 )
 #: Suffix of a port whose rules are present but not what cnm would write.
 DIFFERS = " (rules differ)"
@@ -320,8 +320,9 @@ def network_attrs(network: Network) -> dict[str, AttrValue]:
 
 
 def endpoint_attrs(ports: Sequence[PortMapping]) -> dict[str, AttrValue]:
-    """The published ports of an endpoint, canonical and sorted."""
-    return {"ports": tuple(sorted({PortMap.of(p).text() for p in ports}))}
+    """The published ports of an endpoint, canonical and sorted; and hairpin mode on its
+    bridge port when it publishes any, so that it can reach itself through them."""
+    return {"ports": tuple(sorted({PortMap.of(p).text() for p in ports})), "hairpin": bool(ports)}
 
 
 # --- rules of a whole state ---------------------------------------------------------
@@ -539,8 +540,14 @@ def _owned_items(state: State, ruleset: Ruleset) -> dict[ResourceKey, dict[str, 
     return items
 
 
-def attach(state: State, ruleset: Ruleset, forwarding: Mapping[int, bool]) -> State:
-    """The observed state with each resource's firewall attributes read from the rules.
+def attach(
+    state: State,
+    ruleset: Ruleset,
+    forwarding: Mapping[int, bool],
+    hairpin: Mapping[str, bool] | None = None,
+) -> State:
+    """The observed state with each resource's firewall attributes read from the rules,
+    the forwarding switches (IP version -> on) and bridge ports (name -> hairpin on).
 
     Rules whose owner has no other kernel object (its links were deleted by
     hand) become a resource of their own, so that a plan prunes or replaces it.
@@ -564,7 +571,9 @@ def attach(state: State, ruleset: Ruleset, forwarding: Mapping[int, bool]) -> St
             extra = _network_view(resource, bridge, mine, veths.get(key.name, []))
             extra.update({f"forwarding.ipv{v}": on for v, on in sorted(forwarding.items())})
         elif key.kind == "Endpoint" and "veth" in resource.attrs:
-            extra = {"ports": _ports_view(resource, mine)}
+            veth = _text_attr(resource, "veth")
+            extra = {"ports": _ports_view(resource, mine),
+                     "hairpin": (hairpin or {}).get(veth) if veth is not None else None}
         if extra:
             resources[key] = Resource(key, state.set_name, {**resource.attrs, **extra})
     return State(

@@ -23,6 +23,9 @@ StepVerb = Literal["create", "update", "delete"]
 #: Pseudo-kind of the step that brings cnm's nftables tables (one atomic
 #: transaction) and the forwarding switches to the desired state of the set.
 FIREWALL = "Firewall"
+#: Pseudo-kind of the step that sets the bridge port flags published ports need
+#: (hairpin mode) once the endpoints' links exist.
+BRIDGE_PORTS = "BridgePorts"
 
 #: Execution order. The firewall goes first, so deletes remove rules before the
 #: links they name, and isolation rules exist before a new bridge comes up. Then
@@ -39,6 +42,7 @@ PHASES: tuple[tuple[StepVerb, str], ...] = (
     ("update", "Network"),
     ("create", "Endpoint"),
     ("update", "Endpoint"),
+    ("update", BRIDGE_PORTS),
 )
 DISPLAY_ORDER: tuple[Verb, ...] = ("create", "update", "delete", "replace")
 
@@ -93,6 +97,8 @@ class Plan:
         steps = [Step(verb, action) for action in self.actions for verb in action.steps()]
         if any(a.key.kind in ("Network", "Endpoint") for a in self.actions):
             steps.append(Step("update", Action("update", ResourceKey(FIREWALL, self.set_name))))
+        if any(a.key.kind == "Endpoint" and a.verb != "delete" for a in self.actions):
+            steps.append(Step("update", Action("update", ResourceKey(BRIDGE_PORTS, self.set_name))))
         return sorted(steps, key=lambda s: (phase_of(s.verb, s.action.key.kind), s.action.key))
 
     def __iter__(self) -> Iterator[Action]:
@@ -173,4 +179,5 @@ def _cascade_replacements(
 def every_phase_pair() -> Sequence[tuple[StepVerb, str]]:
     """All (verb, kind) pairs a plan can contain, for the completeness test."""
     verbs: tuple[StepVerb, ...] = ("create", "update", "delete")
-    return [("update", FIREWALL), *((verb, kind) for verb in verbs for kind in KINDS)]
+    return [("update", FIREWALL), ("update", BRIDGE_PORTS),
+            *((verb, kind) for verb in verbs for kind in KINDS)]

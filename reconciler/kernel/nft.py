@@ -19,14 +19,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler import firewall
 from reconciler.errors import KernelError
-from reconciler.kernel import conntrack, sysctl
-from reconciler.plan import FIREWALL, Step
-from reconciler.state import State
 
 NFT = os.environ.get("CNM_NFT", "nft")
 _ENV = {**os.environ, "LC_ALL": "C"}
@@ -71,49 +68,9 @@ def read_ruleset() -> firewall.Ruleset:
     return firewall.Ruleset.from_nft(objects)
 
 
-def observe_firewall(state: State) -> State:
-    """`state` with the firewall attributes of its resources read from the kernel."""
-    return firewall.attach(state, read_ruleset(), sysctl.forwarding())
-
-
 def run_transaction(tx: firewall.Transaction) -> None:
     """Commit one transaction: every command or none."""
     if tx.empty:
         return
     document = json.dumps(tx.document())
     _finish(_spawn(["-j", "-f", "-"], document), document, "transaction")
-
-
-def sync(desired: State, progress: Callable[[str], None] | None = None) -> firewall.Transaction:
-    """Make cnm's tables hold `desired`'s rules (one transaction), forget the UDP
-    conntrack entries of changed mappings, and turn on the forwarding it needs."""
-    tx = firewall.transaction(desired, read_ruleset())
-    run_transaction(tx)
-    if progress is not None and not tx.empty:
-        progress(f"      nftables: {tx.deleted} rules removed, {tx.added} added, one transaction")
-    for flush in tx.flush:
-        try:
-            conntrack.flush_udp(flush.version, flush.host_port, flush.host_ip)
-        except OSError as exc:
-            raise KernelError(f"flushing UDP conntrack entries failed: {exc}") from exc
-    wanted = {
-        version for network in desired.of_kind("Network") for version in (4, 6)
-        if network.get(f"forwarding.ipv{version}") is True
-    }
-    current = sysctl.forwarding()
-    for version in sorted(wanted):
-        if current.get(version) is False:
-            sysctl.enable_forwarding(version)
-    return tx
-
-
-def is_firewall_step(step: Step) -> bool:
-    return step.action.key.kind == FIREWALL
-
-
-def needs_no_link_step(step: Step) -> bool:
-    """An update that changes only firewall attributes: the firewall step did it all."""
-    changes = step.action.changes
-    return step.verb == "update" and bool(changes) and all(
-        change.path in firewall.FIREWALL_ATTRS for change in changes
-    )

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from reconciler.kernel import files, netns
-from reconciler.kernel.nft import observe_firewall
+from reconciler.kernel.firewall_steps import observe_firewall
 from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.naming import CNM_LINK_GROUP

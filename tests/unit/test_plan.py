@@ -45,7 +45,7 @@ def test_from_scratch_everything_is_created_in_phase_order() -> None:
     assert steps == [
         ("update", "Firewall/default"),
         ("create", "Sandbox/s1"), ("create", "Sandbox/s2"), ("create", "Network/net"),
-        ("create", "Endpoint/e1"), ("create", "Endpoint/e2"),
+        ("create", "Endpoint/e1"), ("create", "Endpoint/e2"), ("update", "BridgePorts/default"),
     ]
 
 

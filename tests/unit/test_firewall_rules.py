@@ -23,7 +23,7 @@ from reconciler.errors import ConflictError, ManifestError
 from reconciler.firewall import PortMap, Rule, Ruleset, Transaction
 from reconciler.loader import load_text
 from reconciler.model import Manifests, PortMapping
-from reconciler.plan import FIREWALL, PHASES, make_plan
+from reconciler.plan import BRIDGE_PORTS, FIREWALL, PHASES, make_plan
 from reconciler.render import render_text
 from reconciler.state import Resource, State
 
@@ -133,8 +133,13 @@ def _links_only(state: State) -> State:
     })
 
 
+def _hairpin(state: State) -> dict[str, bool]:
+    """Bridge ports as the kernel shows them after the apply: as desired."""
+    return {str(e.get("veth")): bool(e.get("hairpin")) for e in state.of_kind("Endpoint")}
+
+
 def _observed(desired: State, kernel: FakeNft) -> State:
-    return firewall.attach(_links_only(desired), kernel.ruleset(), FORWARDING)
+    return firewall.attach(_links_only(desired), kernel.ruleset(), FORWARDING, _hairpin(desired))
 
 
 def _applied(m: Manifests, kernel: FakeNft, set_name: str = "default") -> State:
@@ -177,7 +182,9 @@ def test_endpoint_ports_are_sorted_and_unique() -> None:
     ports = [PortMapping(container_port=80, host_port=9090),
              PortMapping(container_port=80, host_port=8080),
              PortMapping(container_port=80, host_port=8080)]
-    assert firewall.endpoint_attrs(ports) == {"ports": ("8080->80/tcp", "9090->80/tcp")}
+    assert firewall.endpoint_attrs(ports) == {"ports": ("8080->80/tcp", "9090->80/tcp"),
+                                              "hairpin": True}
+    assert firewall.endpoint_attrs([]) == {"ports": (), "hairpin": False}
 
 
 def test_network_attributes() -> None:
@@ -326,7 +333,8 @@ def test_port_change_is_an_update_of_the_endpoint_and_touches_only_its_rules() -
     assert [(a.verb, str(a.key)) for a in plan] == [("update", "Endpoint/web-front")]
     assert [c.path for c in plan.actions[0].changes] == ["ports"]
     assert [(s.verb, str(s.action.key)) for s in plan.steps()] == [
-        ("update", f"{FIREWALL}/default"), ("update", "Endpoint/web-front")]
+        ("update", f"{FIREWALL}/default"), ("update", "Endpoint/web-front"),
+        ("update", f"{BRIDGE_PORTS}/default")]
     tx = firewall.transaction(desired, kernel.ruleset())
     assert (tx.deleted, tx.added) == (2, 0)
     assert all("delete" in c for c in tx.commands)
@@ -403,14 +411,15 @@ def test_rules_whose_owner_has_no_links_are_pruned() -> None:
     # the endpoint's links are gone (deleted by hand) and it left the manifests
     without = State("default", {k: r for k, r in desired.resources.items()
                                 if str(k) != "Endpoint/web-front"})
-    observed = firewall.attach(_links_only(without), kernel.ruleset(), FORWARDING)
+    observed = firewall.attach(_links_only(without), kernel.ruleset(), FORWARDING,
+                               _hairpin(without))
     ghost = observed.get(endpoint("web-front", "front").key)
     assert ghost is not None and ghost.get("ports") == ("8080->80/tcp (rules differ)",)
     plan = make_plan(without, observed)
     assert [(a.verb, str(a.key)) for a in plan] == [("delete", "Endpoint/web-front")]
     kernel.apply(firewall.transaction(without, kernel.ruleset()))
     assert make_plan(without, firewall.attach(_links_only(without), kernel.ruleset(),
-                                              FORWARDING)).empty
+                                              FORWARDING, _hairpin(without))).empty
 
 
 def test_unknown_values_leave_their_rules_alone() -> None:
@@ -429,7 +438,8 @@ def test_unknown_values_leave_their_rules_alone() -> None:
 def test_forwarding_is_shown_and_only_ever_turned_on() -> None:
     kernel = FakeNft()
     desired = _applied(_world(), kernel)
-    observed = firewall.attach(_links_only(desired), kernel.ruleset(), {4: False, 6: True})
+    observed = firewall.attach(_links_only(desired), kernel.ruleset(), {4: False, 6: True},
+                               _hairpin(desired))
     text = render_text(make_plan(desired, observed))
     assert "forwarding.ipv4: false -> true" in text
     assert "forwarding.ipv6" not in text
