@@ -322,7 +322,44 @@ def network_attrs(network: Network) -> dict[str, AttrValue]:
 def endpoint_attrs(ports: Sequence[PortMapping]) -> dict[str, AttrValue]:
     """The published ports of an endpoint, canonical and sorted; and hairpin mode on its
     bridge port when it publishes any, so that it can reach itself through them."""
-    return {"ports": tuple(sorted({PortMap.of(p).text() for p in ports})), "hairpin": bool(ports)}
+    texts = {PortMap.of(p).text() for p in ports}
+    return {"ports": sorted_ports(texts), "hairpin": bool(ports)}
+
+
+def sorted_ports(texts: Iterable[str]) -> tuple[str, ...]:
+    """Port texts in reading order: by host port, then protocol and host address."""
+
+    def key(text: str) -> tuple[int, str, str, str]:
+        port = PortMap.parse(text.removesuffix(DIFFERS))
+        if port is None:
+            return (1 << 16, "", "", text)
+        return (port.host_port, port.protocol, port.host_ip or "", text)
+
+    return tuple(sorted(set(texts), key=key))
+
+
+def summary(resource: Resource) -> str:
+    """What a create or delete line adds about the firewall: settings other than the
+    defaults, and published ports."""
+    if resource.key.kind == "Network":
+        flags = [("internal", resource.get("internal") is True),
+                 ("icc off", resource.get("icc") is False),
+                 ("no masquerade", resource.get("masquerade") is False
+                  and resource.get("internal") is False)]
+        text = ", ".join(name for name, on in flags if on)
+    else:
+        ports = resource.get("ports")
+        text = "ports " + ", ".join(str(p) for p in ports) if isinstance(ports, tuple) and ports \
+            else ""
+    if rules_only(resource):
+        return f"firewall rules only (its links are gone){'  ' + text if text else ''}"
+    return text
+
+
+def rules_only(resource: Resource) -> bool:
+    """A resource observation made up from rules whose owner has no link left."""
+    link = {"Network": "bridge", "Endpoint": "veth"}.get(resource.key.kind)
+    return link is not None and link not in resource.attrs
 
 
 # --- rules of a whole state ---------------------------------------------------------
@@ -559,9 +596,9 @@ def attach(
         if key.kind == "Network":
             attrs: dict[str, AttrValue] = {"internal": None, "icc": None, "masquerade": None}
         else:
-            attrs = {"ports": tuple(sorted(
+            attrs = {"ports": sorted_ports(
                 item.removeprefix("port ") + DIFFERS for item in items[key]
-            ))}
+            )}
         resources[key] = Resource(key, state.set_name, attrs)
     for key, resource in sorted(resources.items()):
         mine = items.get(key, {})
@@ -626,7 +663,7 @@ def _ports_view(resource: Resource, mine: Mapping[str, Counter[Rule]]) -> tuple[
         expected = port_rules(comment_of(resource.owner, item), port, addresses) if port else None
         texts.append(text if expected is not None and present == Counter(expected)
                      else text + DIFFERS)
-    return tuple(sorted(texts))
+    return sorted_ports(texts)
 
 
 # --- the transaction ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from reconciler import firewall
 from reconciler.diff import Change
 from reconciler.plan import Action, Plan
 from reconciler.state import AttrValue, Resource
@@ -58,7 +59,13 @@ def _text_change(old: AttrValue, new: AttrValue) -> str:
 
 
 def describe(resource: Resource) -> str:
-    """Short description of a resource for create and delete lines."""
+    """Short description of a resource for create and delete lines (firewall summary last)."""
+    if firewall.rules_only(resource):
+        return firewall.summary(resource)
+    return "  ".join(t for t in (_describe_links(resource), firewall.summary(resource)) if t)
+
+
+def _describe_links(resource: Resource) -> str:
     kind = resource.key.kind
     if kind == "Network":
         addresses = ", ".join(str(a) for a in _as_tuple(resource.get("addresses")))

@@ -307,7 +307,7 @@ def test_removing_a_port_is_an_in_place_update(tmp_path: Path) -> None:
     plan = cnm("plan", "-f", str(manifests), "--detailed-exitcode")
     assert plan.returncode == 2
     assert "Plan: 0 to create, 1 to update, 0 to delete." in plan.stdout
-    assert ("~ Endpoint/web  ports: [203.0.113.1:9090->90/tcp, 8080->80/tcp] -> "
+    assert ("~ Endpoint/web  ports: [8080->80/tcp, 203.0.113.1:9090->90/tcp] -> "
             "[203.0.113.1:9090->90/tcp]") in plan.stdout
     assert "-/+" not in plan.stdout
     applied = apply(manifests)
@@ -348,7 +348,7 @@ def test_table_deleted_by_hand_is_shown_and_repaired(tmp_path: Path) -> None:
     plan = cnm("plan", "-f", str(manifests), "--detailed-exitcode")
     assert plan.returncode == 2, plan.stdout + plan.stderr
     assert "~ Endpoint/web" in plan.stdout
-    assert "ports: [] -> [203.0.113.1:9090->90/tcp, 8080->80/tcp]" in plan.stdout
+    assert "ports: [] -> [8080->80/tcp, 203.0.113.1:9090->90/tcp]" in plan.stdout
     assert "masquerade: false -> true" in plan.stdout
     assert "internal: (no rules) -> false" in plan.stdout
     assert "-/+" not in plan.stdout and "  + " not in plan.stdout
@@ -426,3 +426,40 @@ def test_plan_and_observe_never_write(tmp_path: Path) -> None:
     assert cnm("apply", "-f", str(manifests), "--dry-run").returncode == 0
     assert cnm("observe", "-o", "json").returncode == 0
     assert snapshot() == before
+
+
+SIX = """\
+apiVersion: cnm/v1
+kind: Network
+metadata: {name: six}
+spec: {ipam: [{subnet: 10.93.0.0/24}, {subnet: "fd00:93::/64"}]}
+---
+apiVersion: cnm/v1
+kind: Sandbox
+metadata: {name: v6}
+---
+apiVersion: cnm/v1
+kind: Endpoint
+metadata: {name: v6}
+spec:
+  network: six
+  sandbox: v6
+  ipv6Address: "fd00:93::10"
+  ports: [{containerPort: 80, hostPort: 8080}]
+"""
+
+
+def test_ipv6_published_port_masquerade_and_forwarding(tmp_path: Path) -> None:
+    build_outside()
+    for command in ("ip addr add 2001:db8:1::1/64 dev up0 nodad",
+                    "ip -n outside addr add 2001:db8:1::2/64 dev eth0 nodad"):
+        subprocess.run(command.split(), check=True)
+    assert Path("/proc/sys/net/ipv6/conf/all/forwarding").read_text() == "0\n"
+    apply(write_manifests(tmp_path / "m", SIX))
+    assert Path("/proc/sys/net/ipv6/conf/all/forwarding").read_text() == "1\n"
+    with serving("v6", "fd00:93::10", 80, name="v6"):
+        assert connect("outside", "2001:db8:1::1", 8080) == "v6 2001:db8:1::2"
+        assert connect(None, "2001:db8:1::1", 8080) == "v6 2001:db8:1::1"
+        assert connect("v6", "fd00:93::1", 8080) == "v6 fd00:93::1"  # to itself, hairpin
+    with serving("outside", "2001:db8:1::2", 7000, name="outside"):
+        assert connect("v6", "2001:db8:1::2", 7000) == "outside 2001:db8:1::1"
