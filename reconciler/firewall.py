@@ -114,14 +114,18 @@ _TO_PORTS: dict[str, Any] = {"jump": {"target": "ports"}}
 
 
 def canonical(expr: Expr) -> str:
-    """Comparable text of an expression list: sets sorted, keys sorted, no spaces."""
+    """Comparable text of an expression list: keys sorted, no spaces, set elements sorted
+    (the kernel may list an anonymous set in another order than it was written)."""
+    text = json.dumps(expr, sort_keys=True, separators=(",", ":"))
+    if '"set":' not in text:
+        return text
 
     def norm(value: Any) -> Any:
         if isinstance(value, dict):
             return {
-                k: sorted(norm(v), key=json.dumps) if k == "set" and isinstance(v, list)
-                else norm(v)
-                for k, v in value.items()
+                k: sorted((norm(v) for v in value[k]), key=json.dumps)
+                if k == "set" and isinstance(value[k], list) else norm(value[k])
+                for k in value
             }
         if isinstance(value, list):
             return [norm(v) for v in value]

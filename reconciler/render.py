@@ -36,10 +36,27 @@ def format_value(value: AttrValue) -> str:
     return str(value)
 
 
+#: A list change longer than this shows only what is added and removed.
+LONG_CHANGE = 100
+
+
 def format_change(change: Change) -> str:
     if _is_text_block(change.old) or _is_text_block(change.new):
         return f"{change.path}: {_text_change(change.old, change.new)}"
-    return f"{change.path}: {format_value(change.old)} -> {format_value(change.new)}"
+    plain = f"{change.path}: {format_value(change.old)} -> {format_value(change.new)}"
+    if len(plain) > LONG_CHANGE and isinstance(change.old, tuple) \
+            and isinstance(change.new, tuple):
+        return f"{change.path}: {_list_change(change.old, change.new)}"
+    return plain
+
+
+def _list_change(old: tuple[AttrValue, ...], new: tuple[AttrValue, ...]) -> str:
+    """`+[added] -[removed] (N unchanged)` for long lists such as published ports."""
+    added = tuple(v for v in new if v not in old)
+    removed = tuple(v for v in old if v not in new)
+    parts = [f"+{format_value(added)}" if added else "", f"-{format_value(removed)}"
+             if removed else "", f"({len(old) - len(removed)} unchanged)"]
+    return " ".join(part for part in parts if part)
 
 
 def _is_text_block(value: AttrValue) -> bool:

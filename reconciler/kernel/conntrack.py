@@ -20,7 +20,7 @@ import ipaddress
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_CTNETLINK = 1
@@ -103,8 +103,11 @@ class _Ctnetlink:
                 raise
 
 
-def _stale(body: bytes, version: int, host_port: int, host_ip: str | None) -> bytes | None:
-    """The attributes that name this entry for deletion, if it is one to forget."""
+def _stale(body: bytes, version: int, targets: Collection[tuple[int, str | None]]) -> bytes | None:
+    """The attributes that name this entry for deletion, if it is one to forget.
+
+    `targets`: (host port, host address or None for any) pairs.
+    """
     attrs = {kind: (payload, whole) for kind, payload, whole in _attributes(body)}
     if CTA_TUPLE_ORIG not in attrs:
         return None
@@ -116,12 +119,13 @@ def _stale(body: bytes, version: int, host_port: int, host_ip: str | None) -> by
     if proto.get(CTA_PROTO_NUM, b"\0")[0] != socket.IPPROTO_UDP:
         return None
     dport = proto.get(CTA_PROTO_DST_PORT)
-    if dport is None or struct.unpack("!H", dport)[0] != host_port:
+    if dport is None:
         return None
-    if host_ip is not None:
+    port = struct.unpack("!H", dport)[0]
+    if (port, None) not in targets:
         addresses = _nested(tuple_attrs.get(CTA_TUPLE_IP, b""))
         dst = addresses.get(CTA_IP_V4_DST if version == 4 else CTA_IP_V6_DST)
-        if dst is None or ipaddress.ip_address(dst) != ipaddress.ip_address(host_ip):
+        if dst is None or (port, str(ipaddress.ip_address(dst))) not in targets:
             return None
     selector = _padded(attrs[CTA_TUPLE_ORIG][1])
     if CTA_ZONE in attrs:
@@ -133,13 +137,17 @@ def _padded(attribute: bytes) -> bytes:
     return attribute + b"\0" * (-len(attribute) % 4)
 
 
-def flush_udp(version: int, host_port: int, host_ip: str | None = None) -> int:
-    """Delete the UDP entries to `host_port` (on `host_ip`, if given); returns how many."""
+def flush_udp(version: int, targets: Collection[tuple[int, str | None]]) -> int:
+    """Delete the UDP entries to any (host port, host address or None = any) of `targets`,
+    with one dump of the table however many targets there are; returns how many."""
+    if not targets:
+        return 0
+    wanted = {(port, str(ipaddress.ip_address(ip)) if ip else None) for port, ip in targets}
     family = socket.AF_INET if version == 4 else socket.AF_INET6
     link = _Ctnetlink()
     try:
         doomed = [s for body in link.dump(family)
-                  if (s := _stale(body, version, host_port, host_ip)) is not None]
+                  if (s := _stale(body, version, wanted)) is not None]
         for selector in doomed:
             link.delete(family, selector)
         return len(doomed)

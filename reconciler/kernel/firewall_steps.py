@@ -35,9 +35,10 @@ def sync_rules(desired: State, progress: Progress | None = None) -> firewall.Tra
     nft.run_transaction(tx)
     if progress is not None and not tx.empty:
         progress(f"      nftables: {tx.deleted} rules removed, {tx.added} added, one transaction")
-    for flush in tx.flush:
+    for version in (4, 6):
+        targets = {(f.host_port, f.host_ip) for f in tx.flush if f.version == version}
         try:
-            conntrack.flush_udp(flush.version, flush.host_port, flush.host_ip)
+            conntrack.flush_udp(version, targets)
         except OSError as exc:
             raise KernelError(f"flushing UDP conntrack entries failed: {exc}") from exc
     wanted = {
