@@ -597,6 +597,8 @@ def attach(
     veths = _veths_by_network(state)
     resources: dict[ResourceKey, Resource] = dict(state.resources)
     for key in sorted(set(items) - set(resources)):
+        if key.kind not in ("Network", "Endpoint"):
+            continue  # no cnm rule has another owner; a forged one is left to its maker
         if key.kind == "Network":
             attrs: dict[str, AttrValue] = {"internal": None, "icc": None, "masquerade": None}
         else:
