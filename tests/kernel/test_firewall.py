@@ -463,3 +463,29 @@ def test_ipv6_published_port_masquerade_and_forwarding(tmp_path: Path) -> None:
         assert connect("v6", "fd00:93::1", 8080) == "v6 fd00:93::1"  # to itself, hairpin
     with serving("outside", "2001:db8:1::2", 7000, name="outside"):
         assert connect("v6", "2001:db8:1::2", 7000) == "outside 2001:db8:1::1"
+
+
+def test_traffic_that_is_not_cnms_passes_untouched(tmp_path: Path) -> None:
+    """cnm's base chains see every packet of the host; they must only act on cnm's own."""
+    build_outside()
+    commands = [
+        "ip link add br-x type bridge", "ip addr add 10.77.0.1/24 dev br-x",
+        "ip link set br-x up",
+        f"ip -n outside route add 10.77.0.0/24 via {HOST}",
+    ]
+    for name, address in (("fa", "10.77.0.2"), ("fb", "10.77.0.3")):
+        commands += [
+            f"ip netns add {name}", f"ip -n {name} link set lo up",
+            f"ip link add {name}0 type veth peer name eth0 netns {name}",
+            f"ip link set {name}0 master br-x", f"ip link set {name}0 up",
+            f"ip -n {name} addr add {address}/24 dev eth0", f"ip -n {name} link set eth0 up",
+            f"ip -n {name} route add default via 10.77.0.1",
+        ]
+    for command in commands:
+        subprocess.run(command.split(), check=True)
+    apply(world(tmp_path / "m"))  # every kind of cnm rule, icc off included (forwarding on)
+    with serving("fb", "10.77.0.3", 8080, name="fb"):
+        assert connect("fa", "10.77.0.3", 8080) == "fb 10.77.0.2"  # bridged, same bridge
+        assert connect("outside", "10.77.0.3", 8080) == f"fb {OUTSIDE}"  # routed in
+    with serving("outside", OUTSIDE, 7000, name="outside"):
+        assert connect("fa", OUTSIDE, 7000) == "outside 10.77.0.2"  # routed out, not NATed
