@@ -645,19 +645,16 @@ def _network_view(
         (value, masquerade_rules(comment("masquerade"), bridge, subnets, value))
         for value in (False, True)
     ])
-    if set(mine) - {"isolation", "icc", "masquerade"}:
+    strays = bool(set(mine) - {"isolation", "icc", "masquerade"})
+    if strays:
         internal = None  # rules cnm would not write for a network: show them as drift
     values = {"internal": internal, "icc": icc, "masquerade": masquerade}
     return {
-        name: value if value is not None else _unknown(mine, "isolation" if name == "internal"
-                                                      else name)
+        name: value if value is not None
+        else MISSING if not mine.get("isolation" if name == "internal" else name) and not strays
+        else DIFFERS.strip()
         for name, value in values.items()
     }
-
-
-def _unknown(mine: Mapping[str, Counter[Rule]], item: str) -> str:
-    """What to show for an item whose rules fit no value."""
-    return MISSING if not mine.get(item) else DIFFERS.strip()
 
 
 def _ports_view(resource: Resource, mine: Mapping[str, Counter[Rule]]) -> tuple[str, ...]:
