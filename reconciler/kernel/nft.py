@@ -45,7 +45,13 @@ def _spawn(args: Sequence[str], stdin: str | None) -> subprocess.Popen[str]:
 
 def _finish(process: subprocess.Popen[str], stdin: str | None, what: str) -> str | None:
     """stdout of a finished nft; None when the table it lists does not exist."""
-    out, err = process.communicate(stdin, timeout=_TIMEOUT)
+    try:
+        out, err = process.communicate(stdin, timeout=_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise KernelError(f"nft {what} did not finish in {_TIMEOUT:.0f} s", retryable=True) \
+            from None
     if process.returncode == 0:
         return out
     if "No such file or directory" in err and what.startswith("list"):
@@ -61,10 +67,16 @@ def read_ruleset() -> firewall.Ruleset:
         for family in firewall.FAMILIES
     ]
     objects: list[dict[str, Any]] = []
-    for family, process in running:
-        out = _finish(process, None, f"list table {family} {firewall.TABLE}")
-        if out:
-            objects += json.loads(out).get("nftables", [])
+    try:
+        for family, process in running:
+            out = _finish(process, None, f"list table {family} {firewall.TABLE}")
+            if out:
+                objects += json.loads(out).get("nftables", [])
+    finally:
+        for _, process in running:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return firewall.Ruleset.from_nft(objects)
 
 
