@@ -52,8 +52,9 @@ def format_change(change: Change) -> str:
 
 def _list_change(old: tuple[AttrValue, ...], new: tuple[AttrValue, ...]) -> str:
     """`+[added] -[removed] (N unchanged)` for long lists such as published ports."""
-    added = tuple(v for v in new if v not in old)
-    removed = tuple(v for v in old if v not in new)
+    before, after = set(old), set(new)
+    added = tuple(v for v in new if v not in before)
+    removed = tuple(v for v in old if v not in after)
     parts = [f"+{format_value(added)}" if added else "", f"-{format_value(removed)}"
              if removed else "", f"({len(old) - len(removed)} unchanged)"]
     return " ".join(part for part in parts if part)
