@@ -39,8 +39,21 @@ def held_addresses(observed: State) -> dict[str, list[IPAddress]]:
 
 
 def joined_endpoints(manifests: Manifests) -> list[Endpoint]:
-    """Endpoints that get an interface: those that name a sandbox."""
-    return [e for e in manifests.endpoints.values() if e.spec.sandbox is not None]
+    """Endpoints that get an interface: joined to a sandbox, on a driver that makes one."""
+    return [
+        e for e in manifests.endpoints.values()
+        if e.spec.sandbox is not None
+        and driver_for(manifests.networks[e.spec.network].spec.driver).has_interfaces
+    ]
+
+
+def host_mode_sandboxes(manifests: Manifests) -> set[str]:
+    """Sandboxes joined to a host network: they are the host namespace, nothing to create."""
+    return {
+        str(e.spec.sandbox) for e in manifests.endpoints.values()
+        if e.spec.sandbox is not None
+        and driver_for(manifests.networks[e.spec.network].spec.driver).shares_host_namespace
+    }
 
 
 def build_desired(
@@ -60,9 +73,13 @@ def build_desired(
     resources: list[Resource] = []
     for network in manifests.networks.values():
         attrs = driver_for(network.spec.driver).network_attrs(network)
-        resources.append(Resource(network.key, set_name, attrs))
+        if attrs is not None:
+            resources.append(Resource(network.key, set_name, attrs))
     directory = _Directory.of(manifests, assignments)
+    host_mode = host_mode_sandboxes(manifests)
     for sandbox in manifests.sandboxes.values():
+        if sandbox.metadata.name in host_mode:
+            continue
         resources.append(
             Resource(sandbox.key, set_name, _sandbox_attrs(sandbox, assignments, directory))
         )
@@ -76,8 +93,9 @@ def build_desired(
             assignment=assignments[endpoint.metadata.name],
             veth=naming.host_veth_name(set_name, endpoint.metadata.name),
         )
-        attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
-        resources.append(Resource(endpoint.key, set_name, attrs))
+        endpoint_attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
+        if endpoint_attrs is not None:
+            resources.append(Resource(endpoint.key, set_name, endpoint_attrs))
     return State(set_name, {r.key: r for r in resources})
 
 

@@ -67,7 +67,8 @@ def describe(resource: Resource) -> str:
     if kind == "Sandbox":
         return f"netns {resource.get('netns')}"
     if kind == "Endpoint":
-        text = f"veth {resource.get('veth')}"
+        parent = resource.get("parent")
+        text = f"macvlan {parent}" if parent else f"veth {resource.get('veth')}"
         if resource.get("sandbox") is not None:
             text += f" -> {resource.get('sandbox')}:{resource.get('ifname')}"
         held = [str(resource.get(a)) for a in ("ipv4", "ipv6") if resource.get(a)]

@@ -31,6 +31,8 @@ RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 IFF_UP = 0x1
 IFLA_INFO_DATA = 2
+IFLA_MACVLAN_MODE = 1
+MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}
 VETH_INFO_PEER = 1
 IFLA_NET_NS_FD = 28
 IFA_F_NODAD = 0x02
@@ -64,6 +66,7 @@ class Link:
     mac: str | None
     peer_index: int | None
     kind: str | None
+    macvlan_mode: str | None = None
 
     @property
     def up(self) -> bool:
@@ -116,6 +119,13 @@ def _parse_link(msg: bytes, offset: int) -> Link:
     linkinfo = attrs.get(IFLA_LINKINFO, b"")
     info = dict(_attributes(linkinfo, 0, len(linkinfo)))
     mac = attrs.get(IFLA_ADDRESS)
+    kind = _text(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None
+    mode = None
+    if kind == "macvlan" and IFLA_INFO_DATA in info:
+        data = dict(_attributes(info[IFLA_INFO_DATA], 0, len(info[IFLA_INFO_DATA])))
+        if IFLA_MACVLAN_MODE in data:
+            number = _u32(data[IFLA_MACVLAN_MODE])
+            mode = next((n for n, v in MACVLAN_MODES.items() if v == number), str(number))
     return Link(
         index=index,
         name=_text(attrs.get(IFLA_IFNAME, b"")),
@@ -126,7 +136,8 @@ def _parse_link(msg: bytes, offset: int) -> Link:
         alias=_text(attrs[IFLA_IFALIAS]) if IFLA_IFALIAS in attrs else None,
         mac=":".join(f"{b:02x}" for b in mac) if mac else None,
         peer_index=_u32(attrs[IFLA_LINK]) if IFLA_LINK in attrs else None,
-        kind=_text(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None,
+        kind=kind,
+        macvlan_mode=mode,
     )
 
 
@@ -266,6 +277,21 @@ class Rtnl:
             data = _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer))
             info = _attr(IFLA_LINKINFO, _name_attr(IFLA_INFO_KIND, "veth") + data)
             body = _ifinfo(up=up) + _link_attrs(name=name, mtu=mtu, group=group, master=master)
+            self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body + info)
+        finally:
+            os.close(fd)
+
+    def add_macvlan(
+        self, name: str, *, parent: int, mode: str, netns_name: str, group: int,
+        mtu: int | None, mac: str | None,
+    ) -> None:
+        """A macvlan child of link `parent`, created directly inside netns `netns_name`."""
+        fd = os.open(netns.netns_path(netns_name), os.O_RDONLY)
+        try:
+            data = _attr(IFLA_INFO_DATA, _u32_attr(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode]))
+            info = _attr(IFLA_LINKINFO, _name_attr(IFLA_INFO_KIND, "macvlan") + data)
+            body = _ifinfo() + _link_attrs(name=name, mtu=mtu, group=group, mac=mac)
+            body += _u32_attr(IFLA_LINK, parent) + _u32_attr(IFLA_NET_NS_FD, fd)
             self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body + info)
         finally:
             os.close(fd)
