@@ -264,13 +264,23 @@ def create_macvlan_endpoint(ctx: ApplyContext, resource: Resource) -> None:
     _configure_interface(inside, child, resource)
 
 
+def _wants_ipv6(resource: Resource) -> bool:
+    """IPv4-only interfaces get no IPv6 link-local address.
+
+    Otherwise every interface coming up sends DAD, MLD and router solicitations
+    that a bridge floods to all its ports: at 1000 endpoints on one bridge that
+    made creation quadratic (12 s instead of 5 s for the links alone).
+    """
+    return resource.get("ipv6") is not None
+
+
 def _configure_interface(rtnl: Rtnl, link: Link, resource: Resource) -> None:
     """Label, name, MTU, MAC, addresses and default routes of an endpoint's interface."""
     ifname = str(resource.get("ifname"))
     mac, mtu = resource.get("mac"), resource.get("mtu")
     if link.name != ifname:
         rtnl.set_link(link.index, up=False)  # the kernel renames only links that are down
-    rtnl.set_link(link.index, alias=_marker(resource),
+    rtnl.set_link(link.index, alias=_marker(resource), ipv6_link_local=_wants_ipv6(resource),
                   mtu=int(str(mtu)) if mtu is not None else None,
                   name=ifname if link.name != ifname else None,
                   mac=str(mac) if mac and mac != link.mac else None)
@@ -300,7 +310,7 @@ def create_endpoint(ctx: ApplyContext, resource: Resource) -> None:
     ifname = str(resource.get("ifname"))
     mac = resource.get("mac")
     host.add_veth(
-        veth, mtu=_int(resource, "mtu"), group=CNM_LINK_GROUP, up=True,
+        veth, mtu=_int(resource, "mtu"), group=CNM_LINK_GROUP, up=False,
         master=_bridge_index(ctx, str(resource.get("network"))),
         peer_name=ifname, peer_netns=namespace, peer_mac=str(mac) if mac else None,
     )
@@ -309,8 +319,10 @@ def create_endpoint(ctx: ApplyContext, resource: Resource) -> None:
     peer = inside.link(ifname)
     if host_link is None or peer is None:
         raise KernelError(f"{resource.key}: veth {veth} vanished right after its creation")
-    host.set_link(host_link.index, alias=resource.owner.marker())
-    inside.set_link(peer.index, alias=resource.owner.marker(), up=True)
+    host.set_link(host_link.index, alias=resource.owner.marker(), up=True,
+                  ipv6_link_local=False)
+    inside.set_link(peer.index, alias=resource.owner.marker(), up=True,
+                    ipv6_link_local=_wants_ipv6(resource))
     for text in _text_values(resource, "ipv4", "ipv6"):
         inside.add_address(peer.index, text)
     for version in (4, 6):
@@ -342,7 +354,7 @@ def update_endpoint(ctx: ApplyContext, resource: Resource) -> None:
         raise KernelError(f"{resource.key}: veth {veth} vanished")
     mtu = _int(resource, "mtu")
     host.set_link(link.index, alias=resource.owner.marker(), mtu=mtu, up=True,
-                  master=_bridge_index(ctx, str(resource.get("network"))))
+                  ipv6_link_local=False, master=_bridge_index(ctx, str(resource.get("network"))))
     inside = ctx.session.rtnl(_netns_of_sandbox(ctx, str(resource.get("sandbox"))))
     _configure_interface(inside, _peer_of(inside, resource, link), resource)
 

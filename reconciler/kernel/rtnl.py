@@ -31,6 +31,8 @@ RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 IFF_UP = 0x1
 IFLA_INFO_DATA = 2
+IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE = 26, 8
+IN6_ADDR_GEN_MODE_EUI64, IN6_ADDR_GEN_MODE_NONE = 0, 1
 IFLA_MACVLAN_MODE = 1
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}
 VETH_INFO_PEER = 1
@@ -299,11 +301,17 @@ class Rtnl:
     def set_link(
         self, index: int, *, up: bool | None = None, name: str | None = None,
         mtu: int | None = None, master: int | None = None, mac: str | None = None,
-        alias: str | None = None,
+        alias: str | None = None, ipv6_link_local: bool | None = None,
     ) -> None:
+        """Change a link. `ipv6_link_local=False` stops the kernel from generating an
+        IPv6 link-local address (and with it DAD, MLD and router solicitations)."""
         body = _ifinfo(index, up) + _link_attrs(
             name=name, mtu=mtu, master=master, mac=mac, alias=alias
         )
+        if ipv6_link_local is not None:
+            value = IN6_ADDR_GEN_MODE_EUI64 if ipv6_link_local else IN6_ADDR_GEN_MODE_NONE
+            mode = _attr(IFLA_INET6_ADDR_GEN_MODE, bytes([value]))
+            body += _attr(IFLA_AF_SPEC, _attr(socket.AF_INET6, mode))
         self._request(RTM_NEWLINK, 0, body)
 
     def delete_link(self, index: int) -> None:
