@@ -16,6 +16,7 @@ in Python the snake_case attribute names work too.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -427,10 +428,27 @@ class Manifests:
         return self.sources.get(key, _UNKNOWN_SOURCE)
 
     def endpoints_of_network(self, name: str) -> list[Endpoint]:
-        return [e for e in self.endpoints.values() if e.spec.network == name]
+        """Endpoints on network `name`, in name order (indexed once: validation asks per object)."""
+        return list(self._by_network.get(name, ()))
 
     def endpoints_of_sandbox(self, name: str) -> list[Endpoint]:
-        return [e for e in self.endpoints.values() if e.spec.sandbox == name]
+        """Endpoints joined to sandbox `name`, in name order."""
+        return list(self._by_sandbox.get(name, ()))
+
+    @functools.cached_property
+    def _by_network(self) -> dict[str, list[Endpoint]]:
+        index: dict[str, list[Endpoint]] = {}
+        for endpoint in self.endpoints.values():
+            index.setdefault(endpoint.spec.network, []).append(endpoint)
+        return index
+
+    @functools.cached_property
+    def _by_sandbox(self) -> dict[str, list[Endpoint]]:
+        index: dict[str, list[Endpoint]] = {}
+        for endpoint in self.endpoints.values():
+            if endpoint.spec.sandbox is not None:
+                index.setdefault(endpoint.spec.sandbox, []).append(endpoint)
+        return index
 
 
 # --- cross-object validation ---
