@@ -52,8 +52,9 @@ def _text_change(old: AttrValue, new: AttrValue) -> str:
         return f"write ({len(new_lines)} lines)"
     if new is None:
         return "remove"
-    added = len([line for line in new_lines if line not in old_lines])
-    removed = len([line for line in old_lines if line not in new_lines])
+    old_set, new_set = set(old_lines), set(new_lines)
+    added = sum(1 for line in new_lines if line not in old_set)
+    removed = sum(1 for line in old_lines if line not in new_set)
     return f"rewrite (+{added} -{removed} lines)"
 
 

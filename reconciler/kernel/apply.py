@@ -45,6 +45,14 @@ class ApplyContext:
     bridges: dict[str, int] = field(default_factory=dict)
     #: netns names this plan removes (their endpoints go with them)
     removed_sandboxes: frozenset[str] = frozenset()
+    _by_sandbox: dict[str, list[Resource]] = field(default_factory=dict)
+
+    def endpoints_in(self, sandbox: str) -> list[Resource]:
+        """Observed endpoints of `sandbox` (indexed on first use: deletes ask per sandbox)."""
+        if not self._by_sandbox:
+            for resource in self.observed.of_kind("Endpoint"):
+                self._by_sandbox.setdefault(str(resource.get("sandbox")), []).append(resource)
+        return self._by_sandbox.get(sandbox, [])
 
 
 StepFn = Callable[[ApplyContext, Resource], None]
@@ -153,8 +161,8 @@ def delete_sandbox(ctx: ApplyContext, resource: Resource) -> None:
         netns.remove_netns(name)
         ctx.dying.extend(
             (str(r.get("veth")), r.owner)
-            for r in ctx.observed.of_kind("Endpoint")
-            if r.get("sandbox") == resource.key.name and r.get("veth") is not None
+            for r in ctx.endpoints_in(resource.key.name)
+            if r.get("veth") is not None
         )
     files.remove_files(name)
 
