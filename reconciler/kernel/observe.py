@@ -67,12 +67,14 @@ def observe(set_name: str, session: KernelSession) -> State:
 
 
 def global_addresses(reader: Rtnl) -> dict[int, list[str]]:
-    """ifindex -> sorted "address/prefixlen" of its global-scope, non-link-local addresses."""
+    """ifindex -> sorted "address/prefixlen" of its global-scope addresses.
+
+    Scope drops what the kernel makes by itself: IPv6 link-local (scope link)
+    and loopback (scope host) addresses.
+    """
     result: dict[int, list[str]] = defaultdict(list)
     for address in reader.addresses():
-        if address.scope == RT_SCOPE_UNIVERSE and not ipaddress.ip_address(
-            address.address
-        ).is_link_local:
+        if address.scope == RT_SCOPE_UNIVERSE:
             result[address.index].append(address.text)
     return {index: sorted(values) for index, values in result.items()}
 
@@ -80,7 +82,7 @@ def global_addresses(reader: Rtnl) -> dict[int, list[str]]:
 def default_gateways(reader: Rtnl) -> dict[tuple[int, int], list[str]]:
     """(ifindex, IP version) -> gateways of the main table's default routes."""
     result: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for route in reader.routes():
+    for route in reader.routes(table=RT_TABLE_MAIN):
         if route.dst_len == 0 and route.table == RT_TABLE_MAIN and route.gateway and route.oif:
             result[(route.oif, route.version)].append(route.gateway)
     return {key: sorted(values) for key, values in result.items()}

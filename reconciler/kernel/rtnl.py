@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from reconciler.kernel import netns
 
 NETLINK_ROUTE = 0
+SOL_NETLINK, NETLINK_GET_STRICT_CHK = 270, 12
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -192,6 +193,8 @@ class Rtnl:
     def __init__(self, namespace: str | None = None) -> None:
         with netns.entered(namespace):
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        # Strict checking lets the kernel filter dumps (routes of one table).
+        self._sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
         self._sock.bind((0, 0))
         self._seq = 0
 
@@ -364,8 +367,11 @@ class Rtnl:
             result.append(Address(index, address.version, prefixlen, scope, str(address)))
         return result
 
-    def routes(self) -> list[Route]:
-        body = _RTMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0)
+    def routes(self, table: int | None = None) -> list[Route]:
+        """All routes, or (filtered by the kernel) those of one table."""
+        body = _RTMSG.pack(socket.AF_UNSPEC, 0, 0, 0, table or 0, 0, 0, 0, 0)
+        if table is not None:
+            body += _u32_attr(RTA_TABLE, table)
         result = []
         for kind, msg, offset in self._dump(RTM_GETROUTE, body):
             if kind != RTM_NEWROUTE:
