@@ -192,7 +192,10 @@ def create_network(ctx: ApplyContext, resource: Resource) -> None:
     host = ctx.session.rtnl(None)
     name = str(resource.get("bridge"))
     if _claim_link(host, name, resource.owner) is None:
-        host.add_bridge(name, mtu=_int(resource, "mtu"), group=CNM_LINK_GROUP)
+        # No MTU in the creating message: the kernel keeps a bridge MTU as set by the
+        # user only when it changes it afterwards (update_network does); one given at
+        # creation floats with the ports and falls back to 1500 when the last leaves.
+        host.add_bridge(name, group=CNM_LINK_GROUP)
     update_network(ctx, resource)
 
 

@@ -265,7 +265,7 @@ class Rtnl:
 
     # --- changes -----------------------------------------------------------
 
-    def add_bridge(self, name: str, *, mtu: int, group: int) -> None:
+    def add_bridge(self, name: str, *, group: int, mtu: int | None = None) -> None:
         info = _attr(IFLA_LINKINFO, _name_attr(IFLA_INFO_KIND, "bridge"))
         body = _ifinfo() + _link_attrs(name=name, mtu=mtu, group=group) + info
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
