@@ -123,6 +123,9 @@ def _owned_netns(ctx: ApplyContext, name: str, owner: Owner) -> bool:
     """True if netns `name` exists and is this sandbox's; refuse if it is someone else's."""
     if not netns.is_netns(netns.netns_path(name)):
         return False
+    seen = ctx.session.netns_seen.get(name)
+    if seen is not None and seen == (netns.identity(name), owner.marker()):
+        return True  # the very namespace this apply observed as ours
     loopback = _loopback(ctx.session.rtnl(name))
     if loopback.alias != owner.marker():
         raise ConflictError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.kernel import files, netns
 from reconciler.kernel.rtnl import Link, Rtnl
@@ -58,7 +59,7 @@ def observe(set_name: str, session: KernelSession) -> State:
     seen = _Observation(set_name)
     _observe_host(seen, session.rtnl(None))
     for name in netns.list_netns():
-        _observe_netns(seen, session.rtnl(name), name)
+        _observe_netns(seen, session.rtnl(name), name, session.netns_seen)
     _assemble_endpoints(seen)
     return State(
         set_name, seen.resources, seen.occupied, frozenset(seen.orphans),
@@ -140,10 +141,13 @@ def _network_attrs(link: Link, addresses: list[str]) -> dict[str, AttrValue]:
     }
 
 
-def _observe_netns(seen: _Observation, reader: Rtnl, name: str) -> None:
+def _observe_netns(
+    seen: _Observation, reader: Rtnl, name: str, identities: dict[str, Any]
+) -> None:
     links = reader.links()
     loopback = next((link for link in links if link.name == "lo"), None)
     owner = Owner.parse(loopback.alias) if loopback is not None else None
+    identities[name] = (netns.identity(name), loopback.alias if loopback is not None else None)
     if owner is None or owner.kind != "Sandbox" or owner.set_name != seen.set_name:
         seen.occupied[f"netns:{name}"] = _describe_holder(owner, f"netns {name}")
         return
