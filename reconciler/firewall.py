@@ -362,8 +362,36 @@ def summary(resource: Resource) -> str:
 
 def rules_only(resource: Resource) -> bool:
     """A resource observation made up from rules whose owner has no link left."""
-    link = {"Network": "bridge", "Endpoint": "veth"}.get(resource.key.kind)
-    return link is not None and link not in resource.attrs
+    return bool(resource.attrs) and set(resource.attrs) <= FIREWALL_ATTRS
+
+
+def network_spec(resource: Resource) -> dict[str, Any]:
+    """Manifest fields (`cnm export`) for a network's firewall settings that are not defaults."""
+    spec: dict[str, Any] = {}
+    if resource.get("internal") is True:
+        spec["internal"] = True
+    if resource.get("icc") is False:
+        spec["icc"] = False
+    if resource.get("masquerade") is False and resource.get("internal") is False:
+        spec["masquerade"] = False
+    return spec
+
+
+def ports_spec(resource: Resource) -> list[dict[str, Any]]:
+    """Manifest `ports` (`cnm export`) for an endpoint's published ports that cnm wrote."""
+    ports = resource.get("ports")
+    result = []
+    for text in ports if isinstance(ports, tuple) else ():
+        port = PortMap.parse(str(text))
+        if port is None:
+            continue  # rules that differ: not something a manifest says
+        entry: dict[str, Any] = {"containerPort": port.container_port, "hostPort": port.host_port}
+        if port.protocol != "tcp":
+            entry["protocol"] = port.protocol
+        if port.host_ip is not None:
+            entry["hostIP"] = port.host_ip
+        result.append(entry)
+    return result
 
 
 # --- rules of a whole state ---------------------------------------------------------

@@ -143,7 +143,7 @@ def _allocate_family(
         static = _static_address(endpoint, version)
         if static is not None:
             chosen[endpoint.metadata.name] = static
-    static_claims = set(chosen.values())
+    claimed = set(chosen.values())  # static claims, then kept addresses as they are kept
     # 2. keep what is held, first come in name order
     for endpoint in members:
         name = endpoint.metadata.name
@@ -152,14 +152,14 @@ def _allocate_family(
         for address in held.get(name, ()):
             if (
                 address.version == version
-                and _in_dynamic_range(pools, address)
                 and address not in taken
-                and address not in static_claims
-                and address not in chosen.values()
+                and address not in claimed
+                and _in_dynamic_range(pools, address)
             ):
                 chosen[name] = address
+                claimed.add(address)
                 break
-    taken |= set(chosen.values())
+    taken |= claimed
     # 3. lowest free address for the rest, in name order
     free = _free_addresses(pools, taken)
     for endpoint in members:

@@ -16,6 +16,7 @@ in Python the snake_case attribute names work too.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -41,7 +42,9 @@ from reconciler.errors import ManifestProblem
 from reconciler.state import ResourceKey
 
 API_VERSION: Literal["cnm/v1"] = "cnm/v1"
-SUPPORTED_DRIVERS = ("bridge",)
+SUPPORTED_DRIVERS = ("bridge", "macvlan", "null", "host")
+#: Drivers whose endpoints get no interface of their own, hence no addresses.
+ADDRESSLESS_DRIVERS = ("null", "host")
 #: Longest hostname / domainname the kernel stores (__NEW_UTS_LEN).
 UTS_NAME_MAX = 64
 DNS_NAME_MAX = 253
@@ -425,10 +428,27 @@ class Manifests:
         return self.sources.get(key, _UNKNOWN_SOURCE)
 
     def endpoints_of_network(self, name: str) -> list[Endpoint]:
-        return [e for e in self.endpoints.values() if e.spec.network == name]
+        """Endpoints on network `name`, in name order (indexed once: validation asks per object)."""
+        return list(self._by_network.get(name, ()))
 
     def endpoints_of_sandbox(self, name: str) -> list[Endpoint]:
-        return [e for e in self.endpoints.values() if e.spec.sandbox == name]
+        """Endpoints joined to sandbox `name`, in name order."""
+        return list(self._by_sandbox.get(name, ()))
+
+    @functools.cached_property
+    def _by_network(self) -> dict[str, list[Endpoint]]:
+        index: dict[str, list[Endpoint]] = {}
+        for endpoint in self.endpoints.values():
+            index.setdefault(endpoint.spec.network, []).append(endpoint)
+        return index
+
+    @functools.cached_property
+    def _by_sandbox(self) -> dict[str, list[Endpoint]]:
+        index: dict[str, list[Endpoint]] = {}
+        for endpoint in self.endpoints.values():
+            if endpoint.spec.sandbox is not None:
+                index.setdefault(endpoint.spec.sandbox, []).append(endpoint)
+        return index
 
 
 # --- cross-object validation ---
@@ -512,10 +532,20 @@ def _check_network(report: _Reporter, network: Network) -> None:
             f"driver '{spec.driver}' is not supported yet (supported: "
             f"{', '.join(SUPPORTED_DRIVERS)})",
         )
-    if spec.driver == "bridge":
+    if spec.driver != "macvlan":
         for name in ("parent", "mode"):
             if getattr(spec, name) is not None:
                 report.add(key, f"spec.{name}", f"{name} is for macvlan networks only; remove it")
+    elif spec.parent is None:
+        report.add(key, "spec.parent", "a macvlan network needs spec.parent, the host "
+                   "interface its endpoints hang off (e.g. eth1)")
+    else:
+        _check_ifname(report, key, "spec.parent", spec.parent)
+    if spec.driver != "bridge" and spec.bridge is not None:
+        report.add(key, "spec.bridge", "bridge is for bridge networks only; remove it")
+    if spec.driver in ADDRESSLESS_DRIVERS and spec.ipam:
+        report.add(key, "spec.ipam", f"a {spec.driver} network takes no ipam: its endpoints get "
+                   "no interface of their own; remove spec.ipam")
     if spec.bridge is not None:
         _check_ifname(report, key, "spec.bridge", spec.bridge)
     for index, pool in enumerate(spec.ipam):
@@ -683,7 +713,17 @@ def _check_endpoint(report: _Reporter, endpoint: Endpoint) -> None:
     for index, alias in enumerate(spec.aliases):
         _check_dns_name(report, key, f"spec.aliases.{index}", alias)
     network = manifests.networks.get(spec.network)
-    if network is not None:
+    if network is not None and network.spec.driver in ADDRESSLESS_DRIVERS:
+        for path, value in (("spec.ipv4Address", spec.ipv4_address),
+                            ("spec.ipv6Address", spec.ipv6_address),
+                            ("spec.macAddress", spec.mac_address)):
+            if value is not None:
+                report.add(key, path, f"{network.key} uses the {network.spec.driver} driver: "
+                           "its endpoints have no interface to address; remove it")
+        if spec.ports and network.spec.driver == "null":
+            report.add(key, "spec.ports", f"{network.key} uses the null driver: nothing can "
+                       "be published; remove spec.ports")
+    elif network is not None:
         for path, address in (
             ("spec.ipv4Address", spec.ipv4_address),
             ("spec.ipv6Address", spec.ipv6_address),
@@ -829,9 +869,29 @@ def _check_subnet_overlaps(report: _Reporter) -> None:
         seen += mine
 
 
+def _check_host_sandboxes(report: _Reporter) -> None:
+    """A sandbox on a host network is the host namespace itself: it cannot join others."""
+    networks = report.manifests.networks
+    for sandbox in report.manifests.sandboxes.values():
+        joined = report.manifests.endpoints_of_sandbox(sandbox.metadata.name)
+        drivers = {
+            e.metadata.name: networks[e.spec.network].spec.driver
+            for e in joined if e.spec.network in networks
+        }
+        if "host" in drivers.values() and len(drivers) > 1:
+            others = sorted(name for name, driver in drivers.items() if driver != "host")
+            hosts = sorted(name for name, driver in drivers.items() if driver == "host")
+            culprit = report.manifests.endpoints[(others or hosts[1:])[0]]
+            report.add(culprit.key, "spec.sandbox",
+                       f"{sandbox.key} joins a host network (Endpoint/{hosts[0]}), so it is the "
+                       "host namespace and cannot join other networks; use another sandbox")
+
+
 def _check_bridge_names(report: _Reporter) -> None:
     owners: dict[str, Network] = {}
     for network in report.manifests.networks.values():
+        if network.spec.driver != "bridge":
+            continue
         first = owners.setdefault(network.bridge_name, network)
         if first is network:
             continue
@@ -951,6 +1011,7 @@ _CROSS_CHECKS: tuple[Callable[[_Reporter], None], ...] = (
     _check_host_ports,
     _check_ifnames_in_sandbox,
     _check_gateways,
+    _check_host_sandboxes,
 )
 
 

@@ -123,6 +123,13 @@ def check_conflicts(desired: State, observed: State) -> None:
             if mine is not None and name in kernel_names(mine):
                 continue
             problems.append(f"{resource.key}: {name.replace(':', ' ', 1)} is taken by {holder}")
+    for resource in desired.of_kind("Endpoint"):
+        parent = resource.get("parent")
+        if isinstance(parent, str) and f"link:{parent}" not in observed.occupied:
+            problems.append(
+                f"{resource.key}: Network/{resource.get('network')}: spec.parent: host link "
+                f"{parent} does not exist (a macvlan network needs an existing parent)"
+            )
     if problems:
         raise ConflictError("; ".join(problems))
 
