@@ -723,6 +723,10 @@ def _check_endpoint(report: _Reporter, endpoint: Endpoint) -> None:
         if spec.ports and network.spec.driver == "null":
             report.add(key, "spec.ports", f"{network.key} uses the null driver: nothing can "
                        "be published; remove spec.ports")
+        elif spec.ports:
+            report.add(key, "spec.ports", f"{network.key} uses the host driver: services listen "
+                       "on the host's addresses themselves, nothing is published; remove "
+                       "spec.ports")
     elif network is not None:
         for path, address in (
             ("spec.ipv4Address", spec.ipv4_address),
@@ -737,6 +741,11 @@ def _check_ports(report: _Reporter, endpoint: Endpoint, network: Network) -> Non
     """Published ports must be reachable: not on internal networks, hostIP a usable
     unicast address of a family the network has a pool of."""
     families = _families(network) or {4}  # no ipam: a default pool, which is IPv4
+    if endpoint.spec.ports and network.spec.driver != "bridge":
+        report.add(endpoint.key, "spec.ports", f"{network.key} uses the {network.spec.driver} "
+                   "driver: its endpoints are reached on their own addresses, nothing is "
+                   "published (only bridge networks publish ports); remove spec.ports")
+        return
     for index, port in enumerate(endpoint.spec.ports):
         if network.spec.internal:
             report.add(

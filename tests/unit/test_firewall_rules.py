@@ -534,3 +534,20 @@ def test_host_port_published_twice_with_protocol_and_host_ip() -> None:
         "m.yaml:18: Endpoint/e: spec.ports.1.hostPort: host port udp/80 on all addresses is "
         "already published by Endpoint/e (spec.ports.0); pick another hostPort or hostIP"
     ]
+
+
+@pytest.mark.parametrize(("driver", "extra", "says"), [
+    ("macvlan", ", parent: eth9", "uses the macvlan driver: its endpoints are reached on their "
+                                  "own addresses, nothing is published"),
+    ("host", "", "uses the host driver: services listen on the host's addresses themselves"),
+])
+def test_only_bridge_networks_publish_ports(driver: str, extra: str, says: str) -> None:
+    text = _BASE.replace("internal: INTERNAL, ", f"driver: {driver}{extra}, ").replace(
+        "PORT", "{containerPort: 80, hostPort: 80}")
+    if driver == "host":
+        text = text.replace(", ipam: [{subnet: 10.1.0.0/24}]", "")
+    with pytest.raises(ManifestError) as info:
+        load_text(textwrap.dedent(text), "m.yaml")
+    problems = [str(p) for p in info.value.problems]
+    assert any(p.startswith("m.yaml:16: Endpoint/e: spec.ports: Network/n " + says)
+               for p in problems), problems
