@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from typing import Any
@@ -60,8 +61,19 @@ def _finish(process: subprocess.Popen[str], stdin: str | None, what: str) -> str
     raise KernelError(f"nft {what} failed: {detail}", retryable="Device or resource busy" in err)
 
 
+def installed() -> bool:
+    return shutil.which(NFT) is not None
+
+
 def read_ruleset() -> firewall.Ruleset:
-    """cnm's tables as the kernel shows them now (read-only; both listed concurrently)."""
+    """cnm's tables as the kernel shows them now (read-only; both listed concurrently).
+
+    Without `nft` installed there is nothing cnm could have written: an empty
+    ruleset, so that sets without bridge networks need no nftables at all (an
+    apply that has rules to write says what to install).
+    """
+    if not installed():
+        return firewall.Ruleset()
     running = [
         (family, _spawn(["-j", "list", "table", family, firewall.TABLE], None))
         for family in firewall.FAMILIES

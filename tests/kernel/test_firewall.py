@@ -11,6 +11,7 @@ and from `nft`/`ip` run independently of cnm's own code.
 from __future__ import annotations
 
 import json
+import os
 import select
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from helpers import cnm, ip_json, links, write_manifests
+from helpers import REPO, cnm, ip_json, links, write_manifests
 
 HOST, HOST_2, OUTSIDE = "203.0.113.1", "203.0.113.3", "203.0.113.2"
 
@@ -489,3 +490,22 @@ def test_traffic_that_is_not_cnms_passes_untouched(tmp_path: Path) -> None:
         assert connect("outside", "10.77.0.3", 8080) == f"fb {OUTSIDE}"  # routed in
     with serving("outside", OUTSIDE, 7000, name="outside"):
         assert connect("fa", OUTSIDE, 7000) == "outside 10.77.0.2"  # routed out, not NATed
+
+
+def test_without_nft_only_bridge_networks_need_it(tmp_path: Path) -> None:
+    env = {**os.environ, "CNM_NFT": "nft-is-not-installed"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    alone = write_manifests(tmp_path / "alone", "apiVersion: cnm/v1\nkind: Sandbox\n"
+                                                "metadata: {name: solo}\n")
+    assert run("apply", "-f", str(alone), "--yes").returncode == 0
+    assert run("plan", "-f", str(alone), "--detailed-exitcode").returncode == 0
+    result = run("apply", "-f", str(world(tmp_path / "m")), "--yes")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cnm: the `nft` command (Debian package nftables) is needed for cnm's firewall rules; "
+        "install it (apt-get install nftables)")
+    assert not [name for name in links() if name.startswith("br-")]  # the firewall step is first
