@@ -836,18 +836,16 @@ class _FamilySync:
         for name in CHAINS[self.family]:
             if name in rebuilt:
                 self.adds.append(_add_chain(self.family, name, CHAINS[self.family][name]))
+        survivors = list(self.present)
         if rebuilt and self.exists:
-            # jumps into a rebuilt chain had to go with it: re-add every table rule
+            # jumps into a rebuilt chain had to go with it: every table rule is re-added
             survivors = [r for r in self.present
                          if r.chain not in rebuilt and r.comment != TABLE_MARKER]
             for gone in self.present:
                 if gone.chain in rebuilt and _is_cnm(gone) and gone.comment != TABLE_MARKER \
                         and not self._mine(gone):
                     self._add(gone.rule)  # another set's rule, back as it was
-            table_want = Counter(TABLE_RULES[self.family])
-        else:
-            survivors = list(self.present)
-            table_want = Counter(TABLE_RULES[self.family])
+        table_want = Counter(TABLE_RULES[self.family])
         still = Counter(want)
         for observed in survivors:
             if observed.comment == TABLE_MARKER:
@@ -866,7 +864,7 @@ class _FamilySync:
     def _clear_chains(self, rebuilt: set[str]) -> None:
         """Delete chains that are not what cnm made (and everything that stands in the way)."""
         stale = [r for r in self.present if r.chain in rebuilt]
-        if any(r.comment is None for r in stale):
+        if not all(_is_cnm(r) for r in stale):
             raise ConflictError(
                 f"a chain of nftables table {self.family} {TABLE} was changed by hand and holds "
                 "rules without a cnm comment; cnm will not delete them"

@@ -551,3 +551,12 @@ def test_only_bridge_networks_publish_ports(driver: str, extra: str, says: str) 
     problems = [str(p) for p in info.value.problems]
     assert any(p.startswith("m.yaml:16: Endpoint/e: spec.ports: Network/n " + says)
                for p in problems), problems
+
+
+def test_changed_chain_holding_someone_elses_rule_is_refused() -> None:
+    kernel = FakeNft()
+    desired = _applied(_world(), kernel)
+    kernel.chains[("inet", "forward")] = ("filter", "forward", 0, "drop")
+    kernel.add_foreign("inet", "forward", "theirs, with a comment", [{"accept": None}])
+    with pytest.raises(ConflictError, match="holds rules without a cnm comment"):
+        firewall.transaction(desired, kernel.ruleset())
