@@ -78,7 +78,7 @@ def inside(sizes: list[int], repeat: int) -> None:
         for n in sizes:
             runs: dict[str, list[float]] = {}
             for attempt in range(repeat):
-                sub = work / f"r{attempt}"
+                sub = work / f"n{n}-r{attempt}"
                 sub.mkdir()
                 for op, seconds in run_size(n, sub).items():
                     runs.setdefault(op, []).append(seconds)

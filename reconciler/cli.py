@@ -16,6 +16,7 @@ from reconciler import engine, loader, savedplan
 from reconciler.errors import CnmError, ManifestError
 from reconciler.model import Manifests, json_schema
 from reconciler.plan import Plan, Verb
+from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.progress import ProgressReporter
 from reconciler.render import describe, render_json, render_markdown, render_text
 from reconciler.state import State
@@ -27,6 +28,25 @@ KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpo
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="set_name", default="default", metavar="NAME",
                         help="apply set these manifests manage (default: default)")
+
+
+def _add_pools(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--default-address-pool", dest="pools", action="append", type=_pool, metavar="POOL",
+        help="pool for bridge networks without ipam, e.g. base=10.10.0.0/16,size=24 "
+             "(repeatable; default: 172.17-31.0.0/16, then 192.168.0.0/16 in /20s)",
+    )
+
+
+def _pool(text: str) -> AddressPool:
+    try:
+        return AddressPool.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _pools_of(args: argparse.Namespace) -> tuple[AddressPool, ...]:
+    return tuple(args.pools) if args.pools else DEFAULT_POOLS
 
 
 def _add_files(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exit 2 when the plan has changes")
     plan.add_argument("--observed", metavar="FILE",
                       help="plan against a snapshot from `cnm observe -o json` (no root needed)")
+    _add_pools(plan)
     plan.add_argument("-out", "--out", dest="out", metavar="PLANFILE",
                       help="also save the plan; `cnm apply PLANFILE` applies exactly it")
 
@@ -64,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--allow-empty", action="store_true",
                        help="allow manifests with no object to prune the whole set")
     apply.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+    _add_pools(apply)
 
     delete = sub.add_parser("delete", help="remove the objects these manifests describe")
     _add_files(delete)
@@ -141,9 +163,10 @@ def _print_plan(plan: Plan, output: str) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     manifests = _load(args.paths)
     if args.observed:
-        planned = engine.compute_plan(manifests, _observed_from_file(args.observed, args.set_name))
+        observed = _observed_from_file(args.observed, args.set_name)
+        planned = engine.compute_plan(manifests, observed, _pools_of(args))
     else:
-        planned = engine.plan_manifests(manifests, args.set_name)
+        planned = engine.plan_manifests(manifests, args.set_name, _pools_of(args))
     _print_plan(planned.plan, args.output)
     if args.out:
         savedplan.write_saved_plan(args.out, planned.plan, planned.desired, planned.observed)
@@ -180,7 +203,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     def planner(observed: State) -> engine.Planned:
         engine.check_not_empty(manifests, observed, args.allow_empty)
-        return engine.compute_plan(manifests, observed)
+        return engine.compute_plan(manifests, observed, _pools_of(args))
 
     if args.dry_run:
         planned = planner(engine.observe_set(args.set_name))
@@ -270,7 +293,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     state = engine.observe_set(args.set_name)
     kind = KIND_WORDS.get(args.kind) if args.kind else None
-    resources = [r for r in state if kind is None or r.key.kind == kind]
+    order = {k: i for i, k in enumerate(KIND_WORDS.values())}
+    resources = sorted(
+        (r for r in state if kind is None or r.key.kind == kind),
+        key=lambda r: (order[r.key.kind], r.key.name),
+    )
     if args.output == "json":
         print(json.dumps([r.to_json() for r in resources], indent=2))
     elif args.output == "yaml":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler import naming
@@ -17,11 +17,12 @@ from reconciler.drivers import EndpointContext, driver_for
 from reconciler.errors import ManifestError
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.model import Endpoint, Manifests, Sandbox
+from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
 from reconciler.sandbox_files import (
     HostEntry,
-    host_line,
     hostname_file,
     hosts_file,
+    hosts_lines,
     resolv_conf_file,
 )
 from reconciler.state import AttrValue, Resource, State
@@ -51,12 +52,31 @@ def held_addresses(observed: State) -> dict[str, list[IPAddress]]:
 
 
 def joined_endpoints(manifests: Manifests) -> list[Endpoint]:
-    """Endpoints that get an interface: those that name a sandbox."""
-    return [e for e in manifests.endpoints.values() if e.spec.sandbox is not None]
+    """Endpoints that get an interface: joined to a sandbox, on a driver that makes one."""
+    return [
+        e for e in manifests.endpoints.values()
+        if e.spec.sandbox is not None
+        and driver_for(manifests.networks[e.spec.network].spec.driver).has_interfaces
+    ]
 
 
-def build_desired(manifests: Manifests, set_name: str, observed: State) -> State:
+def host_mode_sandboxes(manifests: Manifests) -> set[str]:
+    """Sandboxes joined to a host network: they are the host namespace, nothing to create."""
+    return {
+        str(e.spec.sandbox) for e in manifests.endpoints.values()
+        if e.spec.sandbox is not None
+        and driver_for(manifests.networks[e.spec.network].spec.driver).shares_host_namespace
+    }
+
+
+def build_desired(
+    manifests: Manifests,
+    set_name: str,
+    observed: State,
+    pools: Sequence[AddressPool] = DEFAULT_POOLS,
+) -> State:
     """The state the kernel should be in for `manifests` as apply set `set_name`."""
+    manifests = assign_default_pools(manifests, observed, pools)
     joined = joined_endpoints(manifests)
     try:
         names = [e.metadata.name for e in joined]
@@ -66,9 +86,13 @@ def build_desired(manifests: Manifests, set_name: str, observed: State) -> State
     resources: list[Resource] = []
     for network in manifests.networks.values():
         attrs = driver_for(network.spec.driver).network_attrs(network)
-        resources.append(Resource(network.key, set_name, attrs))
+        if attrs is not None:
+            resources.append(Resource(network.key, set_name, attrs))
     directory = _Directory.of(manifests, assignments)
+    host_mode = host_mode_sandboxes(manifests)
     for sandbox in manifests.sandboxes.values():
+        if sandbox.metadata.name in host_mode:
+            continue
         resources.append(
             Resource(sandbox.key, set_name, _sandbox_attrs(sandbox, assignments, directory))
         )
@@ -82,8 +106,9 @@ def build_desired(manifests: Manifests, set_name: str, observed: State) -> State
             assignment=assignments[endpoint.metadata.name],
             veth=naming.host_veth_name(set_name, endpoint.metadata.name),
         )
-        attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
-        resources.append(Resource(endpoint.key, set_name, attrs))
+        endpoint_attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
+        if endpoint_attrs is not None:
+            resources.append(Resource(endpoint.key, set_name, endpoint_attrs))
     return State(set_name, {r.key: r for r in resources})
 
 
@@ -93,31 +118,21 @@ def _addresses(assignment: Assignment) -> list[str]:
 
 @dataclass(frozen=True)
 class _NetworkHosts:
-    """The /etc/hosts lines of every endpoint of one network, in name order, formatted once.
+    """The /etc/hosts lines of one network's endpoints, rendered once.
 
-    A sandbox's peer lines are this text minus its own endpoints' spans, so building
-    every sandbox's hosts file costs the size of the files, not a loop per peer.
+    `spans` locates each endpoint's lines in `text`, so a sandbox's view (all
+    but its own) is a few slices of one string, not a loop over every peer:
+    with N endpoints on a network, N sandboxes each list N-1 peers.
     """
 
     text: str
-    spans: Mapping[str, tuple[int, int]]  # endpoint name -> [start, end) of its lines
-
-    def without(self, names: Iterable[str]) -> str:
-        cuts = sorted(self.spans[n] for n in names if n in self.spans)
-        if not cuts:
-            return self.text
-        parts: list[str] = []
-        position = 0
-        for start, end in cuts:
-            parts.append(self.text[position:start])
-            position = end
-        parts.append(self.text[position:])
-        return "".join(parts)
+    spans: Mapping[str, tuple[int, int]]
+    blocks: Sequence[tuple[str, str]]  # (endpoint name, its lines), name order
 
 
 @dataclass(frozen=True)
 class _Directory:
-    """Who is where, computed once per build so each sandbox costs O(its own peers)."""
+    """Who is where, computed once per build."""
 
     by_sandbox: Mapping[str, list[Endpoint]]
     hosts_by_network: Mapping[str, _NetworkHosts]
@@ -125,24 +140,25 @@ class _Directory:
     @classmethod
     def of(cls, manifests: Manifests, assignments: Mapping[str, Assignment]) -> _Directory:
         by_sandbox: dict[str, list[Endpoint]] = defaultdict(list)
-        lines: dict[str, list[str]] = defaultdict(list)
-        spans: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-        sizes: dict[str, int] = defaultdict(int)
+        blocks: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for endpoint in manifests.endpoints.values():  # name order
             name = endpoint.metadata.name
             if name not in assignments:
                 continue
             by_sandbox[str(endpoint.spec.sandbox)].append(endpoint)
-            names = (name, *endpoint.spec.aliases)
-            network = endpoint.spec.network
-            text = "".join(host_line(HostEntry(a, names)) for a in _addresses(assignments[name]))
-            if text:
-                start = sizes[network]
-                lines[network].append(text)
-                sizes[network] = start + len(text)
-                spans[network][name] = (start, start + len(text))
-        hosts = {net: _NetworkHosts("".join(lines[net]), spans[net]) for net in lines}
-        return cls(by_sandbox, hosts)
+            entries = [HostEntry(a, (name, *endpoint.spec.aliases))
+                       for a in _addresses(assignments[name])]
+            blocks[endpoint.spec.network].append((name, hosts_lines(entries)))
+        return cls(by_sandbox, {net: _render(b) for net, b in blocks.items()})
+
+
+def _render(blocks: list[tuple[str, str]]) -> _NetworkHosts:
+    spans: dict[str, tuple[int, int]] = {}
+    position = 0
+    for name, text in blocks:
+        spans[name] = (position, position + len(text))
+        position += len(text)
+    return _NetworkHosts("".join(text for _, text in blocks), spans, blocks)
 
 
 def _sandbox_attrs(
@@ -154,21 +170,31 @@ def _sandbox_attrs(
         "netns": sandbox.netns_name,
         "lo_up": True,
         "files.hostname": hostname_file(sandbox),
-        "files.hosts": hosts_file(sandbox, own, (), _peer_text(own_endpoints, directory)),
+        "files.hosts": hosts_file(sandbox, own, _peer_lines(own_endpoints, directory)),
         "files.resolv.conf": resolv_conf_file(sandbox),
     }
 
 
-def _peer_text(own: Sequence[Endpoint], directory: _Directory) -> str:
-    """Lines for the other endpoints on the networks this sandbox joins (each name once)."""
-    excluded = {e.metadata.name for e in own}
-    parts: list[str] = []
-    networks = sorted({e.spec.network for e in own})
-    for position, network_name in enumerate(networks):
-        hosts = directory.hosts_by_network.get(network_name)
-        if hosts is None:
-            continue
-        parts.append(hosts.without(excluded))
-        if position + 1 < len(networks):
-            excluded |= hosts.spans.keys()
-    return "".join(parts)
+def _peer_lines(own: Sequence[Endpoint], directory: _Directory) -> str:
+    """Names and aliases of the other endpoints on the networks this sandbox joins.
+
+    Networks in name order; an endpoint listed under an earlier network is not
+    repeated under a later one.
+    """
+    own_names = {e.metadata.name for e in own}
+    networks = [directory.hosts_by_network[n] for n in sorted({e.spec.network for e in own})
+                if n in directory.hosts_by_network]
+    if not networks:
+        return ""
+    first = networks[0]
+    cuts = sorted(first.spans[name] for name in own_names if name in first.spans)
+    pieces, position = [], 0
+    for start, end in cuts:
+        pieces.append(first.text[position:start])
+        position = end
+    pieces.append(first.text[position:])
+    seen = set(own_names) | set(first.spans)
+    for later in networks[1:]:
+        pieces += [text for name, text in later.blocks if name not in seen]
+        seen |= set(later.spans)
+    return "".join(pieces)

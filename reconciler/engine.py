@@ -13,12 +13,15 @@ from typing import TextIO
 
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
+from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
+from reconciler.kernel.firewall_steps import run_own_step
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import KernelSession, require_privileges
 from reconciler.loader import load
 from reconciler.lock import apply_lock
 from reconciler.model import Manifests
 from reconciler.plan import Plan, make_plan
+from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.render import render_text
 from reconciler.state import Resource, State
 
@@ -49,9 +52,11 @@ def load_manifests(paths: Sequence[str], stdin: TextIO | None = None) -> Manifes
     return load(paths, stdin=stdin)
 
 
-def compute_plan(manifests: Manifests, observed: State) -> Planned:
+def compute_plan(
+    manifests: Manifests, observed: State, pools: Sequence[AddressPool] = DEFAULT_POOLS
+) -> Planned:
     """Pure planning: manifests + observed state -> plan."""
-    desired = build_desired(manifests, observed.set_name, observed)
+    desired = build_desired(manifests, observed.set_name, observed, pools)
     return Planned(make_plan(desired, observed), desired, observed)
 
 
@@ -64,8 +69,10 @@ def observe_set(set_name: str, session: KernelSession | None = None) -> State:
         return observe(set_name, own)
 
 
-def plan_manifests(manifests: Manifests, set_name: str) -> Planned:
-    return compute_plan(manifests, observe_set(set_name))
+def plan_manifests(
+    manifests: Manifests, set_name: str, pools: Sequence[AddressPool] = DEFAULT_POOLS
+) -> Planned:
+    return compute_plan(manifests, observe_set(set_name), pools)
 
 
 def deletion_plan(manifests: Manifests, observed: State) -> Planned:
@@ -94,33 +101,33 @@ def execute(
     progress: Progress | None = None,
 ) -> None:
     """Run every step of the plan in phase order."""
-    # Imported here: the apply steps need pyroute2, whose import alone costs
-    # ~0.25 s, and `plan` never applies anything.
-    from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
-
     removed = frozenset(
         str(a.observed.get("netns"))
         for a in planned.plan.actions
         if a.key.kind == "Sandbox" and a.verb in ("delete", "replace") and a.observed is not None
     )
-    ctx = ApplyContext(session, planned.desired, planned.observed, removed)
+    ctx = ApplyContext(session, planned.desired, planned.observed, removed_sandboxes=removed)
     steps = planned.plan.steps()
     for number, step in enumerate(steps, 1):
         if step.verb != "delete":
             settle_teardown(ctx)
         if progress is not None:
             progress(f"[{number}/{len(steps)}] {step.verb} {step.action.key}")
-        run_step(ctx, step)
+        if not run_own_step(step, planned.desired, progress):
+            run_step(ctx, step)
     settle_teardown(ctx)
 
 
-def verify(planned: Planned, manifests: Manifests | None, session: KernelSession) -> None:
-    """Re-observe; the plan must now be empty."""
+def verify(
+    planned: Planned, replan: Callable[[State], Planned] | None, session: KernelSession
+) -> None:
+    """Re-observe; the plan must now be empty.
+
+    `replan` recomputes the plan from the manifests (the same planner the apply
+    used); without it the desired state of the plan itself is the reference.
+    """
     observed = observe(planned.desired.set_name, session)
-    if manifests is not None:
-        after = compute_plan(manifests, observed).plan
-    else:
-        after = make_plan(planned.desired, observed)
+    after = replan(observed).plan if replan is not None else make_plan(planned.desired, observed)
     if not after.empty:
         raise VerifyError("the kernel still differs after apply:\n" + render_text(after))
 
@@ -145,7 +152,7 @@ def apply_planned(
         if confirm is not None and not confirm(planned):
             return planned
         execute(planned, session=session, progress=progress)
-        verify(planned, manifests, session)
+        verify(planned, planner if manifests is not None else None, session)
     return ApplyResult(planned, time.monotonic() - start)
 
 

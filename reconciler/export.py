@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler import naming
+from reconciler import firewall, naming
 from reconciler.desired import build_desired
 from reconciler.drivers.bridge import DEFAULT_MTU
 from reconciler.errors import ManifestError
@@ -31,12 +31,12 @@ from reconciler.loader import dump_yaml, load_text
 from reconciler.plan import make_plan
 from reconciler.render import format_value
 from reconciler.sandbox_files import HOSTS_HEADER
-from reconciler.state import Resource, State
+from reconciler.state import Resource, ResourceKey, State
 
 API_VERSION = "cnm/v1"
 _RESOLV_HEADER = "# Managed by cnm.\n"
 _ENDPOINT_FIELDS = ("network", "sandbox", "ifname", "ipv4Address", "ipv6Address", "macAddress",
-                    "aliases", "gateway")
+                    "aliases", "gateway", "ports")
 
 
 @dataclass
@@ -75,14 +75,46 @@ def _ips(endpoint: Resource) -> list[str]:
             for attr in ("ipv4", "ipv6") for a in _strings(endpoint.get(attr))]
 
 
+def _macvlan_networks(observed: State) -> dict[str, Resource]:
+    """macvlan networks have no kernel object: rebuild each from its endpoints
+    (parent, mode, the subnets of their addresses, the gateway of their routes)."""
+    members: dict[str, list[Resource]] = defaultdict(list)
+    for endpoint in observed.of_kind("Endpoint"):
+        if endpoint.get("parent") is not None and endpoint.get("network") is not None:
+            members[str(endpoint.get("network"))].append(endpoint)
+    networks: dict[str, Resource] = {}
+    for name, endpoints in sorted(members.items()):
+        first = endpoints[0]
+        subnets = sorted({str(ipaddress.ip_interface(a).network)
+                          for e in endpoints for attr in ("ipv4", "ipv6")
+                          for a in _strings(e.get(attr))})
+        addresses = []
+        for subnet in subnets:
+            attr = "gateway4" if ipaddress.ip_network(subnet).version == 4 else "gateway6"
+            gateway = next((g for e in endpoints for g in _strings(e.get(attr))), None)
+            if gateway is not None:
+                addresses.append(f"{gateway}/{ipaddress.ip_network(subnet).prefixlen}")
+        networks[name] = Resource(
+            ResourceKey("Network", name), observed.set_name,
+            {"driver": "macvlan", "parent": first.get("parent"), "mode": first.get("mode"),
+             "subnets": tuple(subnets), "addresses": tuple(addresses)},
+        )
+    return networks
+
+
 def _network_spec(resource: Resource) -> dict[str, Any]:
     name = resource.key.name
     spec: dict[str, Any] = {}
+    if resource.get("driver") == "macvlan":
+        spec["driver"] = "macvlan"
+        spec["parent"] = resource.get("parent")
+        if resource.get("mode") not in (None, "bridge"):
+            spec["mode"] = resource.get("mode")
     bridge = resource.get("bridge")
     if isinstance(bridge, str) and bridge != naming.default_bridge_name(name):
         spec["bridge"] = bridge
     mtu = resource.get("mtu")
-    if isinstance(mtu, int) and mtu != DEFAULT_MTU:
+    if isinstance(mtu, int) and mtu != DEFAULT_MTU and resource.get("driver") == "bridge":
         spec["mtu"] = mtu
     gateways = {str(ipaddress.ip_interface(a).network): str(ipaddress.ip_interface(a).ip)
                 for a in _strings(resource.get("addresses"))}
@@ -96,6 +128,7 @@ def _network_spec(resource: Resource) -> dict[str, Any]:
         pools.append(pool)
     if pools:
         spec["ipam"] = pools
+    spec.update(firewall.network_spec(resource))
     return spec
 
 
@@ -154,7 +187,7 @@ def _split_hosts(
 
 def _peer_ips(own: list[Resource], endpoints_by_network: Mapping[str, list[Resource]]
               ) -> list[tuple[str, int]]:
-    """The peers a sandbox's hosts file lists, in order (as desired._peer_text builds it)."""
+    """The peers a sandbox's hosts file lists, in order (as desired._peer_lines builds it)."""
     excluded = {e.key.name for e in own}
     result: list[tuple[str, int]] = []
     for network in sorted({str(e.get("network")) for e in own}):
@@ -184,6 +217,9 @@ def _endpoint_spec(resource: Resource, network: Resource | None, aliases: list[s
     routed = {4: bool(resource.get("gateway4")), 6: bool(resource.get("gateway6"))}
     if any(has.values()) and not any(routed[v] for v in (4, 6) if has[v]):
         spec["gateway"] = False
+    ports = firewall.ports_spec(resource)
+    if ports:
+        spec["ports"] = ports
     return spec
 
 
@@ -191,6 +227,7 @@ def export_state(observed: State, *, with_mac: bool = False) -> Export:
     """Manifests that reproduce `observed` on an empty host, and what they cannot express."""
     result = Export()
     networks = {r.key.name: r for r in observed.of_kind("Network")}
+    networks.update(_macvlan_networks(observed))
     sandboxes = {r.key.name: r for r in observed.of_kind("Sandbox")}
     endpoints: list[Resource] = []
     for endpoint in observed.of_kind("Endpoint"):
@@ -228,7 +265,7 @@ def export_state(observed: State, *, with_mac: bool = False) -> Export:
             aliases.setdefault(endpoint_name, seen)
         sandbox_docs.append(_document("Sandbox", name, spec))
 
-    network_docs = [_document("Network", n, _network_spec(r)) for n, r in networks.items()]
+    network_docs = [_document("Network", n, _network_spec(r)) for n, r in sorted(networks.items())]
     endpoint_docs = [
         _document("Endpoint", e.key.name, _endpoint_spec(
             e, networks.get(str(e.get("network"))), aliases.get(e.key.name, []), with_mac))

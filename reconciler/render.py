@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from reconciler import firewall
 from reconciler.diff import Change
 from reconciler.plan import Action, Plan
 from reconciler.state import AttrValue, Resource
@@ -35,10 +36,28 @@ def format_value(value: AttrValue) -> str:
     return str(value)
 
 
+#: A list change longer than this shows only what is added and removed.
+LONG_CHANGE = 100
+
+
 def format_change(change: Change) -> str:
     if _is_text_block(change.old) or _is_text_block(change.new):
         return f"{change.path}: {_text_change(change.old, change.new)}"
-    return f"{change.path}: {format_value(change.old)} -> {format_value(change.new)}"
+    plain = f"{change.path}: {format_value(change.old)} -> {format_value(change.new)}"
+    if len(plain) > LONG_CHANGE and isinstance(change.old, tuple) \
+            and isinstance(change.new, tuple):
+        return f"{change.path}: {_list_change(change.old, change.new)}"
+    return plain
+
+
+def _list_change(old: tuple[AttrValue, ...], new: tuple[AttrValue, ...]) -> str:
+    """`+[added] -[removed] (N unchanged)` for long lists such as published ports."""
+    before, after = set(old), set(new)
+    added = tuple(v for v in new if v not in before)
+    removed = tuple(v for v in old if v not in after)
+    parts = [f"+{format_value(added)}" if added else "", f"-{format_value(removed)}"
+             if removed else "", f"({len(old) - len(removed)} unchanged)"]
+    return " ".join(part for part in parts if part)
 
 
 def _is_text_block(value: AttrValue) -> bool:
@@ -52,13 +71,20 @@ def _text_change(old: AttrValue, new: AttrValue) -> str:
         return f"write ({len(new_lines)} lines)"
     if new is None:
         return "remove"
-    added = len([line for line in new_lines if line not in old_lines])
-    removed = len([line for line in old_lines if line not in new_lines])
+    old_set, new_set = set(old_lines), set(new_lines)
+    added = sum(1 for line in new_lines if line not in old_set)
+    removed = sum(1 for line in old_lines if line not in new_set)
     return f"rewrite (+{added} -{removed} lines)"
 
 
 def describe(resource: Resource) -> str:
-    """Short description of a resource for create and delete lines."""
+    """Short description of a resource for create and delete lines (firewall summary last)."""
+    if firewall.rules_only(resource):
+        return firewall.summary(resource)
+    return "  ".join(t for t in (_describe_links(resource), firewall.summary(resource)) if t)
+
+
+def _describe_links(resource: Resource) -> str:
     kind = resource.key.kind
     if kind == "Network":
         addresses = ", ".join(str(a) for a in _as_tuple(resource.get("addresses")))
@@ -67,7 +93,8 @@ def describe(resource: Resource) -> str:
     if kind == "Sandbox":
         return f"netns {resource.get('netns')}"
     if kind == "Endpoint":
-        text = f"veth {resource.get('veth')}"
+        parent = resource.get("parent")
+        text = f"macvlan {parent}" if parent else f"veth {resource.get('veth')}"
         if resource.get("sandbox") is not None:
             text += f" -> {resource.get('sandbox')}:{resource.get('ifname')}"
         held = [str(resource.get(a)) for a in ("ipv4", "ipv6") if resource.get(a)]

@@ -31,18 +31,13 @@ def hostname_file(sandbox: Sandbox) -> str:
     return sandbox.effective_hostname + "\n"
 
 
-def host_line(entry: HostEntry) -> str:
-    """One /etc/hosts line."""
-    return f"{entry.address}\t{' '.join(entry.names)}\n"
+def hosts_lines(entries: Sequence[HostEntry]) -> str:
+    """/etc/hosts lines for `entries`."""
+    return "".join(f"{e.address}\t{' '.join(e.names)}\n" for e in entries)
 
 
-def hosts_file(
-    sandbox: Sandbox, own: Sequence[str], peers: Sequence[HostEntry], peer_text: str = ""
-) -> str:
-    """Own addresses with the hostname, then extraHosts, then peers on shared networks.
-
-    `peer_text` is more peer lines already formatted by `host_line` (they follow `peers`).
-    """
+def hosts_file(sandbox: Sandbox, own: Sequence[str], peers: str) -> str:
+    """Own addresses with the hostname, then extraHosts, then `peers` (rendered lines)."""
     spec = sandbox.spec
     names = [sandbox.effective_hostname]
     if spec.domainname:
@@ -52,8 +47,7 @@ def hosts_file(
     for entry in spec.extra_hosts:
         name, _, address = entry.partition(":")
         lines.append(f"{address}\t{name}\n")
-    lines += [host_line(p) for p in peers]
-    lines.append(peer_text)
+    lines.append(peers)
     return "".join(lines)
 
 

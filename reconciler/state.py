@@ -27,14 +27,15 @@ REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "Network": frozenset({"driver", "bridge", "subnets"}),
         "Sandbox": frozenset({"netns"}),
-        "Endpoint": frozenset({"network", "sandbox", "veth"}),
+        "Endpoint": frozenset({"network", "sandbox", "veth", "parent", "mode"}),
     }
 )
 
 MARKER_PREFIX = "cnm/v1"
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _MARKER_RE = re.compile(
-    r"^cnm/v1 set=(?P<set>[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?) "
-    r"(?P<kind>Network|Sandbox|Endpoint)/(?P<name>[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$"
+    rf"^cnm/v1 set=(?P<set>{_LABEL}) (?P<kind>Network|Sandbox|Endpoint)/(?P<name>{_LABEL})"
+    rf"(?: net=(?P<net>{_LABEL}))?$"
 )
 
 
@@ -80,6 +81,17 @@ class Owner:
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name} (set {self.set_name})"
+
+
+def endpoint_marker(owner: Owner, network: str) -> str:
+    """Marker of an endpoint whose network cannot be read off a bridge (macvlan)."""
+    return f"{owner.marker()} net={network}"
+
+
+def marker_network(text: str | None) -> str | None:
+    """The network an endpoint marker names, if it names one."""
+    match = _MARKER_RE.match(text or "")
+    return match["net"] if match else None
 
 
 def freeze(value: object) -> AttrValue:
@@ -153,6 +165,9 @@ class State:
     #: no owner label: left by an apply interrupted between creating and labelling.
     #: Apply adopts such a link when it needs that exact name.
     orphans: frozenset[str] = frozenset()
+    #: IPv4/IPv6 prefixes the host uses for things cnm does not own (addresses of
+    #: other links, main-table routes): default address pools steer clear of them.
+    reserved_prefixes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -178,6 +193,7 @@ class State:
             "resources": [r.to_json() for r in self.resources.values()],
             "occupied": dict(self.occupied),
             "orphans": sorted(self.orphans),
+            "reserved_prefixes": sorted(self.reserved_prefixes),
         }
 
     @classmethod
@@ -187,7 +203,8 @@ class State:
         if not isinstance(raw, list) or not isinstance(occupied, Mapping):
             raise TypeError("malformed state")
         orphans = data.get("orphans", [])
-        if not isinstance(orphans, list):
+        reserved = data.get("reserved_prefixes", [])
+        if not isinstance(orphans, list) or not isinstance(reserved, list):
             raise TypeError("malformed state")
         resources = [Resource.from_json(r) for r in raw]
         return cls(
@@ -195,6 +212,7 @@ class State:
             {r.key: r for r in resources},
             {str(k): str(v) for k, v in occupied.items()},
             frozenset(str(o) for o in orphans),
+            frozenset(str(r) for r in reserved),
         )
 
 

@@ -49,7 +49,7 @@ from pathlib import Path
 from types import FrameType
 
 from reconciler import engine
-from reconciler.diff import diff_attrs, diff_resources
+from reconciler.diff import diff_resources
 from reconciler.errors import CnmError, ManifestError, VerifyError
 from reconciler.kernel import netns
 from reconciler.kernel.events import KernelEvents
@@ -155,9 +155,7 @@ class Watcher:
 
     def _warm_up(self) -> None:
         """Pay one-time import costs now, not in the first reconcile that changes something."""
-        import reconciler.kernel.apply  # noqa: F401  (pyroute2, ~0.25 s)
-
-        diff_attrs({"warm": 1}, {"warm": 0})  # deepdiff, ~0.15 s
+        import reconciler.kernel.apply  # noqa: F401
 
     def run(self) -> int:
         self._warm_up()
@@ -216,6 +214,10 @@ class Watcher:
             if source == "kernel":
                 if self.events.drain(namespace):
                     self._kernel_changed(namespace)
+            elif source == "nftables":
+                if self.events.drain_nftables():
+                    self.live.mark_firewall()
+                    self.pending.kernel.add("nftables")
             else:
                 with contextlib.suppress(OSError):
                     while os.read(self.wake_read, 4096):
@@ -423,6 +425,8 @@ class Watcher:
         """The in-memory observed state, current, with the owned namespaces followed."""
         for namespace in self.events.drain_all():
             self._kernel_changed(namespace)
+        if self.events.drain_nftables():
+            self.live.mark_firewall()
         self.pending.kernel.clear()  # about to be read: nothing left to trigger on
         state = self.live.state()
         reads = self.live.last_reads
@@ -454,6 +458,7 @@ class Watcher:
                 self.events.release(name)  # our socket would keep the namespace alive
             try:
                 with KernelSession() as session:
+                    session.netns_seen.update(self.live.identities)
                     engine.execute(planned, session=session, progress=self._step)
             finally:
                 self._mark_touched(planned)
@@ -464,13 +469,15 @@ class Watcher:
             return planned.plan
 
     def _step(self, message: str) -> None:
-        if self.stop_signal is not None:
+        """Progress callback: a stop signal ends the apply before the next step starts."""
+        if self.stop_signal is not None and message.startswith("["):
             raise Stopped("step " + message.split(" ", 1)[0].strip("[]").replace("/", " of ", 1))
 
     def _mark_touched(self, planned: engine.Planned) -> None:
         """Read again, from the kernel, every namespace the apply may have changed."""
         if any(a.key.kind != "Sandbox" for a in planned.plan.actions):
             self.live.mark_host()  # bridges and host ends of veth pairs
+            self.live.mark_firewall()  # the plan's firewall step rewrote cnm's tables
         states = (planned.desired, planned.observed)
         for action in planned.plan.actions:
             if action.key.kind == "Sandbox":

@@ -27,7 +27,7 @@ import struct
 from collections.abc import Iterable
 
 from reconciler.kernel import netns
-from reconciler.kernel.rtnl import Address, Link
+from reconciler.kernel.rtnl import Address, Link, Route, _parse_link
 
 NETLINK_ROUTE = 0
 RTMGRP_LINK = 0x1
@@ -112,6 +112,25 @@ class KernelEvents:
         self._host_table = host_table
         self._sockets: dict[Namespace, socket.socket] = {}
         self._add(None)
+        #: readable when anyone changes nftables (key data: ("nftables", None))
+        self._nft = subscribe_nftables()
+        if self._nft is not None:
+            selector.register(self._nft, selectors.EVENT_READ, ("nftables", None))
+
+    def drain_nftables(self) -> bool:
+        """Discard pending nftables notices; True if there were any (or some were lost)."""
+        changed = False
+        while self._nft is not None:
+            try:
+                if not self._nft.recv(_RECV_CHUNK):
+                    break
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+            changed = True
+        return changed
 
     def _add(self, namespace: Namespace) -> None:
         sock = _subscribe(namespace)
@@ -182,18 +201,28 @@ class KernelEvents:
             sock = self._sockets.pop(name)
             self._selector.unregister(sock)
             sock.close()
+        if self._nft is not None:
+            self._selector.unregister(self._nft)
+            self._nft.close()
+            self._nft = None
 
 
-# --- the host's links and addresses, kept from notifications ---
+# --- the host's links, addresses, routes and bridge ports, kept from notifications ---
 
 RTM_NEWLINK, RTM_DELLINK = 16, 17
+AF_BRIDGE = 7
 _IFINFOMSG = struct.Struct("=BxHiII")
 _IFADDRMSG = struct.Struct("=BBBBI")
+_RTMSG = struct.Struct("=BBBBBBBBI")
 _NLATTR = struct.Struct("=HH")
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
-IFLA_LINKINFO, IFLA_IFALIAS, IFLA_GROUP = 18, 20, 27
-IFLA_INFO_KIND = 1
+IFLA_IFNAME, IFLA_PROTINFO, IFLA_BRPORT_MODE = 3, 12, 4
 IFA_ADDRESS, IFA_LOCAL = 1, 2
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
+RT_TABLE_MAIN = 254
+IFF_UP = 0x1
+
+#: (version, dst, dst_len, table, oif, gateway): a route, as far as observation tells them apart
+RouteKey = tuple[int, str | None, int, int, int | None, str | None]
 
 
 def _attrs(data: bytes, offset: int, end: int) -> dict[int, bytes]:
@@ -207,37 +236,17 @@ def _attrs(data: bytes, offset: int, end: int) -> dict[int, bytes]:
     return found
 
 
-def _text(value: bytes) -> str:
-    return value.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-
-
 def _u32(value: bytes) -> int:
     return int(struct.unpack_from("=I", value)[0])
 
 
-def parse_link(data: bytes, offset: int, end: int) -> Link:
-    """An RTM_NEWLINK message body as `rtnl.Link` (the fields observation reads)."""
-    _, _, index, flags, _ = _IFINFOMSG.unpack_from(data, offset)
-    attrs = _attrs(data, offset + _IFINFOMSG.size, end)
-    info = _attrs(attrs[IFLA_LINKINFO], 0, len(attrs[IFLA_LINKINFO])) \
-        if IFLA_LINKINFO in attrs else {}
-    mac = attrs.get(IFLA_ADDRESS)
-    return Link(
-        index=index,
-        name=_text(attrs.get(IFLA_IFNAME, b"")),
-        flags=flags,
-        mtu=_u32(attrs[IFLA_MTU]) if IFLA_MTU in attrs else 0,
-        master=_u32(attrs[IFLA_MASTER]) if IFLA_MASTER in attrs else None,
-        group=_u32(attrs[IFLA_GROUP]) if IFLA_GROUP in attrs else 0,
-        alias=_text(attrs[IFLA_IFALIAS]) if IFLA_IFALIAS in attrs else None,
-        mac=":".join(f"{b:02x}" for b in mac) if mac else None,
-        peer_index=_u32(attrs[IFLA_LINK]) if IFLA_LINK in attrs else None,
-        kind=_text(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None,
-    )
+def _ip(value: bytes | None) -> str | None:
+    return str(ipaddress.ip_address(value)) if value else None
 
 
 def parse_address(data: bytes, offset: int, end: int) -> Address | None:
-    family, prefixlen, _flags, scope, index = _IFADDRMSG.unpack_from(data, offset)
+    """An RTM_NEWADDR/DELADDR body as `rtnl.Address` (as `Rtnl.addresses()` decodes it)."""
+    _family, prefixlen, _flags, scope, index = _IFADDRMSG.unpack_from(data, offset)
     attrs = _attrs(data, offset + _IFADDRMSG.size, end)
     raw = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
     if raw is None:
@@ -246,28 +255,63 @@ def parse_address(data: bytes, offset: int, end: int) -> Address | None:
     return Address(index, address.version, prefixlen, scope, str(address))
 
 
+def parse_route(data: bytes, offset: int, end: int) -> tuple[RouteKey, Route]:
+    """An RTM_NEWROUTE/DELROUTE body as `rtnl.Route`, with the key that identifies it."""
+    family, dst_len, _, _, table, _, _, _, _ = _RTMSG.unpack_from(data, offset)
+    attrs = _attrs(data, offset + _RTMSG.size, end)
+    if RTA_TABLE in attrs:
+        table = _u32(attrs[RTA_TABLE])
+    route = Route(
+        version=4 if family == socket.AF_INET else 6,
+        dst_len=dst_len,
+        table=table,
+        oif=_u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None,
+        gateway=_ip(attrs.get(RTA_GATEWAY)),
+        dst=_ip(attrs.get(RTA_DST)),
+    )
+    return _route_key(route), route
+
+
+def _route_key(route: Route) -> RouteKey:
+    return (route.version, route.dst, route.dst_len, route.table, route.oif, route.gateway)
+
+
+def _kept(route: Route) -> bool:
+    """The routes host observation reads: main table, not default routes."""
+    return route.table == RT_TABLE_MAIN and route.dst_len > 0
+
+
 class HostTable:
-    """The host namespace's links and addresses, as a dump gives them, kept from notifications.
+    """The host namespace as observation reads it, kept from notifications.
 
-    `load()` takes a full dump; `feed()` applies notifications in the order
+    `load()` takes full dumps; `feed()` applies notifications in the order
     received, which always ends in the kernel's latest state (each change sends
-    its own notification after any older one). It offers `links()` and
-    `addresses()` like a dump reader, so observation's own code reads it.
+    its own notification after any older one). It offers `links()`,
+    `addresses()` and `routes()` like an `Rtnl` socket, and `ports()` like
+    `brport.hairpin_ports()`, so observation's own code reads it.
 
-    One change is not announced by the kernel: a new alias (or group) of a link
-    that is down. Such a link shows its old label until the next full dump
-    (`cnm watch --resync`); apply re-reads every link it touches, so this can
-    delay a plan, never make cnm change a link it does not own.
+    Changes the kernel makes without announcing them are applied here by rule:
+    the routes of a deleted link go with it, and IPv4 routes through a link
+    that goes down are flushed. One change is not announced at all: a new
+    alias (or group) of a link that is down; such a link shows its old label
+    until the next full dump (`cnm watch --resync`). Apply re-reads every link
+    it touches, so this can delay a plan, never make cnm change a link it does
+    not own.
     """
 
     def __init__(self) -> None:
         self._links: dict[int, Link] = {}
         self._addresses: dict[tuple[int, int, int, str], Address] = {}
+        self._routes: dict[RouteKey, Route] = {}
+        self._ports: dict[str, tuple[int, bool]] = {}
         self.valid = False
 
-    def load(self, links: list[Link], addresses: list[Address]) -> None:
+    def load(self, links: list[Link], addresses: list[Address], routes: list[Route],
+             ports: dict[str, tuple[int, bool]]) -> None:
         self._links = {link.index: link for link in links}
         self._addresses = {(a.index, a.version, a.prefixlen, a.address): a for a in addresses}
+        self._routes = {_route_key(r): r for r in routes if _kept(r)}
+        self._ports = dict(ports)
         self.valid = True
 
     def feed(self, data: bytes) -> bool:
@@ -279,35 +323,89 @@ class HostTable:
             if length < _NLMSGHDR.size:
                 self.valid = False
                 return True
-            body, end = offset + _NLMSGHDR.size, offset + length
-            if kind in (RTM_NEWLINK, RTM_DELLINK) and data[body] != socket.AF_UNSPEC:
-                pass  # the bridge's port notices (AF_BRIDGE): a partial view of the same link
-            elif kind == RTM_NEWLINK:
-                link = parse_link(data, body, end)
-                changed = changed or self._links.get(link.index) != link
-                self._links[link.index] = link
-            elif kind == RTM_DELLINK:
-                index = _IFINFOMSG.unpack_from(data, body)[2]
-                changed = changed or index in self._links
-                self._links.pop(index, None)
-                for key in [k for k in self._addresses if k[0] == index]:
-                    del self._addresses[key]
-            elif kind in (RTM_NEWADDR, RTM_DELADDR):
-                address = parse_address(data, body, end)
-                if address is not None:
-                    key = (address.index, address.version, address.prefixlen, address.address)
-                    if kind == RTM_NEWADDR:
-                        self._addresses[key] = address
-                    else:
-                        self._addresses.pop(key, None)
-                    changed = changed or (address.scope == RT_SCOPE_UNIVERSE
-                                          and not ipaddress.ip_address(address.address)
-                                          .is_link_local)
+            message = data[offset: offset + length]
             offset += (length + 3) & ~3
+            if kind in (RTM_NEWLINK, RTM_DELLINK):
+                changed = self._link_notice(kind, message) or changed
+            elif kind in (RTM_NEWADDR, RTM_DELADDR):
+                address = parse_address(message, _NLMSGHDR.size, len(message))
+                if address is None:
+                    continue
+                key = (address.index, address.version, address.prefixlen, address.address)
+                if kind == RTM_NEWADDR:
+                    self._addresses[key] = address
+                else:
+                    self._addresses.pop(key, None)
+                changed = changed or address.scope == RT_SCOPE_UNIVERSE
+            elif kind in (RTM_NEWROUTE, RTM_DELROUTE):
+                route_key, route = parse_route(message, _NLMSGHDR.size, len(message))
+                if not _kept(route):
+                    continue
+                if kind == RTM_NEWROUTE:
+                    self._routes[route_key] = route
+                else:
+                    self._routes.pop(route_key, None)
+                changed = True
         return changed
+
+    def _link_notice(self, kind: int, message: bytes) -> bool:
+        body = _NLMSGHDR.size
+        family, _, index, flags, _ = _IFINFOMSG.unpack_from(message, body)
+        if family == AF_BRIDGE:  # a bridge port's notice: its hairpin flag
+            attrs = _attrs(message, body + _IFINFOMSG.size, len(message))
+            name = attrs.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode()
+            if kind == RTM_DELLINK or IFLA_PROTINFO not in attrs:
+                return self._ports.pop(name, None) is not None
+            protinfo = attrs[IFLA_PROTINFO]
+            mode = _attrs(protinfo, 0, len(protinfo)).get(IFLA_BRPORT_MODE, b"\0")
+            port = (index, mode[:1] == b"\1")
+            old_port, self._ports[name] = self._ports.get(name), port
+            return old_port != port
+        if kind == RTM_DELLINK:
+            gone = self._links.pop(index, None)
+            self._addresses = {k: a for k, a in self._addresses.items() if k[0] != index}
+            self._routes = {k: r for k, r in self._routes.items() if r.oif != index}
+            if gone is not None:
+                self._ports.pop(gone.name, None)
+            return gone is not None
+        link = _parse_link(message, body)
+        if not flags & IFF_UP:  # IPv4 flushes routes through a link that goes down, silently
+            self._routes = {k: r for k, r in self._routes.items()
+                            if not (r.oif == index and r.version == 4)}
+        before, self._links[index] = self._links.get(index), link
+        return before != link
+
+    # --- read like a dump ---
 
     def links(self) -> list[Link]:
         return [self._links[i] for i in sorted(self._links)]
 
     def addresses(self) -> list[Address]:
         return list(self._addresses.values())
+
+    def routes(self, table: int | None = None) -> list[Route]:
+        return [r for r in self._routes.values() if table is None or r.table == table]
+
+    def ports(self) -> dict[str, tuple[int, bool]]:
+        return dict(self._ports)
+
+
+# --- nftables changes (anyone's), as a trigger to read cnm's tables again ---
+
+NETLINK_NETFILTER = 12
+NFNLGRP_NFTABLES = 7
+
+
+def subscribe_nftables() -> socket.socket | None:
+    """A socket that becomes readable when any nftables table changes (None if unavailable)."""
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
+                             | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
+    except OSError:
+        return None
+    try:
+        sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
+    except OSError:
+        sock.close()
+        return None
+    return sock

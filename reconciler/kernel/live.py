@@ -13,9 +13,10 @@ Read-only, like `observe()`.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
-from reconciler.kernel import netns
+from reconciler import firewall
+from reconciler.kernel import brport, netns, nft, sysctl
 from reconciler.kernel.events import HostTable
 from reconciler.kernel.observe import (
     _assemble_endpoints,
@@ -23,7 +24,7 @@ from reconciler.kernel.observe import (
     _observe_host,
     _observe_netns,
 )
-from reconciler.kernel.rtnl import RtnlReader
+from reconciler.kernel.rtnl import Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.state import Resource, State
 
@@ -52,8 +53,12 @@ class LiveObservation:
         self._last_host: _Observation | None = None
         #: How many namespace reads the last `state()` did (for logs and benchmarks).
         self.last_reads = 0
-        #: endpoint name -> (host end, sandbox end, network, resource) it was assembled from
-        self._endpoints: dict[str, tuple[object, object, object, Resource]] = {}
+        #: endpoint name -> (host end, sandbox end, network, parent, resource) it came from
+        self._endpoints: dict[str, tuple[object, object, object, object, Resource]] = {}
+        #: netns name -> (identity, `lo` marker) as last read (see KernelSession.netns_seen)
+        self.identities: dict[str, Any] = {}
+        self._ruleset: firewall.Ruleset | None = None  # cnm's nftables tables; None: read again
+        self._final: tuple[tuple[object, ...], State] | None = None  # inputs -> observed state
 
     # --- invalidation ---
 
@@ -84,8 +89,14 @@ class LiveObservation:
         self._dirty.add(name)
         self._state = None
 
+    def mark_firewall(self) -> None:
+        """cnm's nftables tables may have changed: list them again."""
+        self._ruleset = None
+        self._state = None
+
     def mark_all(self) -> None:
         """Read everything again (what turns out unchanged keeps its objects)."""
+        self._ruleset = None
         self.host_table.valid = False
         self._host = None
         self._names = None
@@ -109,11 +120,12 @@ class LiveObservation:
         with KernelSession() as session:
             if self._host is None:
                 if not self.host_table.valid:
-                    reader = session.reader(None)
-                    self.host_table.load(reader.links(), reader.addresses())
+                    rtnl = session.rtnl(None)
+                    self.host_table.load(rtnl.links(), rtnl.addresses(), rtnl.routes(),
+                                         brport.hairpin_ports())
                     reads += 1
                 host = _Observation(self.set_name)
-                _observe_host(host, cast(RtnlReader, self.host_table))
+                _observe_host(host, cast(Rtnl, self.host_table))
                 if host != self._last_host:
                     self._last_host, changed = host, True
                 self._host = self._last_host
@@ -131,7 +143,7 @@ class LiveObservation:
                     continue
                 fragment = _Observation(self.set_name)
                 try:
-                    _observe_netns(fragment, session.reader(name), name)
+                    _observe_netns(fragment, session.rtnl(name), name, self.identities)
                 except OSError:  # removed meanwhile: list again next time
                     self._fragments.pop(name, None)
                     self._names = None
@@ -147,8 +159,23 @@ class LiveObservation:
         self.last_reads = reads
         if changed or self._last is None:
             self._last = self._assemble()
-        self._state = self._last
+        self._state = self._with_firewall(self._last)
         return self._state
+
+    def _with_firewall(self, base: State) -> State:
+        """`base` with its firewall attributes (as `firewall_steps.observe_firewall` adds them)."""
+        if self._ruleset is None:
+            self._ruleset = nft.read_ruleset()
+        ports = {name: on for name, (_, on) in self.host_table.ports().items()}
+        forwarding = sysctl.forwarding()
+        inputs = (base, self._ruleset, tuple(sorted(forwarding.items())),
+                  tuple(sorted(ports.items())))
+        if self._final is not None and self._final[0][0] is base \
+                and self._final[0][1] is self._ruleset and self._final[0][2:] == inputs[2:]:
+            return self._final[1]
+        state = firewall.attach(base, self._ruleset, forwarding, ports)
+        self._final = (inputs, state)
+        return state
 
     def _recheck(self, names: list[str]) -> list[str]:
         """`names` with the checked ones added or removed as /run/netns shows them now.
@@ -177,32 +204,37 @@ class LiveObservation:
             merged.resources.update(part.resources)
             merged.occupied.update(part.occupied)
             merged.orphans |= part.orphans
+            merged.reserved_prefixes |= part.reserved_prefixes
             merged.bridge_networks.update(part.bridge_networks)
             merged.host_ends.update(part.host_ends)
+            merged.host_link_names.update(part.host_link_names)
             merged.peer_ends.update(part.peer_ends)
         self._assemble_endpoints(merged)
-        return State(self.set_name, merged.resources, merged.occupied, frozenset(merged.orphans))
+        return State(self.set_name, merged.resources, merged.occupied, frozenset(merged.orphans),
+                     frozenset(merged.reserved_prefixes))
 
     def _assemble_endpoints(self, merged: _Observation) -> None:
         """Endpoints from their two ends; one whose ends were not read again is reused."""
         todo = _Observation(self.set_name)
         todo.bridge_networks = merged.bridge_networks
-        inputs: dict[str, tuple[object, object, object]] = {}
+        todo.host_link_names = merged.host_link_names
+        inputs: dict[str, tuple[object, object, object, object]] = {}
         for name in set(merged.host_ends) | set(merged.peer_ends):
             host, peer = merged.host_ends.get(name), merged.peer_ends.get(name)
             network = merged.bridge_networks.get(host.master or -1) if host is not None else None
-            inputs[name] = (host, peer, network)
+            parent = merged.host_link_names.get(peer.link.peer_index or -1) if peer else None
+            inputs[name] = (host, peer, network, parent)
             cached = self._endpoints.get(name)
             if cached is not None and cached[0] is host and cached[1] is peer \
-                    and cached[2] == network:
-                merged.resources[cached[3].key] = cached[3]
+                    and cached[2:4] == (network, parent):
+                merged.resources[cached[4].key] = cached[4]
                 continue
             if host is not None:
                 todo.host_ends[name] = host
             if peer is not None:
                 todo.peer_ends[name] = peer
         _assemble_endpoints(todo)
-        for key, resource in todo.resources.items():
+        for key, resource in todo.resources.items():  # endpoints only
             merged.resources[key] = resource
             self._endpoints[key.name] = (*inputs[key.name], resource)
         for gone in set(self._endpoints) - set(inputs):

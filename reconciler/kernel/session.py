@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from reconciler.errors import PrivilegeError
-from reconciler.kernel import netns
-from reconciler.kernel.rtnl import RtnlReader
-
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+from reconciler.kernel.rtnl import Rtnl
 
 _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
@@ -45,50 +40,32 @@ def require_privileges(what: str) -> None:
 
 
 class KernelSession:
-    """Netlink sockets per namespace (None = the host namespace), created on demand.
-
-    `reader()` gives the lean dump reader that observation uses; `ipr()` gives
-    a pyroute2 socket for changes. pyroute2 is imported only when a change is
-    made, so a plan never pays for its import.
-    """
+    """One netlink socket per namespace (None = the host namespace), created on demand."""
 
     def __init__(self) -> None:
-        self._sockets: dict[str | None, IPRoute] = {}
-        self._readers: dict[str | None, RtnlReader] = {}
+        self._sockets: dict[str | None, Rtnl] = {}
+        #: netns name -> ((st_dev, st_ino) of the namespace, owner marker of its `lo`) as
+        #: observed in this session: a later step that finds the very same namespace
+        #: need not ask the kernel for its `lo` again (under the apply lock).
+        self.netns_seen: dict[str, tuple[tuple[int, int], str | None]] = {}
 
-    def ipr(self, namespace: str | None = None) -> IPRoute:
+    def rtnl(self, namespace: str | None = None) -> Rtnl:
         sock = self._sockets.get(namespace)
         if sock is None:
-            from pyroute2 import IPRoute
-
-            with netns.entered(namespace):
-                sock = IPRoute()
+            sock = Rtnl(namespace)
             self._sockets[namespace] = sock
         return sock
 
-    def reader(self, namespace: str | None = None) -> RtnlReader:
-        reader = self._readers.get(namespace)
-        if reader is None:
-            reader = RtnlReader(namespace)
-            self._readers[namespace] = reader
-        return reader
-
     def forget(self, namespace: str) -> None:
-        """Close the sockets into `namespace` so that removing it really frees it."""
+        """Close the socket into `namespace` so that removing it really frees it."""
         sock = self._sockets.pop(namespace, None)
         if sock is not None:
             sock.close()
-        reader = self._readers.pop(namespace, None)
-        if reader is not None:
-            reader.close()
 
     def close(self) -> None:
         for sock in self._sockets.values():
             sock.close()
-        for reader in self._readers.values():
-            reader.close()
         self._sockets.clear()
-        self._readers.clear()
 
     def __enter__(self) -> KernelSession:
         return self

@@ -7,6 +7,7 @@ repaired -> delete leaves nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -76,8 +77,6 @@ def test_apply_connect_replan_change_and_delete(tmp_path: Path) -> None:
     network_file.write_text(network_file.read_text().replace("mtu: 1500", "mtu: 9000"))
     plan = cnm("plan", "-f", str(manifests), "-o", "json", "--detailed-exitcode")
     assert plan.returncode == 2
-    import json
-
     document = json.loads(plan.stdout)
     assert document["summary"] == {"create": 0, "update": 3, "delete": 0, "replace": 0}
     changed = {(a["kind"], a["name"]): a["changes"] for a in document["actions"]}
@@ -101,17 +100,17 @@ def test_apply_connect_replan_change_and_delete(tmp_path: Path) -> None:
 def test_drift_by_hand_is_shown_and_repaired(tmp_path: Path) -> None:
     manifests = _quickstart(tmp_path)
     assert cnm("apply", "-f", str(manifests), "--yes").returncode == 0
-    web1_veth = next(n for n, link in links().items()
-                     if link.get("master") == "br-frontend"
-                     and link.get("link_netnsid") is not None
-                     and "web1" in cnm("get", "endpoints").stdout)
-    # Which host end is web1's? cnm get tells; check it against ip -j independently.
+    # Which host end is web1's? cnm get tells; ip -j confirms it sits on the bridge.
     get = cnm("get", "endpoints", "-o", "json", check=True)
-    import json
-
     by_name = {r["name"]: r["attrs"] for r in json.loads(get.stdout)}
     web1_veth = by_name["web1-front"]["veth"]
-    assert web1_veth in links()
+    assert links()[web1_veth]["master"] == "br-frontend"
+    as_yaml = cnm("get", "networks", "-o", "yaml", check=True).stdout
+    assert as_yaml.startswith("- kind: Network\n  name: frontend\n")
+    table = cnm("get", check=True).stdout.splitlines()
+    assert [row.split()[0] for row in table] == [
+        "OBJECT", "Network/frontend", "Sandbox/web1", "Sandbox/web2", "Endpoint/web1-front",
+        "Endpoint/web2-front"]
     untouched_index = links()[by_name["web2-front"]["veth"]]["ifindex"]
 
     subprocess.run(["ip", "link", "del", web1_veth], check=True)
