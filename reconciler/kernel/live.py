@@ -58,7 +58,8 @@ class LiveObservation:
         #: netns name -> (identity, `lo` marker) as last read (see KernelSession.netns_seen)
         self.identities: dict[str, Any] = {}
         self._ruleset: firewall.Ruleset | None = None  # cnm's nftables tables; None: read again
-        self._final: tuple[tuple[object, ...], State] | None = None  # inputs -> observed state
+        #: (base state, firewall inputs, observed state) of the last `_with_firewall`
+        self._final: tuple[State, tuple[object, ...], State] | None = None
 
     # --- invalidation ---
 
@@ -152,7 +153,12 @@ class LiveObservation:
                 finally:
                     session.forget(name)  # an open socket would pin the namespace
                 reads += 1
-                if self._fragments.get(name) != fragment:
+                old = self._fragments.get(name)
+                if old != fragment:
+                    if old is not None:  # keep the parts that did not change, as they were
+                        for end, peer in fragment.peer_ends.items():
+                            if old.peer_ends.get(end) == peer:
+                                fragment.peer_ends[end] = old.peer_ends[end]
                     self._fragments[name] = fragment
                     changed = True
         self._dirty.clear()
@@ -168,13 +174,18 @@ class LiveObservation:
             self._ruleset = nft.read_ruleset()
         ports = {name: on for name, (_, on) in self.host_table.ports().items()}
         forwarding = sysctl.forwarding()
-        inputs = (base, self._ruleset, tuple(sorted(forwarding.items())),
-                  tuple(sorted(ports.items())))
-        if self._final is not None and self._final[0][0] is base \
-                and self._final[0][1] is self._ruleset and self._final[0][2:] == inputs[2:]:
-            return self._final[1]
+        inputs = (self._ruleset, tuple(sorted(forwarding.items())), tuple(sorted(ports.items())))
+        previous = self._final
+        if previous is not None and previous[1][0] is self._ruleset \
+                and previous[1][1:] == inputs[1:]:
+            if previous[0] is base:
+                return previous[2]
+            state = _sandboxes_swapped(previous[0], previous[2], base, self._ruleset)
+            if state is not None:  # only sandboxes changed: the firewall does not see them
+                self._final = (base, inputs, state)
+                return state
         state = firewall.attach(base, self._ruleset, forwarding, ports)
-        self._final = (inputs, state)
+        self._final = (base, inputs, state)
         return state
 
     def _recheck(self, names: list[str]) -> list[str]:
@@ -244,3 +255,23 @@ class LiveObservation:
         """Named namespaces of this set's sandboxes, as last read."""
         state = self._state if self._state is not None else self.state()
         return {str(r.get("netns")) for r in state.of_kind("Sandbox")}
+
+
+def _sandboxes_swapped(
+    old_base: State, old_final: State, base: State, ruleset: firewall.Ruleset
+) -> State | None:
+    """`firewall.attach(base, ...)` from its result for `old_base`, when the two bases
+    differ only in Sandbox resources (no firewall rule has a sandbox for its owner, so
+    attach passes them through); None otherwise."""
+    if old_base.orphans != base.orphans or old_base.reserved_prefixes != base.reserved_prefixes:
+        return None
+    others_old = {k: r for k, r in old_base.resources.items() if k.kind != "Sandbox"}
+    others_new = {k: r for k, r in base.resources.items() if k.kind != "Sandbox"}
+    if others_old.keys() != others_new.keys() or any(
+        others_new[k] is not r for k, r in others_old.items()
+    ):
+        return None
+    resources = {k: r for k, r in old_final.resources.items() if k.kind != "Sandbox"}
+    resources.update((k, r) for k, r in base.resources.items() if k.kind == "Sandbox")
+    return State(base.set_name, resources, {**base.occupied, **firewall.occupied(ruleset)},
+                 base.orphans, base.reserved_prefixes)

@@ -287,6 +287,7 @@ def test_in_memory_observation_matches_a_full_observation(tmp_path: Path) -> Non
     from reconciler.kernel.live import LiveObservation
     from reconciler.kernel.observe import observe
     from reconciler.kernel.session import KernelSession
+    from reconciler.state import ResourceKey
 
     def full() -> object:
         with KernelSession() as session:
@@ -308,6 +309,15 @@ def test_in_memory_observation_matches_a_full_observation(tmp_path: Path) -> Non
     live.mark_netns_list()
     assert live.state() == full()
     assert live.last_reads == 4  # host, web1, web2, the new foreign namespace
+    # only a sandbox changed: its firewall view is reused, the rest stays the same objects
+    before = live.state()
+    Path("/etc/netns/web1/hostname").write_text("changed\n")
+    live.mark("web1")
+    after = live.state()
+    assert after == full() and after.get(ResourceKey("Sandbox", "web1")) != before.get(
+        ResourceKey("Sandbox", "web1"))
+    network = ResourceKey("Network", "frontend")
+    assert after.get(network) is before.get(network)
 
 
 def test_host_links_kept_from_notifications_match_a_full_observation(tmp_path: Path) -> None:
