@@ -11,8 +11,9 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from reconciler import engine, loader, savedplan
+from reconciler import confirm, engine, loader, savedplan
 from reconciler.errors import CnmError, ManifestError
 from reconciler.model import Manifests, json_schema
 from reconciler.plan import Plan, Verb
@@ -47,6 +48,27 @@ def _pool(text: str) -> AddressPool:
 
 def _pools_of(args: argparse.Namespace) -> tuple[AddressPool, ...]:
     return tuple(args.pools) if args.pools else DEFAULT_POOLS
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds >= 0")
+    return value
+
+
+def _add_safety(parser: argparse.ArgumentParser, *, with_confirm: bool) -> None:
+    parser.add_argument("--no-rollback", action="store_true",
+                        help="on failure keep the partial state (for debugging) instead of "
+                             "restoring the state from before this run")
+    if with_confirm:
+        parser.add_argument("--confirm", dest="confirm_seconds", type=_seconds, default=None,
+                            metavar="SECONDS",
+                            help="roll back unless `cnm confirm` arrives within SECONDS "
+                                 "(like netplan try)")
 
 
 def _add_files(parser: argparse.ArgumentParser) -> None:
@@ -84,14 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     apply.add_argument("--allow-empty", action="store_true",
                        help="allow manifests with no object to prune the whole set")
-    apply.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+    apply.add_argument("--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                       help="wait this long for another cnm writer (default 60)")
     _add_pools(apply)
+    _add_safety(apply, with_confirm=True)
 
     delete = sub.add_parser("delete", help="remove the objects these manifests describe")
     _add_files(delete)
     _add_common(delete)
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    delete.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+    delete.add_argument("--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                        help="wait this long for another cnm writer (default 60)")
+    _add_safety(delete, with_confirm=False)
+
+    sub.add_parser("confirm", help="keep the changes of a pending `apply --confirm`")
 
     get = sub.add_parser("get", help="list the owned objects the kernel shows")
     get.add_argument("kind", nargs="?", choices=sorted(KIND_WORDS), default=None)
@@ -172,6 +200,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         savedplan.write_saved_plan(args.out, planned.plan, planned.desired, planned.observed)
         _say(f"Saved this plan to {args.out}; `cnm apply {args.out}` applies exactly it, "
              "and refuses if the kernel changes before.")
+    if not args.observed:
+        _note_debris()
     if args.detailed_exitcode and not planned.plan.empty:
         return EXIT_CHANGES
     return EXIT_OK
@@ -210,9 +240,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
         _print_plan(planned.plan, args.output)
         return EXIT_OK
     args.dry_run = False
+    if args.confirm_seconds is not None and args.no_rollback:
+        raise CnmError("--confirm rolls back when not confirmed; it cannot go with --no-rollback")
     result = _apply_with_progress(
         manifests, planner, args.set_name, args.output, lock_timeout=args.lock_timeout,
-        confirm=_confirmer(args),
+        confirm=_confirmer(args), rollback=not args.no_rollback,
+        confirm_seconds=args.confirm_seconds,
     )
     return _report(result, args.output)
 
@@ -225,13 +258,14 @@ def _apply_with_progress(
     *,
     lock_timeout: float,
     confirm: Callable[[engine.Planned], bool],
+    **options: Any,
 ) -> engine.ApplyResult | engine.Planned:
     """engine.apply_planned with step progress on stderr: a bar on a terminal for long plans."""
     reporter = ProgressReporter() if output == "text" else None
     try:
         return engine.apply_planned(
             manifests, planner, set_name, lock_timeout=lock_timeout, confirm=confirm,
-            progress=reporter, notify=_say,
+            progress=reporter, notify=_say, **options,
         )
     finally:
         if reporter is not None:
@@ -259,8 +293,20 @@ def cmd_apply_saved(args: argparse.Namespace) -> int:
         return EXIT_OK
     result = _apply_with_progress(
         None, planner, saved.set_name, args.output, lock_timeout=args.lock_timeout, confirm=show,
+        rollback=not args.no_rollback,
     )
     return _report(result, args.output)
+
+
+def _note_debris() -> None:
+    debris = engine.pending_debris()
+    if debris:
+        _say(engine.debris_note(debris))
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    print(confirm.confirm_pending())
+    return EXIT_OK
 
 
 def _report(result: engine.ApplyResult | engine.Planned, output: str) -> int:
@@ -285,7 +331,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     args.output, args.dry_run = "text", False
     result = _apply_with_progress(
         None, lambda observed: engine.deletion_plan(manifests, observed), args.set_name, "text",
-        lock_timeout=args.lock_timeout, confirm=_confirmer(args),
+        lock_timeout=args.lock_timeout, confirm=_confirmer(args), rollback=not args.no_rollback,
     )
     return _report(result, "text")
 
@@ -350,7 +396,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 COMMANDS = {
     "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "delete": cmd_delete,
     "get": cmd_get, "observe": cmd_observe, "schema": cmd_schema, "export": cmd_export,
-    "watch": cmd_watch,
+    "watch": cmd_watch, "confirm": cmd_confirm,
 }
 
 

@@ -6,14 +6,18 @@ API both go through it, so they cannot disagree about what a plan means.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from reconciler import faults
+from reconciler.confirm import Interrupts, Outcome, wait_for_confirmation
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
 from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
+from reconciler.kernel.debris import find_debris, remove_debris
 from reconciler.kernel.firewall_steps import run_own_step
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import KernelSession, require_privileges
@@ -23,6 +27,7 @@ from reconciler.model import Manifests
 from reconciler.plan import Plan, make_plan
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.render import render_text
+from reconciler.rollback import ApplyFailedError, RestorePoint, restore_plan, restore_point
 from reconciler.state import Resource, State
 
 Progress = Callable[[str], None]
@@ -113,8 +118,11 @@ def execute(
             settle_teardown(ctx)
         if progress is not None:
             progress(f"[{number}/{len(steps)}] {step.verb} {step.action.key}")
+        if faults.skip_step(number):
+            continue
         if not run_own_step(step, planned.desired, progress):
             run_step(ctx, step)
+        faults.point(f"after step {number}/{len(steps)}: {step.verb} {step.action.key}")
     settle_teardown(ctx)
 
 
@@ -141,19 +149,163 @@ def apply_planned(
     confirm: Callable[[Planned], bool] | None = None,
     progress: Progress | None = None,
     notify: Progress | None = None,
+    rollback: bool = True,
+    confirm_seconds: float | None = None,
 ) -> ApplyResult | Planned:
-    """Lock, observe, plan, (confirm), execute, verify. Returns the plan if not confirmed."""
+    """Lock, observe, plan, (confirm), execute, verify. Returns the plan if not confirmed.
+
+    A failed step or verification rolls back to the pre-apply state (unless
+    `rollback` is False) and raises ApplyFailedError; with `confirm_seconds`,
+    the verified changes are rolled back too unless `cnm confirm` arrives in time.
+    """
     require_privileges("apply")
     start = time.monotonic()
     with apply_lock(lock_timeout, notify), KernelSession() as session:
         planned = planner(observe(set_name, session))
+        debris = find_debris(session.rtnl(None))
         if planned.plan.empty:
+            clear_debris(session, notify)
             return ApplyResult(planned, time.monotonic() - start)
+        if debris:
+            _tell(notify, debris_note(debris))
         if confirm is not None and not confirm(planned):
             return planned
-        execute(planned, session=session, progress=progress)
-        verify(planned, planner if manifests is not None else None, session)
+        clear_debris(session, notify)
+        execute_verified(
+            planned, planner if manifests is not None else None, session, progress=progress,
+            notify=notify, rollback=rollback, confirm_seconds=confirm_seconds,
+        )
     return ApplyResult(planned, time.monotonic() - start)
+
+
+def clear_debris(session: KernelSession, notify: Progress | None = None) -> None:
+    """Remove links that a killed apply created but never labelled (see kernel/debris.py)."""
+    host = session.rtnl(None)
+    debris = find_debris(host)
+    if debris:
+        remove_debris(host, debris)
+        _tell(notify, "removed " + ", ".join(str(d) for d in debris)
+              + " left behind by an interrupted cnm run")
+
+
+def debris_note(debris: Sequence[object]) -> str:
+    return (f"Note: apply will also remove {', '.join(str(d) for d in debris)}, left behind "
+            "by an interrupted cnm run.")
+
+
+def pending_debris(session: KernelSession | None = None) -> list[str]:
+    """What the next apply would remove as debris (read-only; for `cnm plan`)."""
+    if session is not None:
+        return [str(d) for d in find_debris(session.rtnl(None))]
+    with KernelSession() as own:
+        return [str(d) for d in find_debris(own.rtnl(None))]
+
+
+def _tell(say: Progress | None, text: str) -> None:
+    """Report without ever letting a dead terminal (EIO after a hang-up) stop a rollback."""
+    if say is not None:
+        with contextlib.suppress(OSError):
+            say(text)
+
+
+def execute_verified(
+    planned: Planned,
+    replan: Callable[[State], Planned] | None,
+    session: KernelSession,
+    *,
+    progress: Progress | None = None,
+    notify: Progress | None = None,
+    rollback: bool = True,
+    confirm_seconds: float | None = None,
+) -> None:
+    """Execute and verify; on failure (or no confirmation) restore the pre-apply state."""
+    point = restore_point(planned.observed, planned.desired)  # before the first change
+    current = ["before the first step"]
+
+    def track(line: str) -> None:
+        if line.startswith("["):  # a step line; steps may also report details
+            current[0] = f"at step {line}"
+        _tell(progress, line)
+
+    interrupts = Interrupts()
+    with interrupts.installed() if confirm_seconds is not None else contextlib.nullcontext():
+        try:
+            faults.point("before the first change")
+            execute(planned, session=session, progress=track)
+            current[0] = "at verification"
+            verify(planned, replan, session)
+        except (CnmError, OSError, KeyboardInterrupt) as exc:
+            reason = exc.one_line() if isinstance(exc, CnmError) else str(exc) or "interrupted"
+            if isinstance(exc, VerifyError):
+                reason = "the kernel still differs: " + _plan_summary(exc)
+            failure = f"apply failed {current[0]}: {reason}"
+            if not rollback:
+                raise ApplyFailedError(
+                    f"{failure}; --no-rollback: the partial state is kept "
+                    "(`cnm plan` shows what is left, `cnm apply` converges)"
+                ) from exc
+            raise ApplyFailedError(
+                f"{failure}; {roll_back(point, planned.desired.set_name, progress)}"
+            ) from exc
+        if confirm_seconds is None:
+            return
+        seconds = confirm_seconds
+        try:
+            outcome = wait_for_confirmation(
+                seconds, planned.desired.set_name, interrupts=interrupts,
+                ready=lambda: _tell(notify, "Applied and verified. Keep these changes? Run "
+                                    f"`cnm confirm` within {seconds:g} s, or they are rolled "
+                                    "back."),
+            )
+        except KeyboardInterrupt:
+            outcome = Outcome(False, "interrupted")
+        except OSError as exc:  # the record could not be written: nobody can confirm
+            outcome = Outcome(False, f"cannot wait for `cnm confirm` ({exc})")
+    if outcome.confirmed:
+        _tell(notify, "Confirmed: the changes are kept.")
+        return
+    if outcome.reason == "timeout":
+        why = f"not confirmed within {confirm_seconds:g} s"
+    elif outcome.reason.startswith("cannot"):
+        why = outcome.reason
+    else:
+        why = f"{outcome.reason} while waiting for confirmation"
+    raise ApplyFailedError(f"{why}; {roll_back(point, planned.desired.set_name, progress)}")
+
+
+def _plan_summary(error: VerifyError) -> str:
+    lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    return "; ".join(lines)
+
+
+def roll_back(point: RestorePoint, set_name: str, progress: Progress | None = None) -> str:
+    """Bring the kernel back to the restore point; a one-line account of how it went.
+
+    Uses a fresh netlink session: the apply's own may have been interrupted
+    in the middle of a request.
+    """
+
+    def tell(line: str) -> None:
+        _tell(progress, f"rollback {line}")
+
+    try:
+        with KernelSession() as session:
+            clear_debris(session, tell)
+            now = observe(set_name, session)
+            undo = restore_plan(point, now)
+            if undo.empty:
+                return "rolled back: nothing had changed yet"
+            execute(Planned(undo, point.target, now), session=session, progress=tell)
+            left = restore_plan(point, observe(set_name, session))
+            if not left.empty:
+                raise VerifyError("the kernel still differs:\n" + render_text(left))
+    except (CnmError, OSError) as exc:
+        text = exc.one_line() if isinstance(exc, CnmError) else str(exc)
+        return (f"the rollback failed too ({text}); the kernel is between the two states: "
+                "fix the cause and run `cnm apply` to converge")
+    count = len(undo.actions)
+    return (f"rolled back: {count} change{'s' if count != 1 else ''} undone, the kernel is "
+            "as before this apply (verified)")
 
 
 def check_not_empty(manifests: Manifests, observed: State, allow_empty: bool) -> None:

@@ -7,7 +7,24 @@ CLI can print one line and `watch` can decide to retry or to wait for a fix.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
+
+#: Unicode categories never printed raw: controls (escape sequences, line
+#: separators), format characters (bidi overrides, zero-width), surrogates,
+#: private-use and unassigned code points, line and paragraph separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """`text` with every character that could mangle a terminal or split a line escaped."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(
+        c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        if unicodedata.category(c) in _UNSAFE_CATEGORIES else c
+        for c in text
+    )
 
 
 class CnmError(Exception):
@@ -17,7 +34,7 @@ class CnmError(Exception):
 
     def one_line(self) -> str:
         """The message as the CLI prints it: one line, no traceback."""
-        return " ".join(str(self).split("\n"))
+        return printable(" ".join(str(self).split("\n")))
 
 
 @dataclass(frozen=True)
@@ -38,7 +55,7 @@ class ManifestProblem:
         if self.field:
             parts.append(self.field)
         parts.append(self.message)
-        return ": ".join(parts)
+        return printable(": ".join(parts))
 
 
 class ManifestError(CnmError):

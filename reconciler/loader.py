@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 import sys
 import types
 import typing
@@ -159,7 +160,7 @@ class _Document:
         kind = self.data.get("kind")
         metadata = self.data.get("metadata")
         name = metadata.get("name") if isinstance(metadata, dict) else None
-        if kind in MODELS and isinstance(name, str):
+        if isinstance(kind, str) and kind in MODELS and isinstance(name, str):
             return f"{kind}/{name if _is_plain(name) else show(name)}"
         return None
 
@@ -358,7 +359,27 @@ def _expand(path: str, problems: list[ManifestProblem]) -> list[str]:
             for f in files
             if f.endswith(YAML_SUFFIXES) and not f.startswith(".")
         ]
-    return sorted(found)
+    return [f for f in sorted(found) if _is_regular(f, problems)]
+
+
+_SPECIAL = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
+            stat.S_IFBLK: "a device", stat.S_IFDIR: "a directory"}
+
+
+def _is_regular(path: str, problems: list[ManifestProblem]) -> bool:
+    """Only regular files are read from a directory: a FIFO there would block forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        problems.append(_file_problem(path, f"cannot read: {error.strerror or error}"))
+        return False
+    if stat.S_ISREG(mode):
+        return True
+    what = _SPECIAL.get(stat.S_IFMT(mode), "not a regular file")
+    problems.append(_file_problem(
+        path, f"is not a regular file ({what}); a manifest directory may hold only files"
+    ))
+    return False
 
 
 def _read_file(path: str, problems: list[ManifestProblem]) -> str | None:

@@ -33,6 +33,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     TypeAdapter,
     field_validator,
 )
@@ -182,10 +184,10 @@ class NetworkSpec(BaseModel):
 
     driver: Literal["bridge", "macvlan", "null", "host"] = "bridge"
     bridge: str | None = None
-    mtu: int | None = Field(default=None, ge=68, le=65535)
-    internal: bool = False
-    icc: bool = True
-    masquerade: bool = True
+    mtu: StrictInt | None = Field(default=None, ge=68, le=65535)
+    internal: StrictBool = False
+    icc: StrictBool = True
+    masquerade: StrictBool = True
     ipam: list[IpamPool] = []
     parent: str | None = None
     mode: Literal["bridge", "private", "vepa", "passthru"] | None = None
@@ -224,8 +226,8 @@ class PortMapping(BaseModel):
 
     model_config = _CONFIG
 
-    container_port: int = Field(ge=1, le=65535)
-    host_port: int = Field(ge=1, le=65535)
+    container_port: StrictInt = Field(ge=1, le=65535)
+    host_port: StrictInt = Field(ge=1, le=65535)
     protocol: Literal["tcp", "udp"] = "tcp"
     host_ip: AnyAddress | None = None
 
@@ -244,7 +246,7 @@ class EndpointSpec(BaseModel):
         default=None, json_schema_extra={"pattern": _MAC_RE.pattern.replace("\\1", ":")}
     )
     aliases: list[str] = []
-    gateway: bool = True
+    gateway: StrictBool = True
     ports: list[PortMapping] = []
 
     @field_validator("mac_address", mode="before")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from reconciler import faults
 from reconciler.errors import ConflictError, KernelError
 from reconciler.kernel import files, netns
 from reconciler.kernel.observe import RT_TABLE_MAIN, global_addresses
@@ -142,6 +143,7 @@ def create_sandbox(ctx: ApplyContext, resource: Resource) -> None:
     name = str(resource.get("netns"))
     if not _owned_netns(ctx, name, resource.owner):
         netns.create_netns(name, _label_loopback(resource.owner))
+        faults.point(f"{resource.key}: netns created, files not yet written")
         files.write_files(name, dict(resource.attrs))
         return
     update_sandbox(ctx, resource)
@@ -158,8 +160,12 @@ def update_sandbox(ctx: ApplyContext, resource: Resource) -> None:
 
 
 def delete_sandbox(ctx: ApplyContext, resource: Resource) -> None:
+    """Files first, then the namespace: a crash in between leaves a labelled namespace
+    that the next apply still sees (and removes), never files nobody owns."""
     name = str(resource.get("netns"))
     if _owned_netns(ctx, name, resource.owner):
+        files.remove_files(name)
+        faults.point(f"{resource.key}: files removed, netns not yet")
         ctx.session.forget(name)
         netns.remove_netns(name)
         ctx.dying.extend(
@@ -199,6 +205,7 @@ def create_network(ctx: ApplyContext, resource: Resource) -> None:
         # user only when it changes it afterwards (update_network does); one given at
         # creation floats with the ports and falls back to 1500 when the last leaves.
         host.add_bridge(name, group=CNM_LINK_GROUP)
+        faults.point(f"{resource.key}: bridge created, not yet labelled")
     update_network(ctx, resource)
 
 
@@ -328,6 +335,7 @@ def create_endpoint(ctx: ApplyContext, resource: Resource) -> None:
         master=_bridge_index(ctx, str(resource.get("network"))),
         peer_name=ifname, peer_netns=namespace, peer_mac=str(mac) if mac else None,
     )
+    faults.point(f"{resource.key}: veth pair created, not yet labelled")
     host_link = host.link(veth)
     inside = ctx.session.rtnl(namespace)
     peer = inside.link(ifname)
@@ -335,8 +343,10 @@ def create_endpoint(ctx: ApplyContext, resource: Resource) -> None:
         raise KernelError(f"{resource.key}: veth {veth} vanished right after its creation")
     host.set_link(host_link.index, alias=resource.owner.marker(), up=True,
                   ipv6_link_local=False)
+    faults.point(f"{resource.key}: host end labelled, sandbox end not yet")
     inside.set_link(peer.index, alias=resource.owner.marker(), up=True,
                     ipv6_link_local=_wants_ipv6(resource))
+    faults.point(f"{resource.key}: both ends labelled, not yet addressed")
     for text in _text_values(resource, "ipv4", "ipv6"):
         inside.add_address(peer.index, text)
     for version in (4, 6):

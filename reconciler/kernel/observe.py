@@ -102,7 +102,7 @@ def _observe_host(seen: _Observation, reader: Rtnl) -> None:
     seen.host_link_names = {link.index: link.name for link in links}
     for link in links:
         owner = Owner.parse(link.alias)
-        if owner is None and link.group == CNM_LINK_GROUP:
+        if owner is None and link.group == CNM_LINK_GROUP and not link.alias:
             seen.orphans.add(f"link:{link.name}")
         mine = owner is not None and owner.set_name == seen.set_name
         if mine and owner is not None and owner.kind == "Network" and link.kind == "bridge":

@@ -275,7 +275,7 @@ def test_watch_shares_the_apply_lock(tmp_path: Path) -> None:
             fcntl.flock(lock, fcntl.LOCK_EX)  # as a running `cnm apply` would
             (manifests / "web3.yaml").write_text(SANDBOX_WEB3)
             line = watch.wait_line(lambda line: "failed" in line, after=count)
-            assert "another cnm apply holds" in line and "retrying in" in line
+            assert "holds /run/cnm/apply.lock" in line and "retrying in" in line
             assert "web3" not in netns_names()
         assert wait_for(lambda: "web3" in netns_names(), 5.0), watch.log()
         watch.wait_line(lambda line: "+Sandbox/web3" in line, after=count)

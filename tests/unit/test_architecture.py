@@ -28,7 +28,7 @@ LIBRARY_HOMES = {
 }
 #: modules that must stay pure (no kernel access, directly or through imports)
 PURE = ("model", "loader", "state", "ipam", "desired", "diff", "plan", "render", "naming",
-        "sandbox_files", "errors", "drivers", "firewall")
+        "sandbox_files", "errors", "drivers", "firewall", "rollback")
 
 
 def _imports(path: Path) -> set[str]:

@@ -1,0 +1,97 @@
+"""Undoing an apply: the restore target and its inverse plan, fixed before the first change.
+
+Before an apply changes anything, `restore_point` turns the pre-apply
+observation into a desired state (the *restore target*) and plans the
+inverse of the whole apply against it. Planning it up front proves that a
+rollback is possible (no conflict, every object re-creatable) before any
+change is made, and keeps the target safe from whatever happens next.
+
+When a step fails, verification finds the kernel still differs, or an
+`apply --confirm` is not confirmed in time, the engine re-plans that same
+target against what the kernel shows at that moment (`restore_plan`), so
+exactly what this apply changed, and only that, is undone, whichever step
+it stopped at.
+
+Pure: no kernel access here; the engine executes and verifies the plans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.errors import CnmError
+from reconciler.plan import Plan, make_plan
+from reconciler.state import Resource, ResourceKey, State
+
+#: Attributes without which a resource cannot be created again, per kind.
+_NEEDED = {
+    "Network": ("bridge", "mtu"),
+    "Sandbox": ("netns",),
+    "Endpoint": ("veth", "network", "sandbox", "ifname", "mtu"),
+}
+
+
+class ApplyFailedError(CnmError):
+    """An apply stopped before the kernel matched its manifests; says what was restored."""
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """What an apply would be rolled back to, computed before its first change."""
+
+    #: the pre-apply kernel state as a desired state
+    target: State
+    #: the plan that undoes the whole apply, once every step has run
+    inverse: Plan
+    #: objects the snapshot shows half-made (an earlier crash): left as they are
+    unrestorable: frozenset[ResourceKey]
+
+
+def _restorable(resource: Resource) -> bool:
+    for attr in _NEEDED.get(resource.key.kind, ()):
+        value = resource.get(attr)
+        if value is None or (attr == "mtu" and not isinstance(value, int)):
+            return False
+    return True
+
+
+def restore_target(snapshot: State) -> tuple[State, frozenset[ResourceKey]]:
+    """The desired state that puts the kernel back the way `snapshot` shows it.
+
+    Objects cnm creates are always up, so the target says so even where the
+    snapshot caught a link down; half-made objects cannot be re-made as they
+    were and are left out (and left alone).
+    """
+    kept: dict[ResourceKey, Resource] = {}
+    broken: set[ResourceKey] = set()
+    for resource in snapshot:
+        if not _restorable(resource):
+            broken.add(resource.key)
+            continue
+        attrs = dict(resource.attrs)
+        for flag in ("up", "lo_up"):
+            if flag in attrs:
+                attrs[flag] = True
+        kept[resource.key] = Resource(resource.key, resource.set_name, attrs)
+    target = State(snapshot.set_name, kept, reserved_prefixes=snapshot.reserved_prefixes)
+    return target, frozenset(broken)
+
+
+def restore_point(snapshot: State, desired: State) -> RestorePoint:
+    """Fix the rollback of an apply from `snapshot` to `desired` before it starts."""
+    target, broken = restore_target(snapshot)
+    applied = State(desired.set_name, desired.resources)
+    inverse = _without(make_plan(target, applied), broken)
+    return RestorePoint(target, inverse, broken)
+
+
+def restore_plan(point: RestorePoint, observed: State) -> Plan:
+    """The plan that brings the kernel as `observed` now back to the restore target."""
+    return _without(make_plan(point.target, observed), point.unrestorable)
+
+
+def _without(plan: Plan, keys: frozenset[ResourceKey]) -> Plan:
+    if not keys:
+        return plan
+    actions = tuple(a for a in plan.actions if a.key not in keys)
+    return Plan(plan.set_name, actions, plan.in_sync)

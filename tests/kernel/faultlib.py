@@ -1,0 +1,237 @@
+"""Tools of the reliability tests: fault injection, canonical kernel dumps, invariants.
+
+Like helpers.py, the verdicts come from `ip -j` and the file system, not
+from cnm's own observation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from reconciler import cli, faults
+
+from helpers import REPO, netns_names
+
+CNM_GROUP = "6516333"  # 0x636e6d as `ip -j` prints it
+
+#: Keys whose values differ between two runs that reach the same state:
+#: kernel-chosen indexes, random MACs (explicit ones are checked by an empty
+#: re-plan), bridge and port identifiers derived from them, namespace ids.
+VOLATILE = frozenset({
+    "ifindex", "link_index", "address", "broadcast", "perm_address", "bridge_id", "root_id",
+    "designated_root", "designated_bridge", "id", "no", "designated_port", "link_netnsid",
+    "link", "root_port",
+})
+
+
+def run(*args: str, fault: str | None = None, trace: Path | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real `cnm` in a child process, optionally with an injected fault."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CNM_FAULT")}
+    if fault is not None:
+        env["CNM_FAULT"] = fault
+    if trace is not None:
+        env["CNM_FAULT_TRACE"] = str(trace)
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args], capture_output=True, text=True,
+        cwd=REPO, env=env, timeout=timeout,
+    )
+
+
+def forked(*args: str, fault: str) -> tuple[int, str]:
+    """`cnm` in a forked copy of this process with CNM_FAULT set: like `run(..., fault=...)`
+    without an interpreter start-up. (exit code or -signal as subprocess gives it, stderr)"""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as errors:
+        pid = os.fork()
+        if pid == 0:  # child: never returns into the test
+            code = 70
+            try:
+                os.environ["CNM_FAULT"] = fault
+                os.environ.pop("CNM_FAULT_TRACE", None)
+                faults.reset()
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.dup2(errors.fileno(), 2)
+                sys.stderr = os.fdopen(2, "w", buffering=1)
+                code = cli.main(list(args))
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        errors.seek(0)
+        text = errors.read()
+    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return code, text
+
+
+def inproc(*args: str) -> tuple[int, str, str]:
+    """`cnm` run in this process (fast: no interpreter start-up); (code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def ok(*args: str) -> str:
+    code, out, err = inproc(*args)
+    assert code == 0, f"cnm {' '.join(args)} exited {code}:\n{out}\n{err}"
+    return err
+
+
+def fault_points(*args: str, scratch: Path) -> list[str]:
+    """Names of the fault points an apply reaches, in order (the run itself succeeds)."""
+    trace = scratch / "trace.txt"
+    trace.unlink(missing_ok=True)
+    result = run(*args, trace=trace)
+    assert result.returncode == 0, result.stderr
+    return [line.split(" ", 1)[1] for line in trace.read_text().splitlines()]
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _strip(v) for k, v in value.items() if k not in VOLATILE and not k.endswith("_timer")
+        }
+    if isinstance(value, list):
+        return [_strip(v) for v in value if not (isinstance(v, str) and v in CARRIER_FLAGS)]
+    return value
+
+
+#: Flags that follow the carrier, which the kernel settles asynchronously (linkwatch).
+CARRIER_FLAGS = frozenset({"LOWER_UP", "NO-CARRIER", "linkdown", "M-DOWN"})
+
+
+def raw_dump(ns: str | None) -> dict[str, Any]:
+    """links, addresses and routes of one namespace: one `ip -batch` process."""
+    prefix = ["ip", "-n", ns] if ns else ["ip"]
+    out = subprocess.run(
+        [*prefix, "-j", "-d", "-batch", "-"], capture_output=True, text=True, check=True,
+        input="link show\naddr show\nroute show table all\n",
+    ).stdout
+    decoder, parts, offset = json.JSONDecoder(), [], 0
+    while offset < len(out):
+        if out[offset].isspace():
+            offset += 1
+            continue
+        value, offset = decoder.raw_decode(out, offset)
+        parts.append(value)
+    links, addrs, routes = parts
+    return {"links": links, "addrs": addrs, "routes": routes}
+
+
+def snapshot() -> dict[str, Any]:
+    """Raw dumps of the host and every named namespace, plus the files under /etc/netns."""
+    dump: dict[str, Any] = {str(ns): raw_dump(ns) for ns in [None, *netns_names()]}
+    files = {}
+    for path in sorted(Path("/etc/netns").rglob("*")):
+        files[str(path)] = path.read_text() if path.is_file() else "<dir>"
+    dump["files"] = files
+    return dump
+
+
+def _kernel_made(value: dict[str, Any]) -> bool:
+    """IPv6 link-local addresses and routes, and the local/broadcast routes the kernel
+    derives from addresses (added when the carrier settles)."""
+    return (
+        value.get("scope") == "link" and value.get("family") == "inet6"
+        or str(value.get("dst", "")).startswith(("fe80", "ff00"))
+        or value.get("table") == "local"
+        or value.get("type") in ("local", "broadcast", "multicast")
+    )
+
+
+def canonical(dump: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The kernel and /etc/netns as comparable between runs: no indexes, random MACs,
+    carrier flags or kernel-derived routes; links and addresses keyed by name."""
+    dump = dict(snapshot() if dump is None else dump)
+    result: dict[str, Any] = {"files": dump.pop("files")}
+    for ns, parts in dump.items():
+        links = {}
+        for link in parts["links"]:
+            link = dict(link)
+            info = dict(link.get("linkinfo", {}))
+            slave = dict(info.get("info_slave_data", {}))
+            slave.pop("state", None)  # forwarding / disabled follows the carrier
+            if slave:
+                info["info_slave_data"] = slave
+            if info:
+                link["linkinfo"] = info
+            for key in ("operstate", "stats64", "stats"):
+                link.pop(key, None)
+            links[link["ifname"]] = _strip(link)
+        result[ns] = {
+            "links": links,
+            "addrs": {
+                a["ifname"]: sorted(
+                    (json.dumps(_strip(i), sort_keys=True) for i in a.get("addr_info", [])
+                     if not _kernel_made(i)),
+                )
+                for a in parts["addrs"]
+            },
+            "routes": sorted(json.dumps(_strip(r), sort_keys=True)
+                             for r in parts["routes"] if not _kernel_made(r)),
+        }
+    return result
+
+
+def unlabelled_cnm_links(dump: dict[str, Any]) -> list[str]:
+    """Links anywhere with cnm's creation group but no owner label (leaks, if any)."""
+    return sorted(
+        f"{ns}:{link['ifname']}"
+        for ns, parts in dump.items() if ns != "files"
+        for link in parts["links"]
+        if str(link.get("group")) == CNM_GROUP and not link.get("ifalias")
+    )
+
+
+def duplicate_addresses(dump: dict[str, Any]) -> list[str]:
+    """Global addresses held by more than one interface in the host and all namespaces."""
+    seen: Counter[str] = Counter()
+    for ns, parts in dump.items():
+        if ns == "files":
+            continue
+        for entry in parts["addrs"]:
+            for info in entry.get("addr_info", []):
+                if info.get("scope") == "global":
+                    seen[info["local"]] += 1
+    return sorted(a for a, n in seen.items() if n > 1)
+
+
+def assert_canonical_equal(expected: dict[str, Any], actual: dict[str, Any], what: str) -> None:
+    if expected == actual:
+        return
+    import difflib
+
+    old = json.dumps(expected, indent=1, sort_keys=True).splitlines()
+    new = json.dumps(actual, indent=1, sort_keys=True).splitlines()
+    diff = "\n".join(difflib.unified_diff(old, new, "expected", "actual", lineterm="", n=2))
+    raise AssertionError(f"{what}: the kernel differs from the expected state:\n{diff[:5000]}")
+
+
+def stray_files() -> list[str]:
+    """Entries under /etc/netns that belong to no named namespace, and leftover temp files."""
+    names = set(netns_names())
+    root = Path("/etc/netns")
+    stray = [str(p) for p in root.iterdir() if p.name not in names] if root.exists() else []
+    stray += [str(p) for p in root.rglob(".*cnm-tmp")] if root.exists() else []
+    return sorted(stray)
+
+
+def record_count(name: str, count: int) -> None:
+    """Append a count to $CNM_COUNTS_FILE (used to fill docs/reliability.md)."""
+    target = os.environ.get("CNM_COUNTS_FILE")
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"test": name, "count": count}) + "\n")

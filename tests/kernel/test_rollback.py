@@ -1,0 +1,246 @@
+"""Verified apply with rollback: a failure at any point of a realistic apply restores the
+state from before it, exactly; --no-rollback keeps the partial state; a failed
+verification rolls back too; a rollback that is itself killed still converges."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import scenario
+from faultlib import (
+    assert_canonical_equal,
+    canonical,
+    duplicate_addresses,
+    fault_points,
+    forked,
+    inproc,
+    ok,
+    record_count,
+    snapshot,
+    stray_files,
+    unlabelled_cnm_links,
+)
+
+from isolation import run_isolated
+
+ROLLED_BACK = re.compile(
+    r"^cnm: apply failed (at step \[\d+/\d+\] \w+ \w+/[\w-]+|before the first step"
+    r"|at verification): .+; rolled back: (nothing had changed yet|\d+ changes? undone, "
+    r"the kernel is as before this apply \(verified\))$"
+)
+
+
+def _dirs(tmp_path: Path) -> tuple[str, str]:
+    return (str(scenario.write(tmp_path / "a", scenario.STATE_A)),
+            str(scenario.write(tmp_path / "b", scenario.STATE_B)))
+
+
+def _observed() -> Any:
+    """cnm's own view, which includes what the canonical dump leaves out (random MACs)."""
+    code, out, err = inproc("observe", "-o", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    data.pop("reserved_prefixes", None)
+    return data
+
+
+def _reference(a: str) -> tuple[dict[str, Any], list[str]]:
+    ok("apply", "-f", a, "--yes")
+    return canonical(), []
+
+
+def _points(a: str, b: str, scratch: Path) -> list[str]:
+    ok("apply", "-f", a, "--yes")
+    return fault_points("apply", "-f", b, "--yes", scratch=scratch)
+
+
+def _assert_as_before(expected: dict[str, Any], observed_before: Any, a: str) -> None:
+    dump = snapshot()
+    assert_canonical_equal(expected, canonical(dump), "after the rollback")
+    assert _observed() == observed_before, "cnm observes something else than before"
+    assert unlabelled_cnm_links(dump) == [] and duplicate_addresses(dump) == []
+    assert stray_files() == []
+    assert inproc("plan", "-f", a, "--detailed-exitcode")[0] == 0
+
+
+def _fail_cycle(a: str, b: str, k: int, expected: dict[str, Any]) -> None:
+    ok("apply", "-f", a, "--yes")
+    before = _observed()
+    code, errors = forked("apply", "-f", b, "--yes", fault=f"fail@{k}")
+    assert code == 1, errors
+    last = errors.strip().splitlines()[-1]
+    match = ROLLED_BACK.match(last)
+    assert match, last
+    assert f"injected fault at point {k} " in last
+    _assert_as_before(expected, before, a)
+
+
+def test_failure_at_every_point_rolls_back_to_exactly_the_state_before(tmp_path: Path) -> None:
+    a, b = _dirs(tmp_path)
+    expected, _ = run_isolated(_reference, a)
+    points = run_isolated(_points, a, b, tmp_path)
+    failures = []
+    for k, point in enumerate(points, 1):
+        try:
+            run_isolated(_fail_cycle, a, b, k, expected)
+        except AssertionError as error:
+            failures.append(f"fail@{k} ({point}): {str(error)[:3000]}")
+    assert not failures, "\n".join(failures)
+    record_count("rollback: apply B failed at point k, rolled back to A", len(points))
+
+
+def _verify_cycle(a: str, b: str, step: int, expected: dict[str, Any]) -> str:
+    ok("apply", "-f", a, "--yes")
+    before = _observed()
+    code, errors = forked("apply", "-f", b, "--yes", fault=f"skip-step@{step}")
+    assert code == 1, errors
+    last = errors.strip().splitlines()[-1]
+    assert ROLLED_BACK.match(last) and "at verification: the kernel still differs: " in last, last
+    _assert_as_before(expected, before, a)
+    return last
+
+
+def test_failed_verification_rolls_back(tmp_path: Path) -> None:
+    """A step that silently did nothing (skip-step) is caught by re-observing."""
+    a, b = _dirs(tmp_path)
+    expected, _ = run_isolated(_reference, a)
+    for step in (7, 14, 16):  # a sandbox update, an endpoint create, an endpoint update
+        run_isolated(_verify_cycle, a, b, step, expected)
+    record_count("rollback: verification failures (skipped steps)", 3)
+
+
+def _no_rollback_cycle(a: str, b: str, k: int, expected_a: dict[str, Any],
+                       expected_b: dict[str, Any]) -> None:
+    ok("apply", "-f", a, "--yes")
+    code, errors = forked("apply", "-f", b, "--yes", "--no-rollback", fault=f"fail@{k}")
+    assert code == 1
+    last = errors.strip().splitlines()[-1]
+    assert "; --no-rollback: the partial state is kept" in last, last
+    partial = canonical()
+    assert partial != expected_a and partial != expected_b
+    assert inproc("plan", "-f", b, "--detailed-exitcode")[0] == 2
+    ok("apply", "-f", b, "--yes")
+    assert_canonical_equal(expected_b, canonical(), "apply after --no-rollback")
+
+
+def test_no_rollback_keeps_the_partial_state_and_apply_then_converges(tmp_path: Path) -> None:
+    a, b = _dirs(tmp_path)
+    expected_a, _ = run_isolated(_reference, a)
+
+    def both() -> dict[str, Any]:
+        ok("apply", "-f", a, "--yes")
+        ok("apply", "-f", b, "--yes")
+        return canonical()
+
+    expected_b = run_isolated(both)
+    run_isolated(_no_rollback_cycle, a, b, 12, expected_a, expected_b)
+
+
+def _rollback_points(a: str, b: str, fail_at: int, scratch: Path) -> list[str]:
+    ok("apply", "-f", a, "--yes")
+    trace = scratch / "rollback-trace.txt"
+    trace.unlink(missing_ok=True)
+    from faultlib import run
+
+    result = run("apply", "-f", b, "--yes", fault=f"fail@{fail_at}", trace=trace)
+    assert result.returncode == 1, result.stderr
+    names = [line.split(" ", 1)[1] for line in trace.read_text().splitlines()]
+    return names[fail_at:]  # the points the rollback itself reaches
+
+
+def _crash_in_rollback_cycle(a: str, fail_at: int, m: int, b: str,
+                             expected: dict[str, Any], then_fail: bool) -> None:
+    ok("apply", "-f", a, "--yes")
+    action = "fail" if then_fail else "crash"
+    code, errors = forked("apply", "-f", b, "--yes", fault=f"fail@{fail_at},{action}@{m}")
+    if then_fail:
+        assert code == 1
+        assert "; the rollback failed too (" in errors.strip().splitlines()[-1], errors
+    else:
+        assert code == -9, errors
+    ok("apply", "-f", a, "--yes", "--lock-timeout", "0")
+    dump = snapshot()
+    assert_canonical_equal(expected, canonical(dump), "apply after a broken rollback")
+    assert unlabelled_cnm_links(dump) == [] and duplicate_addresses(dump) == []
+    assert stray_files() == []
+
+
+def test_rollback_killed_or_failing_at_every_point_still_converges(tmp_path: Path) -> None:
+    """The apply fails in the middle (after its network and endpoint creations began);
+    its rollback is then killed, or fails, at each of its own points; `cnm apply` of
+    the old manifests still converges exactly."""
+    a, b = _dirs(tmp_path)
+    expected, _ = run_isolated(_reference, a)
+    fail_at = 16  # Endpoint/web1-extra: veth pair created, not yet labelled
+    points = run_isolated(_rollback_points, a, b, fail_at, tmp_path)
+    assert len(points) >= 8, points
+    failures = []
+    for offset, point in enumerate(points, 1):
+        for then_fail in (False, True):
+            try:
+                run_isolated(_crash_in_rollback_cycle, a, fail_at, fail_at + offset, b,
+                             expected, then_fail)
+            except AssertionError as error:
+                failures.append(f"{'fail' if then_fail else 'crash'} at rollback point "
+                                f"{offset} ({point}): {str(error)[:2000]}")
+    assert not failures, "\n".join(failures)
+    record_count("rollback: rollback itself killed or failing at point k", 2 * len(points))
+
+
+def _interrupted_cycle(a: str, b: str, expected: dict[str, Any], scratch: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import REPO, wait_for
+
+    ok("apply", "-f", a, "--yes")
+    before = _observed()
+    trace = scratch / "hang-trace.txt"
+    trace.unlink(missing_ok=True)
+    env = {**os.environ, "CNM_FAULT": "hang@13", "CNM_FAULT_TRACE": str(trace)}
+    process = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "-f", b, "--yes"],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: trace.exists() and len(trace.read_text().splitlines()) >= 13, 30)
+    os.kill(process.pid, signal.SIGINT)  # Ctrl-C in the middle of the apply
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert ROLLED_BACK.match(last) and ": interrupted; rolled back: " in last, last
+    _assert_as_before(expected, before, a)
+
+
+def test_ctrl_c_in_the_middle_rolls_back(tmp_path: Path) -> None:
+    a, b = _dirs(tmp_path)
+    expected, _ = run_isolated(_reference, a)
+    run_isolated(_interrupted_cycle, a, b, expected, tmp_path)
+
+
+def _failed_delete_cycle(a: str, b: str, k: int, expected: dict[str, Any]) -> None:
+    ok("apply", "-f", a, "--yes")
+    ok("apply", "-f", b, "--yes")
+    before = _observed()
+    code, errors = forked("delete", "-f", b, "--yes", fault=f"fail@{k}")
+    assert code == 1
+    last = errors.strip().splitlines()[-1]
+    assert ROLLED_BACK.match(last), last
+    _assert_as_before(expected, before, b)
+
+
+def test_a_failed_delete_rolls_back_too(tmp_path: Path) -> None:
+    a, b = _dirs(tmp_path)
+
+    def both() -> dict[str, Any]:
+        ok("apply", "-f", a, "--yes")
+        ok("apply", "-f", b, "--yes")
+        return canonical()
+
+    expected = run_isolated(both)
+    for k in (3, 6, 9):
+        run_isolated(_failed_delete_cycle, a, b, k, expected)
+    record_count("rollback: failed deletes", 3)
