@@ -11,13 +11,15 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from reconciler import confirm, engine, loader
+from reconciler import confirm, engine, loader, savedplan
 from reconciler.errors import CnmError, ManifestError
 from reconciler.model import Manifests, json_schema
 from reconciler.plan import Plan, Verb
 from reconciler.pools import DEFAULT_POOLS, AddressPool
-from reconciler.render import describe, render_json, render_text
+from reconciler.progress import ProgressReporter
+from reconciler.render import describe, render_json, render_markdown, render_text
 from reconciler.state import State
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -84,15 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="show what apply would change")
     _add_files(plan)
     _add_common(plan)
-    plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    plan.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
     plan.add_argument("--detailed-exitcode", action="store_true",
                       help="exit 2 when the plan has changes")
     plan.add_argument("--observed", metavar="FILE",
                       help="plan against a snapshot from `cnm observe -o json` (no root needed)")
     _add_pools(plan)
+    plan.add_argument("-out", "--out", dest="out", metavar="PLANFILE",
+                      help="also save the plan; `cnm apply PLANFILE` applies exactly it")
 
     apply = sub.add_parser("apply", help="make the kernel match the manifests")
-    _add_files(apply)
+    apply.add_argument("planfile", nargs="?", metavar="PLANFILE",
+                       help="a plan saved by `cnm plan -out`: apply exactly it (instead of -f)")
+    apply.add_argument("-f", "--filename", dest="paths", action="append", metavar="PATH",
+                       help="manifest file, directory (recursive) or - for stdin")
     _add_common(apply)
     apply.add_argument("-o", "--output", choices=["text", "json"], default="text")
     apply.add_argument("--dry-run", action="store_true", help="only show the plan")
@@ -123,7 +130,28 @@ def build_parser() -> argparse.ArgumentParser:
     observe.add_argument("-o", "--output", choices=["json"], default="json")
     _add_common(observe)
 
+    export = sub.add_parser("export", help="the owned objects as manifests (round-trips)")
+    _add_common(export)
+    export.add_argument("--mac", action="store_true",
+                        help="also pin each endpoint's current MAC address")
+    export.add_argument("--observed", metavar="FILE",
+                        help="export from a snapshot of `cnm observe -o json` (no root needed)")
+
     sub.add_parser("schema", help="print the JSON Schema of the manifests")
+
+    watch = sub.add_parser("watch", help="reconcile on every manifest change and kernel drift")
+    _add_files(watch)
+    _add_common(watch)
+    watch.add_argument("--resync", type=float, default=30.0, metavar="SECONDS",
+                       help="full re-read and reconcile this often (default 30)")
+    watch.add_argument("--debounce", type=float, default=0.1, metavar="SECONDS",
+                       help="quiet time that ends a burst of changes (default 0.1)")
+    watch.add_argument("--allow-empty", action="store_true",
+                       help="allow manifests with no object to prune the whole set")
+    watch.add_argument("--lock-timeout", type=float, default=1.0, metavar="SECONDS",
+                       help="wait this long for the apply lock, then retry later (default 1)")
+    watch.add_argument("-v", "--verbose", action="store_true",
+                       help="also log kernel events that needed no change")
     return parser
 
 
@@ -155,7 +183,8 @@ def _observed_from_file(path: str, set_name: str) -> State:
 
 
 def _print_plan(plan: Plan, output: str) -> None:
-    sys.stdout.write(render_json(plan) if output == "json" else render_text(plan))
+    renderers = {"json": render_json, "markdown": render_markdown}
+    sys.stdout.write(renderers.get(output, render_text)(plan))
     sys.stdout.flush()
 
 
@@ -167,6 +196,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         planned = engine.plan_manifests(manifests, args.set_name, _pools_of(args))
     _print_plan(planned.plan, args.output)
+    if args.out:
+        savedplan.write_saved_plan(args.out, planned.plan, planned.desired, planned.observed)
+        _say(f"Saved this plan to {args.out}; `cnm apply {args.out}` applies exactly it, "
+             "and refuses if the kernel changes before.")
     if not args.observed:
         _note_debris()
     if args.detailed_exitcode and not planned.plan.empty:
@@ -190,6 +223,12 @@ def _confirmer(args: argparse.Namespace) -> Callable[[engine.Planned], bool]:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    if args.planfile is not None:
+        if args.paths:
+            raise CnmError("give either -f PATH or a saved plan file, not both")
+        return cmd_apply_saved(args)
+    if not args.paths:
+        raise CnmError("nothing to apply: give -f PATH (manifests) or a saved plan file")
     manifests = _load(args.paths)
 
     def planner(observed: State) -> engine.Planned:
@@ -203,10 +242,58 @@ def cmd_apply(args: argparse.Namespace) -> int:
     args.dry_run = False
     if args.confirm_seconds is not None and args.no_rollback:
         raise CnmError("--confirm rolls back when not confirmed; it cannot go with --no-rollback")
-    result = engine.apply_planned(
-        manifests, planner, args.set_name, lock_timeout=args.lock_timeout,
-        confirm=_confirmer(args), progress=_say if args.output == "text" else None, notify=_say,
-        rollback=not args.no_rollback, confirm_seconds=args.confirm_seconds,
+    result = _apply_with_progress(
+        manifests, planner, args.set_name, args.output, lock_timeout=args.lock_timeout,
+        confirm=_confirmer(args), rollback=not args.no_rollback,
+        confirm_seconds=args.confirm_seconds,
+    )
+    return _report(result, args.output)
+
+
+def _apply_with_progress(
+    manifests: Manifests | None,
+    planner: Callable[[State], engine.Planned],
+    set_name: str,
+    output: str,
+    *,
+    lock_timeout: float,
+    confirm: Callable[[engine.Planned], bool],
+    **options: Any,
+) -> engine.ApplyResult | engine.Planned:
+    """engine.apply_planned with step progress on stderr: a bar on a terminal for long plans."""
+    reporter = ProgressReporter() if output == "text" else None
+    try:
+        return engine.apply_planned(
+            manifests, planner, set_name, lock_timeout=lock_timeout, confirm=confirm,
+            progress=reporter, notify=_say, **options,
+        )
+    finally:
+        if reporter is not None:
+            reporter.close()
+
+
+def cmd_apply_saved(args: argparse.Namespace) -> int:
+    """`cnm apply PLANFILE`: exactly the saved plan, refused if the kernel changed since."""
+    saved = savedplan.read_saved_plan(args.planfile)
+    if args.set_name not in ("default", saved.set_name):
+        raise CnmError(f"{args.planfile} is for apply set '{saved.set_name}', not "
+                       f"'{args.set_name}'")
+
+    def planner(observed: State) -> engine.Planned:
+        return engine.Planned(savedplan.replay(saved, observed, args.planfile), saved.desired,
+                              observed)
+
+    def show(planned: engine.Planned) -> bool:
+        _print_plan(planned.plan, args.output)
+        return not args.dry_run  # the saved plan was the review: no question asked
+
+    if args.dry_run:
+        planned = planner(engine.observe_set(saved.set_name))
+        _print_plan(planned.plan, args.output)
+        return EXIT_OK
+    result = _apply_with_progress(
+        None, planner, saved.set_name, args.output, lock_timeout=args.lock_timeout, confirm=show,
+        rollback=not args.no_rollback,
     )
     return _report(result, args.output)
 
@@ -242,10 +329,9 @@ def _report(result: engine.ApplyResult | engine.Planned, output: str) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     manifests = _load(args.paths)
     args.output, args.dry_run = "text", False
-    result = engine.apply_planned(
-        None, lambda observed: engine.deletion_plan(manifests, observed), args.set_name,
-        lock_timeout=args.lock_timeout, confirm=_confirmer(args), progress=_say, notify=_say,
-        rollback=not args.no_rollback,
+    result = _apply_with_progress(
+        None, lambda observed: engine.deletion_plan(manifests, observed), args.set_name, "text",
+        lock_timeout=args.lock_timeout, confirm=_confirmer(args), rollback=not args.no_rollback,
     )
     return _report(result, "text")
 
@@ -276,6 +362,32 @@ def cmd_observe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from reconciler.export import export_state
+
+    if args.observed:
+        state = _observed_from_file(args.observed, args.set_name)
+    else:
+        state = engine.observe_set(args.set_name)
+    result = export_state(state, with_mac=args.mac)
+    sys.stdout.write(result.yaml(args.set_name))
+    sys.stdout.flush()
+    for warning in result.warnings:
+        _say(f"cnm export: warning: {warning}")
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from reconciler.watch import WatchOptions, watch
+
+    options = WatchOptions(
+        paths=tuple(args.paths), set_name=args.set_name, resync=args.resync,
+        debounce=args.debounce, allow_empty=args.allow_empty, lock_timeout=args.lock_timeout,
+        verbose=args.verbose,
+    )
+    return watch(options, _say)
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     print(json.dumps(json_schema(), indent=2, sort_keys=True))
     return EXIT_OK
@@ -283,7 +395,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "delete": cmd_delete,
-    "get": cmd_get, "observe": cmd_observe, "schema": cmd_schema, "confirm": cmd_confirm,
+    "get": cmd_get, "observe": cmd_observe, "schema": cmd_schema, "export": cmd_export,
+    "watch": cmd_watch, "confirm": cmd_confirm,
 }
 
 

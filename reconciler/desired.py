@@ -6,6 +6,7 @@ hold, so that IPAM keeps them (the kernel is the allocation database).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -17,8 +18,20 @@ from reconciler.errors import ManifestError
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.model import Endpoint, Manifests, Sandbox
 from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
-from reconciler.sandbox_files import HostEntry, hostname_file, hosts_file, resolv_conf_file
+from reconciler.sandbox_files import (
+    HostEntry,
+    hostname_file,
+    hosts_file,
+    hosts_lines,
+    resolv_conf_file,
+)
 from reconciler.state import AttrValue, Resource, State
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _interface_ip(text: str) -> IPAddress:
+    """The address of "address/prefix" (cached: `cnm watch` parses the same ones each time)."""
+    return ipaddress.ip_interface(text).ip
 
 
 def held_addresses(observed: State) -> dict[str, list[IPAddress]]:
@@ -31,7 +44,7 @@ def held_addresses(observed: State) -> dict[str, list[IPAddress]]:
             if isinstance(value, str):
                 for text in value.split(","):
                     try:
-                        addresses.append(ipaddress.ip_interface(text.strip()).ip)
+                        addresses.append(_interface_ip(text.strip()))
                     except ValueError:
                         continue
         held[resource.key.name] = addresses
@@ -39,8 +52,21 @@ def held_addresses(observed: State) -> dict[str, list[IPAddress]]:
 
 
 def joined_endpoints(manifests: Manifests) -> list[Endpoint]:
-    """Endpoints that get an interface: those that name a sandbox."""
-    return [e for e in manifests.endpoints.values() if e.spec.sandbox is not None]
+    """Endpoints that get an interface: joined to a sandbox, on a driver that makes one."""
+    return [
+        e for e in manifests.endpoints.values()
+        if e.spec.sandbox is not None
+        and driver_for(manifests.networks[e.spec.network].spec.driver).has_interfaces
+    ]
+
+
+def host_mode_sandboxes(manifests: Manifests) -> set[str]:
+    """Sandboxes joined to a host network: they are the host namespace, nothing to create."""
+    return {
+        str(e.spec.sandbox) for e in manifests.endpoints.values()
+        if e.spec.sandbox is not None
+        and driver_for(manifests.networks[e.spec.network].spec.driver).shares_host_namespace
+    }
 
 
 def build_desired(
@@ -60,9 +86,13 @@ def build_desired(
     resources: list[Resource] = []
     for network in manifests.networks.values():
         attrs = driver_for(network.spec.driver).network_attrs(network)
-        resources.append(Resource(network.key, set_name, attrs))
+        if attrs is not None:
+            resources.append(Resource(network.key, set_name, attrs))
     directory = _Directory.of(manifests, assignments)
+    host_mode = host_mode_sandboxes(manifests)
     for sandbox in manifests.sandboxes.values():
+        if sandbox.metadata.name in host_mode:
+            continue
         resources.append(
             Resource(sandbox.key, set_name, _sandbox_attrs(sandbox, assignments, directory))
         )
@@ -76,8 +106,9 @@ def build_desired(
             assignment=assignments[endpoint.metadata.name],
             veth=naming.host_veth_name(set_name, endpoint.metadata.name),
         )
-        attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
-        resources.append(Resource(endpoint.key, set_name, attrs))
+        endpoint_attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
+        if endpoint_attrs is not None:
+            resources.append(Resource(endpoint.key, set_name, endpoint_attrs))
     return State(set_name, {r.key: r for r in resources})
 
 
@@ -86,26 +117,48 @@ def _addresses(assignment: Assignment) -> list[str]:
 
 
 @dataclass(frozen=True)
+class _NetworkHosts:
+    """The /etc/hosts lines of one network's endpoints, rendered once.
+
+    `spans` locates each endpoint's lines in `text`, so a sandbox's view (all
+    but its own) is a few slices of one string, not a loop over every peer:
+    with N endpoints on a network, N sandboxes each list N-1 peers.
+    """
+
+    text: str
+    spans: Mapping[str, tuple[int, int]]
+    blocks: Sequence[tuple[str, str]]  # (endpoint name, its lines), name order
+
+
+@dataclass(frozen=True)
 class _Directory:
-    """Who is where, computed once per build so each sandbox costs O(its own peers)."""
+    """Who is where, computed once per build."""
 
     by_sandbox: Mapping[str, list[Endpoint]]
-    entries_by_network: Mapping[str, list[tuple[str, HostEntry]]]
+    hosts_by_network: Mapping[str, _NetworkHosts]
 
     @classmethod
     def of(cls, manifests: Manifests, assignments: Mapping[str, Assignment]) -> _Directory:
         by_sandbox: dict[str, list[Endpoint]] = defaultdict(list)
-        entries: dict[str, list[tuple[str, HostEntry]]] = defaultdict(list)
+        blocks: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for endpoint in manifests.endpoints.values():  # name order
             name = endpoint.metadata.name
             if name not in assignments:
                 continue
             by_sandbox[str(endpoint.spec.sandbox)].append(endpoint)
-            names = (name, *endpoint.spec.aliases)
-            entries[endpoint.spec.network] += [
-                (name, HostEntry(a, names)) for a in _addresses(assignments[name])
-            ]
-        return cls(by_sandbox, entries)
+            entries = [HostEntry(a, (name, *endpoint.spec.aliases))
+                       for a in _addresses(assignments[name])]
+            blocks[endpoint.spec.network].append((name, hosts_lines(entries)))
+        return cls(by_sandbox, {net: _render(b) for net, b in blocks.items()})
+
+
+def _render(blocks: list[tuple[str, str]]) -> _NetworkHosts:
+    spans: dict[str, tuple[int, int]] = {}
+    position = 0
+    for name, text in blocks:
+        spans[name] = (position, position + len(text))
+        position += len(text)
+    return _NetworkHosts("".join(text for _, text in blocks), spans, blocks)
 
 
 def _sandbox_attrs(
@@ -117,22 +170,31 @@ def _sandbox_attrs(
         "netns": sandbox.netns_name,
         "lo_up": True,
         "files.hostname": hostname_file(sandbox),
-        "files.hosts": hosts_file(sandbox, own, _peer_entries(own_endpoints, directory)),
+        "files.hosts": hosts_file(sandbox, own, _peer_lines(own_endpoints, directory)),
         "files.resolv.conf": resolv_conf_file(sandbox),
     }
 
 
-def _peer_entries(own: Sequence[Endpoint], directory: _Directory) -> list[HostEntry]:
-    """Names and aliases of the other endpoints on the networks this sandbox joins."""
+def _peer_lines(own: Sequence[Endpoint], directory: _Directory) -> str:
+    """Names and aliases of the other endpoints on the networks this sandbox joins.
+
+    Networks in name order; an endpoint listed under an earlier network is not
+    repeated under a later one.
+    """
     own_names = {e.metadata.name for e in own}
-    seen: set[str] = set()
-    entries: list[HostEntry] = []
-    for network_name in sorted({e.spec.network for e in own}):
-        added: set[str] = set()
-        for name, entry in directory.entries_by_network.get(network_name, []):
-            if name in own_names or name in seen:
-                continue
-            added.add(name)
-            entries.append(entry)
-        seen |= added
-    return entries
+    networks = [directory.hosts_by_network[n] for n in sorted({e.spec.network for e in own})
+                if n in directory.hosts_by_network]
+    if not networks:
+        return ""
+    first = networks[0]
+    cuts = sorted(first.spans[name] for name in own_names if name in first.spans)
+    pieces, position = [], 0
+    for start, end in cuts:
+        pieces.append(first.text[position:start])
+        position = end
+    pieces.append(first.text[position:])
+    seen = set(own_names) | set(first.spans)
+    for later in networks[1:]:
+        pieces += [text for name, text in later.blocks if name not in seen]
+        seen |= set(later.spans)
+    return "".join(pieces)

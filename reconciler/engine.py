@@ -18,6 +18,7 @@ from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
 from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
 from reconciler.kernel.debris import find_debris, remove_debris
+from reconciler.kernel.firewall_steps import run_own_step
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import KernelSession, require_privileges
 from reconciler.loader import load
@@ -119,7 +120,8 @@ def execute(
             progress(f"[{number}/{len(steps)}] {step.verb} {step.action.key}")
         if faults.skip_step(number):
             continue
-        run_step(ctx, step)
+        if not run_own_step(step, planned.desired, progress):
+            run_step(ctx, step)
         faults.point(f"after step {number}/{len(steps)}: {step.verb} {step.action.key}")
     settle_teardown(ctx)
 
@@ -221,7 +223,8 @@ def execute_verified(
     current = ["before the first step"]
 
     def track(line: str) -> None:
-        current[0] = f"at step {line}"
+        if line.startswith("["):  # a step line; steps may also report details
+            current[0] = f"at step {line}"
         _tell(progress, line)
 
     interrupts = Interrupts()

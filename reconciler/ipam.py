@@ -18,6 +18,7 @@ addresses come only from `ipRange` when it is set.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ def _allocate_family(
         static = _static_address(endpoint, version)
         if static is not None:
             chosen[endpoint.metadata.name] = static
-    static_claims = set(chosen.values())
+    claimed = set(chosen.values())  # static claims, then kept addresses as they are kept
     # 2. keep what is held, first come in name order
     for endpoint in members:
         name = endpoint.metadata.name
@@ -152,14 +153,14 @@ def _allocate_family(
         for address in held.get(name, ()):
             if (
                 address.version == version
-                and _in_dynamic_range(pools, address)
                 and address not in taken
-                and address not in static_claims
-                and address not in chosen.values()
+                and address not in claimed
+                and _in_dynamic_range(pools, address)
             ):
                 chosen[name] = address
+                claimed.add(address)
                 break
-    taken |= set(chosen.values())
+    taken |= claimed
     # 3. lowest free address for the rest, in name order
     free = _free_addresses(pools, taken)
     for endpoint in members:
@@ -182,8 +183,14 @@ def _allocate_family(
     for name, address in chosen.items():
         holder = _pool_holding(pools, address)
         if name in joined and holder is not None:
-            result[name] = ipaddress.ip_interface(f"{address}/{holder.subnet.prefixlen}")
+            result[name] = _interface(address, holder.subnet.prefixlen)
     return result
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _interface(address: IPAddress, prefixlen: int) -> IPInterface:
+    """address/prefixlen as an interface (cached: `cnm watch` builds the same ones each time)."""
+    return ipaddress.ip_interface(f"{address}/{prefixlen}")
 
 
 def _free_addresses(pools: Sequence[IpamPool], taken: set[IPAddress]) -> Iterator[IPAddress]:

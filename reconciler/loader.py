@@ -191,6 +191,107 @@ def load_text(text: str, name: str = "<text>") -> Manifests:
     return _finish(documents, problems)
 
 
+@dataclass(frozen=True)
+class _LoadedFile:
+    """One file's model objects (or its problems), reusable while the file is unchanged."""
+
+    stamp: tuple[int, ...]
+    objects: tuple[tuple[Manifest, ManifestSource], ...]
+    field_lines: dict[tuple[ResourceKey, str], int]
+    problems: tuple[ManifestProblem, ...]
+
+
+def _stamp(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
+
+
+class LoadCache:
+    """`load()` for a long-running process: only files that changed are parsed again.
+
+    A file is reparsed when its stat stamp (mtime, ctime, size, inode) changes or
+    when `forget()` names it (a file watcher's report, for changes within one
+    timestamp tick). Cross-object validation always runs on the whole set, and
+    the result is exactly what `load()` gives for the same paths (stdin aside).
+    When nothing changed, the previous `Manifests` object itself is returned.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, _LoadedFile] = {}
+        self._last: tuple[tuple[tuple[str, tuple[int, ...]], ...], Manifests] | None = None
+        self._stale: set[str] = set()
+        #: Files parsed again or gone in the last `load()` (for "what changed" reports).
+        self.changed: list[str] = []
+
+    def forget(self, path: str | None = None) -> None:
+        """Reparse `path` next time (every file when None)."""
+        if path is None:
+            self._stale.update(self._files)
+        else:
+            self._stale.add(path)
+        self._last = None
+
+    def load(self, paths: Sequence[str]) -> Manifests:
+        problems: list[ManifestProblem] = []
+        loaded: list[_LoadedFile] = []
+        stamps: list[tuple[str, tuple[int, ...]]] = []
+        seen: set[str] = set()
+        self.changed = []
+        stale, self._stale = self._stale, set()
+        for path in paths:
+            for file in _expand(path, problems):
+                stamp = _stamp(file)
+                cached = self._files.get(file)
+                if stamp is None or cached is None or cached.stamp != stamp or file in stale:
+                    cached = self._parse_file(file, stamp)
+                    self.changed.append(file)
+                    if stamp is not None:
+                        self._files[file] = cached
+                seen.add(file)
+                stamps.append((file, cached.stamp))
+                loaded.append(cached)
+        for gone in sorted(set(self._files) - seen):
+            del self._files[gone]
+            self.changed.append(gone)
+        key = tuple(stamps)
+        if not problems and self._last is not None and self._last[0] == key:
+            return self._last[1]
+        objects: list[tuple[Manifest, ManifestSource]] = []
+        field_lines: dict[tuple[ResourceKey, str], int] = {}
+        for entry in loaded:
+            problems += entry.problems
+            objects += entry.objects
+            for where, line in entry.field_lines.items():
+                field_lines.setdefault(where, line)
+        if problems:
+            raise ManifestError(problems)
+        manifests = Manifests.build(objects)
+        problems = validate(manifests, field_lines=field_lines)
+        if problems:
+            raise ManifestError(problems)
+        self._last = (key, manifests)
+        return manifests
+
+    @staticmethod
+    def _parse_file(file: str, stamp: tuple[int, ...] | None) -> _LoadedFile:
+        problems: list[ManifestProblem] = []
+        objects: list[tuple[Manifest, ManifestSource]] = []
+        field_lines: dict[tuple[ResourceKey, str], int] = {}
+        text = _read_file(file, problems)
+        documents = _parse(text, _printable(file), problems) if text is not None else []
+        for document in documents:
+            obj = _to_object(document, problems)
+            if obj is None:
+                continue
+            objects.append((obj, document.source))
+            for path, line in document.lines.items():
+                field_lines.setdefault((obj.key, path), line)
+        return _LoadedFile(stamp or (), tuple(objects), field_lines, tuple(problems))
+
+
 def _finish(documents: list[_Document], problems: list[ManifestProblem]) -> Manifests:
     objects: list[tuple[Manifest, ManifestSource]] = []
     field_lines: dict[tuple[ResourceKey, str], int] = {}

@@ -16,6 +16,7 @@ in Python the snake_case attribute names work too.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -43,7 +44,9 @@ from reconciler.errors import ManifestProblem
 from reconciler.state import ResourceKey
 
 API_VERSION: Literal["cnm/v1"] = "cnm/v1"
-SUPPORTED_DRIVERS = ("bridge",)
+SUPPORTED_DRIVERS = ("bridge", "macvlan", "null", "host")
+#: Drivers whose endpoints get no interface of their own, hence no addresses.
+ADDRESSLESS_DRIVERS = ("null", "host")
 #: Longest hostname / domainname the kernel stores (__NEW_UTS_LEN).
 UTS_NAME_MAX = 64
 DNS_NAME_MAX = 253
@@ -427,10 +430,27 @@ class Manifests:
         return self.sources.get(key, _UNKNOWN_SOURCE)
 
     def endpoints_of_network(self, name: str) -> list[Endpoint]:
-        return [e for e in self.endpoints.values() if e.spec.network == name]
+        """Endpoints on network `name`, in name order (indexed once: validation asks per object)."""
+        return list(self._by_network.get(name, ()))
 
     def endpoints_of_sandbox(self, name: str) -> list[Endpoint]:
-        return [e for e in self.endpoints.values() if e.spec.sandbox == name]
+        """Endpoints joined to sandbox `name`, in name order."""
+        return list(self._by_sandbox.get(name, ()))
+
+    @functools.cached_property
+    def _by_network(self) -> dict[str, list[Endpoint]]:
+        index: dict[str, list[Endpoint]] = {}
+        for endpoint in self.endpoints.values():
+            index.setdefault(endpoint.spec.network, []).append(endpoint)
+        return index
+
+    @functools.cached_property
+    def _by_sandbox(self) -> dict[str, list[Endpoint]]:
+        index: dict[str, list[Endpoint]] = {}
+        for endpoint in self.endpoints.values():
+            if endpoint.spec.sandbox is not None:
+                index.setdefault(endpoint.spec.sandbox, []).append(endpoint)
+        return index
 
 
 # --- cross-object validation ---
@@ -514,10 +534,20 @@ def _check_network(report: _Reporter, network: Network) -> None:
             f"driver '{spec.driver}' is not supported yet (supported: "
             f"{', '.join(SUPPORTED_DRIVERS)})",
         )
-    if spec.driver == "bridge":
+    if spec.driver != "macvlan":
         for name in ("parent", "mode"):
             if getattr(spec, name) is not None:
                 report.add(key, f"spec.{name}", f"{name} is for macvlan networks only; remove it")
+    elif spec.parent is None:
+        report.add(key, "spec.parent", "a macvlan network needs spec.parent, the host "
+                   "interface its endpoints hang off (e.g. eth1)")
+    else:
+        _check_ifname(report, key, "spec.parent", spec.parent)
+    if spec.driver != "bridge" and spec.bridge is not None:
+        report.add(key, "spec.bridge", "bridge is for bridge networks only; remove it")
+    if spec.driver in ADDRESSLESS_DRIVERS and spec.ipam:
+        report.add(key, "spec.ipam", f"a {spec.driver} network takes no ipam: its endpoints get "
+                   "no interface of their own; remove spec.ipam")
     if spec.bridge is not None:
         _check_ifname(report, key, "spec.bridge", spec.bridge)
     for index, pool in enumerate(spec.ipam):
@@ -685,13 +715,75 @@ def _check_endpoint(report: _Reporter, endpoint: Endpoint) -> None:
     for index, alias in enumerate(spec.aliases):
         _check_dns_name(report, key, f"spec.aliases.{index}", alias)
     network = manifests.networks.get(spec.network)
-    if network is not None:
+    if network is not None and network.spec.driver in ADDRESSLESS_DRIVERS:
+        for path, value in (("spec.ipv4Address", spec.ipv4_address),
+                            ("spec.ipv6Address", spec.ipv6_address),
+                            ("spec.macAddress", spec.mac_address)):
+            if value is not None:
+                report.add(key, path, f"{network.key} uses the {network.spec.driver} driver: "
+                           "its endpoints have no interface to address; remove it")
+        if spec.ports and network.spec.driver == "null":
+            report.add(key, "spec.ports", f"{network.key} uses the null driver: nothing can "
+                       "be published; remove spec.ports")
+        elif spec.ports:
+            report.add(key, "spec.ports", f"{network.key} uses the host driver: services listen "
+                       "on the host's addresses themselves, nothing is published; remove "
+                       "spec.ports")
+    elif network is not None:
         for path, address in (
             ("spec.ipv4Address", spec.ipv4_address),
             ("spec.ipv6Address", spec.ipv6_address),
         ):
             if address is not None:
                 _check_static_address(report, key, path, address, network)
+        _check_ports(report, endpoint, network)
+
+
+def _check_ports(report: _Reporter, endpoint: Endpoint, network: Network) -> None:
+    """Published ports must be reachable: not on internal networks, hostIP a usable
+    unicast address of a family the network has a pool of."""
+    families = _families(network) or {4}  # no ipam: a default pool, which is IPv4
+    if endpoint.spec.ports and network.spec.driver != "bridge":
+        report.add(endpoint.key, "spec.ports", f"{network.key} uses the {network.spec.driver} "
+                   "driver: its endpoints are reached on their own addresses, nothing is "
+                   "published (only bridge networks publish ports); remove spec.ports")
+        return
+    for index, port in enumerate(endpoint.spec.ports):
+        if network.spec.internal:
+            report.add(
+                endpoint.key,
+                f"spec.ports.{index}",
+                f"{network.key} is internal (no traffic enters or leaves it), so ports cannot be "
+                "published from it; remove spec.ports or use a network that is not internal",
+            )
+            continue
+        host_ip = port.host_ip
+        if host_ip is None:
+            continue
+        path = f"spec.ports.{index}.hostIP"
+        if host_ip.is_loopback:
+            report.add(
+                endpoint.key,
+                path,
+                f"{host_ip} is a loopback address: cnm does not forward loopback traffic into "
+                "sandboxes (that needs route_localnet); use another address of this host",
+            )
+        elif host_ip.is_multicast or host_ip.is_link_local or (
+            host_ip.version == 4 and int(host_ip) == 0xFFFFFFFF
+        ):
+            report.add(
+                endpoint.key,
+                path,
+                f"{host_ip} cannot receive published traffic; use an address of this host, "
+                f"or {'0.0.0.0' if host_ip.version == 4 else '::'} for all of them",
+            )
+        elif host_ip.version not in families:
+            report.add(
+                endpoint.key,
+                path,
+                f"{host_ip} is an IPv{host_ip.version} address but {network.key} has no "
+                f"IPv{host_ip.version} pool, so the endpoint has no address to forward to",
+            )
 
 
 def _check_reference(
@@ -788,9 +880,29 @@ def _check_subnet_overlaps(report: _Reporter) -> None:
         seen += mine
 
 
+def _check_host_sandboxes(report: _Reporter) -> None:
+    """A sandbox on a host network is the host namespace itself: it cannot join others."""
+    networks = report.manifests.networks
+    for sandbox in report.manifests.sandboxes.values():
+        joined = report.manifests.endpoints_of_sandbox(sandbox.metadata.name)
+        drivers = {
+            e.metadata.name: networks[e.spec.network].spec.driver
+            for e in joined if e.spec.network in networks
+        }
+        if "host" in drivers.values() and len(drivers) > 1:
+            others = sorted(name for name, driver in drivers.items() if driver != "host")
+            hosts = sorted(name for name, driver in drivers.items() if driver == "host")
+            culprit = report.manifests.endpoints[(others or hosts[1:])[0]]
+            report.add(culprit.key, "spec.sandbox",
+                       f"{sandbox.key} joins a host network (Endpoint/{hosts[0]}), so it is the "
+                       "host namespace and cannot join other networks; use another sandbox")
+
+
 def _check_bridge_names(report: _Reporter) -> None:
     owners: dict[str, Network] = {}
     for network in report.manifests.networks.values():
+        if network.spec.driver != "bridge":
+            continue
         first = owners.setdefault(network.bridge_name, network)
         if first is network:
             continue
@@ -910,6 +1022,7 @@ _CROSS_CHECKS: tuple[Callable[[_Reporter], None], ...] = (
     _check_host_ports,
     _check_ifnames_in_sandbox,
     _check_gateways,
+    _check_host_sandboxes,
 )
 
 

@@ -14,14 +14,25 @@ from typing import Literal
 
 from reconciler.diff import Change, diff_resources
 from reconciler.errors import ConflictError
+from reconciler.firewall import needed_tables
 from reconciler.state import KINDS, REPLACEMENT_FIELDS, Resource, ResourceKey, State, kernel_names
 
 Verb = Literal["create", "update", "delete", "replace"]
 StepVerb = Literal["create", "update", "delete"]
 
-#: Execution order. Deletes run first (endpoints before the networks and sandboxes
-#: they sit in), then creates and updates (namespaces, bridges, then veths).
+#: Pseudo-kind of the step that brings cnm's nftables tables (one atomic
+#: transaction) and the forwarding switches to the desired state of the set.
+FIREWALL = "Firewall"
+#: Pseudo-kind of the step that sets the bridge port flags published ports need
+#: (hairpin mode) once the endpoints' links exist.
+BRIDGE_PORTS = "BridgePorts"
+
+#: Execution order. The firewall goes first, so deletes remove rules before the
+#: links they name, and isolation rules exist before a new bridge comes up. Then
+#: deletes (endpoints before the networks and sandboxes they sit in), then creates
+#: and updates (namespaces, bridges, then veths).
 PHASES: tuple[tuple[StepVerb, str], ...] = (
+    ("update", FIREWALL),
     ("delete", "Endpoint"),
     ("delete", "Network"),
     ("delete", "Sandbox"),
@@ -31,6 +42,7 @@ PHASES: tuple[tuple[StepVerb, str], ...] = (
     ("update", "Network"),
     ("create", "Endpoint"),
     ("update", "Endpoint"),
+    ("update", BRIDGE_PORTS),
 )
 DISPLAY_ORDER: tuple[Verb, ...] = ("create", "update", "delete", "replace")
 
@@ -83,6 +95,10 @@ class Plan:
     def steps(self) -> list[Step]:
         """Executable steps in phase order (ties broken by name)."""
         steps = [Step(verb, action) for action in self.actions for verb in action.steps()]
+        if any(a.key.kind in ("Network", "Endpoint") for a in self.actions):
+            steps.append(Step("update", Action("update", ResourceKey(FIREWALL, self.set_name))))
+        if any(a.key.kind == "Endpoint" and a.verb != "delete" for a in self.actions):
+            steps.append(Step("update", Action("update", ResourceKey(BRIDGE_PORTS, self.set_name))))
         return sorted(steps, key=lambda s: (phase_of(s.verb, s.action.key.kind), s.action.key))
 
     def __iter__(self) -> Iterator[Action]:
@@ -100,13 +116,20 @@ def check_conflicts(desired: State, observed: State) -> None:
     problems: list[str] = []
     for resource in desired:
         mine = observed.get(resource.key)
-        for name in kernel_names(resource):
+        for name in [*kernel_names(resource), *needed_tables(resource)]:
             holder = observed.occupied.get(name)
             if holder is None or name in observed.orphans:
                 continue
             if mine is not None and name in kernel_names(mine):
                 continue
             problems.append(f"{resource.key}: {name.replace(':', ' ', 1)} is taken by {holder}")
+    for resource in desired.of_kind("Endpoint"):
+        parent = resource.get("parent")
+        if isinstance(parent, str) and f"link:{parent}" not in observed.occupied:
+            problems.append(
+                f"{resource.key}: Network/{resource.get('network')}: spec.parent: host link "
+                f"{parent} does not exist (a macvlan network needs an existing parent)"
+            )
     if problems:
         raise ConflictError("; ".join(problems))
 
@@ -163,4 +186,5 @@ def _cascade_replacements(
 def every_phase_pair() -> Sequence[tuple[StepVerb, str]]:
     """All (verb, kind) pairs a plan can contain, for the completeness test."""
     verbs: tuple[StepVerb, ...] = ("create", "update", "delete")
-    return [(verb, kind) for verb in verbs for kind in KINDS]
+    return [("update", FIREWALL), ("update", BRIDGE_PORTS),
+            *((verb, kind) for verb in verbs for kind in KINDS)]

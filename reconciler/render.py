@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from reconciler import firewall
 from reconciler.diff import Change
 from reconciler.plan import Action, Plan
 from reconciler.state import AttrValue, Resource
@@ -35,10 +36,28 @@ def format_value(value: AttrValue) -> str:
     return str(value)
 
 
+#: A list change longer than this shows only what is added and removed.
+LONG_CHANGE = 100
+
+
 def format_change(change: Change) -> str:
     if _is_text_block(change.old) or _is_text_block(change.new):
         return f"{change.path}: {_text_change(change.old, change.new)}"
-    return f"{change.path}: {format_value(change.old)} -> {format_value(change.new)}"
+    plain = f"{change.path}: {format_value(change.old)} -> {format_value(change.new)}"
+    if len(plain) > LONG_CHANGE and isinstance(change.old, tuple) \
+            and isinstance(change.new, tuple):
+        return f"{change.path}: {_list_change(change.old, change.new)}"
+    return plain
+
+
+def _list_change(old: tuple[AttrValue, ...], new: tuple[AttrValue, ...]) -> str:
+    """`+[added] -[removed] (N unchanged)` for long lists such as published ports."""
+    before, after = set(old), set(new)
+    added = tuple(v for v in new if v not in before)
+    removed = tuple(v for v in old if v not in after)
+    parts = [f"+{format_value(added)}" if added else "", f"-{format_value(removed)}"
+             if removed else "", f"({len(old) - len(removed)} unchanged)"]
+    return " ".join(part for part in parts if part)
 
 
 def _is_text_block(value: AttrValue) -> bool:
@@ -52,13 +71,20 @@ def _text_change(old: AttrValue, new: AttrValue) -> str:
         return f"write ({len(new_lines)} lines)"
     if new is None:
         return "remove"
-    added = len([line for line in new_lines if line not in old_lines])
-    removed = len([line for line in old_lines if line not in new_lines])
+    old_set, new_set = set(old_lines), set(new_lines)
+    added = sum(1 for line in new_lines if line not in old_set)
+    removed = sum(1 for line in old_lines if line not in new_set)
     return f"rewrite (+{added} -{removed} lines)"
 
 
 def describe(resource: Resource) -> str:
-    """Short description of a resource for create and delete lines."""
+    """Short description of a resource for create and delete lines (firewall summary last)."""
+    if firewall.rules_only(resource):
+        return firewall.summary(resource)
+    return "  ".join(t for t in (_describe_links(resource), firewall.summary(resource)) if t)
+
+
+def _describe_links(resource: Resource) -> str:
     kind = resource.key.kind
     if kind == "Network":
         addresses = ", ".join(str(a) for a in _as_tuple(resource.get("addresses")))
@@ -67,7 +93,8 @@ def describe(resource: Resource) -> str:
     if kind == "Sandbox":
         return f"netns {resource.get('netns')}"
     if kind == "Endpoint":
-        text = f"veth {resource.get('veth')}"
+        parent = resource.get("parent")
+        text = f"macvlan {parent}" if parent else f"veth {resource.get('veth')}"
         if resource.get("sandbox") is not None:
             text += f" -> {resource.get('sandbox')}:{resource.get('ifname')}"
         held = [str(resource.get(a)) for a in ("ipv4", "ipv6") if resource.get(a)]
@@ -165,3 +192,121 @@ def _action_document(action: Action) -> dict[str, object]:
 
 def render_json(plan: Plan) -> str:
     return json.dumps(plan_document(plan), indent=2, sort_keys=False) + "\n"
+
+
+# --- markdown (pull-request comments) ---
+
+#: Hidden first line, so a CI job can find and update its earlier comment.
+MARKDOWN_MARKER = "<!-- cnm-plan set={set} -->"
+#: Limits that keep a huge plan inside a pull-request comment (GitHub allows 65 536 chars).
+MARKDOWN_MAX_ROWS = 200
+MARKDOWN_MAX_DETAILS = 40_000
+_VERB_WORDS = {"create": "create", "update": "update", "delete": "delete", "replace": "replace"}
+
+
+def _md_cell(text: str) -> str:
+    """Text for a table cell: pipes escaped, HTML kept inert, empty cells visible."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    return text.replace("|", "\\|") if text else " "
+
+
+def _backtick_run(text: str) -> int:
+    """Length of the longest run of backticks in `text`."""
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    return longest
+
+
+def _md_code(text: str) -> str:
+    """An inline code span (table-safe) for a value."""
+    if not text:
+        return " "
+    ticks = "`" * (_backtick_run(text) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}".replace("|", "\\|")
+
+
+def _md_fence(body: str, info: str = "") -> str:
+    fence = "`" * max(3, _backtick_run(body) + 1)
+    if not body.endswith("\n"):
+        body += "\n"
+    return f"{fence}{info}\n{body}{fence}\n"
+
+
+def _md_summary(plan: Plan) -> str:
+    counts = ", ".join(f"{plan.count(verb)} to {verb}" for verb in ("create", "update", "delete"))
+    replace = plan.count("replace")
+    return f"Plan: {counts}" + (f", {replace} to replace." if replace else ".")
+
+
+def _md_value(value: AttrValue) -> str:
+    return _md_code(format_value(value)) if value is not None else "—"
+
+
+def _md_text_diff(path: str, old: AttrValue, new: AttrValue) -> str:
+    import difflib
+
+    old_lines = old.splitlines(keepends=True) if isinstance(old, str) else []
+    new_lines = new.splitlines(keepends=True) if isinstance(new, str) else []
+    lines = list(difflib.unified_diff(old_lines, new_lines, f"{path} (kernel)",
+                                      f"{path} (manifests)", n=2))
+    body = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    return _md_fence(body, "diff")
+
+
+def _md_details(action: Action) -> str:
+    """One action in full: its changes as a table, file contents as diffs."""
+    out = [f"#### `{SYMBOLS[action.verb]}` {action.key} ({_VERB_WORDS[action.verb]})", ""]
+    if action.forced_by:
+        out += [f"Replaced because: {', '.join(_md_code(f) for f in action.forced_by)}.", ""]
+    changes: Sequence[Change] = action.changes
+    if action.verb == "create" and action.desired is not None:
+        changes = [Change(k, None, v) for k, v in action.desired.attrs.items()]
+    elif action.verb == "delete" and action.observed is not None:
+        changes = [Change(k, v, None) for k, v in action.observed.attrs.items()]
+    changes = [c for c in changes if c.old is not None or c.new is not None]
+    rows = [c for c in changes if not (_is_text_block(c.old) or _is_text_block(c.new))]
+    blocks = [c for c in changes if _is_text_block(c.old) or _is_text_block(c.new)]
+    if rows:
+        out += ["| attribute | kernel now | after apply |", "| --- | --- | --- |"]
+        out += [f"| {_md_code(c.path)} | {_md_value(c.old)} | {_md_value(c.new)} |" for c in rows]
+        out.append("")
+    for change in blocks:
+        out += [_md_text_diff(change.path, change.old, change.new)]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def render_markdown(plan: Plan) -> str:
+    """The plan as a pull-request comment: summary line, a table of actions, details collapsed.
+
+    Byte-stable like the other renderings; very large plans are cut (the table after
+    MARKDOWN_MAX_ROWS rows, the details after MARKDOWN_MAX_DETAILS characters) with a
+    note saying how much was left out.
+    """
+    head = [MARKDOWN_MARKER.format(set=plan.set_name), f"### cnm plan: apply set `{plan.set_name}`",
+            ""]
+    if plan.empty:
+        return "\n".join([*head, f"**{NO_CHANGES}**", ""])
+    out = [*head, f"**{_md_summary(plan)}**", "", "| | object | change |", "| :-: | --- | --- |"]
+    for action in plan.actions[:MARKDOWN_MAX_ROWS]:
+        change = "<br>".join(_md_cell(line) for line in action_lines(action) if line) or " "
+        out.append(f"| `{SYMBOLS[action.verb]}` | {_md_cell(str(action.key))} | {change} |")
+    hidden = len(plan.actions) - MARKDOWN_MAX_ROWS
+    if hidden > 0:
+        out.append(f"| | … | {hidden} more actions (`cnm plan -o json` lists them all) |")
+    out += ["", f"<details><summary>Details of {len(plan.actions)} "
+                f"action{'s' if len(plan.actions) != 1 else ''}</summary>", ""]
+    size = 0
+    for number, action in enumerate(plan.actions):
+        section = _md_details(action)
+        if size + len(section) > MARKDOWN_MAX_DETAILS:
+            left = len(plan.actions) - number
+            out += [f"*{left} more action{'s' if left != 1 else ''} not shown in detail; "
+                    "`cnm plan -o json` has everything.*", ""]
+            break
+        out += [section]
+        size += len(section)
+    out += ["</details>", ""]
+    return "\n".join(out)

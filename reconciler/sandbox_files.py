@@ -31,8 +31,13 @@ def hostname_file(sandbox: Sandbox) -> str:
     return sandbox.effective_hostname + "\n"
 
 
-def hosts_file(sandbox: Sandbox, own: Sequence[str], peers: Sequence[HostEntry]) -> str:
-    """Own addresses with the hostname, then extraHosts, then peers on shared networks."""
+def hosts_lines(entries: Sequence[HostEntry]) -> str:
+    """/etc/hosts lines for `entries`."""
+    return "".join(f"{e.address}\t{' '.join(e.names)}\n" for e in entries)
+
+
+def hosts_file(sandbox: Sandbox, own: Sequence[str], peers: str) -> str:
+    """Own addresses with the hostname, then extraHosts, then `peers` (rendered lines)."""
     spec = sandbox.spec
     names = [sandbox.effective_hostname]
     if spec.domainname:
@@ -42,7 +47,7 @@ def hosts_file(sandbox: Sandbox, own: Sequence[str], peers: Sequence[HostEntry])
     for entry in spec.extra_hosts:
         name, _, address = entry.partition(":")
         lines.append(f"{address}\t{name}\n")
-    lines += [f"{p.address}\t{' '.join(p.names)}\n" for p in peers]
+    lines.append(peers)
     return "".join(lines)
 
 

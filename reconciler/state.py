@@ -27,14 +27,15 @@ REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "Network": frozenset({"driver", "bridge", "subnets"}),
         "Sandbox": frozenset({"netns"}),
-        "Endpoint": frozenset({"network", "sandbox", "veth"}),
+        "Endpoint": frozenset({"network", "sandbox", "veth", "parent", "mode"}),
     }
 )
 
 MARKER_PREFIX = "cnm/v1"
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _MARKER_RE = re.compile(
-    r"^cnm/v1 set=(?P<set>[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?) "
-    r"(?P<kind>Network|Sandbox|Endpoint)/(?P<name>[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$"
+    rf"^cnm/v1 set=(?P<set>{_LABEL}) (?P<kind>Network|Sandbox|Endpoint)/(?P<name>{_LABEL})"
+    rf"(?: net=(?P<net>{_LABEL}))?$"
 )
 
 
@@ -80,6 +81,17 @@ class Owner:
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name} (set {self.set_name})"
+
+
+def endpoint_marker(owner: Owner, network: str) -> str:
+    """Marker of an endpoint whose network cannot be read off a bridge (macvlan)."""
+    return f"{owner.marker()} net={network}"
+
+
+def marker_network(text: str | None) -> str | None:
+    """The network an endpoint marker names, if it names one."""
+    match = _MARKER_RE.match(text or "")
+    return match["net"] if match else None
 
 
 def freeze(value: object) -> AttrValue:

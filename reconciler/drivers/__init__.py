@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from reconciler.drivers.base import Driver, EndpointContext
 from reconciler.drivers.bridge import BridgeDriver
+from reconciler.drivers.host import HostDriver
+from reconciler.drivers.macvlan import MacvlanDriver
+from reconciler.drivers.null import NullDriver
 
-REGISTRY: dict[str, Driver] = {"bridge": BridgeDriver()}
+REGISTRY: dict[str, Driver] = {
+    driver.name: driver for driver in (BridgeDriver(), MacvlanDriver(), NullDriver(), HostDriver())
+}
 
 
 def driver_for(name: str) -> Driver:

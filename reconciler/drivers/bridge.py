@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.drivers.base import EndpointContext
+from reconciler import firewall
+from reconciler.drivers.base import EndpointContext, addresses, gateways
 from reconciler.model import Network
 from reconciler.state import AttrValue
 
@@ -18,8 +19,10 @@ class BridgeDriver:
     """libnetwork's bridge driver, expressed as data."""
 
     name = "bridge"
+    has_interfaces = True
+    shares_host_namespace = False
 
-    def network_attrs(self, network: Network) -> dict[str, AttrValue]:
+    def network_attrs(self, network: Network) -> dict[str, AttrValue] | None:
         pools = network.spec.ipam
         return {
             "driver": "bridge",
@@ -30,25 +33,21 @@ class BridgeDriver:
                 sorted(f"{p.effective_gateway()}/{p.subnet.prefixlen}" for p in pools)
             ),
             "up": True,
+            **firewall.network_attrs(network),
         }
 
-    def endpoint_attrs(self, ctx: EndpointContext) -> dict[str, AttrValue]:
+    def endpoint_attrs(self, ctx: EndpointContext) -> dict[str, AttrValue] | None:
         spec = ctx.endpoint.spec
-        pools = ctx.network.spec.ipam
-        gateway4 = next((p.effective_gateway() for p in pools if p.subnet.version == 4), None)
-        gateway6 = next((p.effective_gateway() for p in pools if p.subnet.version == 6), None)
-        ipv4, ipv6 = ctx.assignment.ipv4, ctx.assignment.ipv6
         attrs: dict[str, AttrValue] = {
             "network": ctx.network.metadata.name,
             "sandbox": ctx.sandbox.metadata.name,
             "veth": ctx.veth,
             "ifname": spec.ifname,
             "mtu": network_mtu(ctx.network),
-            "ipv4": str(ipv4) if ipv4 else None,
-            "ipv6": str(ipv6) if ipv6 else None,
-            "gateway4": str(gateway4) if spec.gateway and gateway4 and ipv4 else None,
-            "gateway6": str(gateway6) if spec.gateway and gateway6 and ipv6 else None,
+            **addresses(ctx),
+            **gateways(ctx),
             "up": True,
+            **firewall.endpoint_attrs(spec.ports),
         }
         if spec.mac_address is not None:
             attrs["mac"] = spec.mac_address

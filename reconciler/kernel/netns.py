@@ -54,6 +54,12 @@ def is_netns(path: Path) -> bool:
         os.close(fd)
 
 
+def identity(name: str) -> tuple[int, int]:
+    """(st_dev, st_ino) of the namespace bound at /run/netns/NAME: equal means the same one."""
+    info = os.stat(netns_path(name))
+    return (info.st_dev, info.st_ino)
+
+
 def list_netns() -> list[str]:
     """Names of the named network namespaces under /run/netns, sorted."""
     try:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.kernel import files, netns
+from reconciler.kernel.firewall_steps import observe_firewall
 from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.naming import CNM_LINK_GROUP
-from reconciler.state import AttrValue, Owner, Resource, ResourceKey, State
+from reconciler.state import AttrValue, Owner, Resource, ResourceKey, State, marker_network
 
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE = 0
@@ -45,6 +47,7 @@ class _Observation:
     reserved_prefixes: set[str] = field(default_factory=set)
     bridge_networks: dict[int, str] = field(default_factory=dict)
     host_ends: dict[str, Link] = field(default_factory=dict)
+    host_link_names: dict[int, str] = field(default_factory=dict)
     peer_ends: dict[str, _PeerEnd] = field(default_factory=dict)
 
     def add(self, kind: str, name: str, attrs: dict[str, AttrValue]) -> None:
@@ -57,21 +60,23 @@ def observe(set_name: str, session: KernelSession) -> State:
     seen = _Observation(set_name)
     _observe_host(seen, session.rtnl(None))
     for name in netns.list_netns():
-        _observe_netns(seen, session.rtnl(name), name)
+        _observe_netns(seen, session.rtnl(name), name, session.netns_seen)
     _assemble_endpoints(seen)
-    return State(
+    return observe_firewall(State(
         set_name, seen.resources, seen.occupied, frozenset(seen.orphans),
         frozenset(seen.reserved_prefixes),
-    )
+    ))
 
 
 def global_addresses(reader: Rtnl) -> dict[int, list[str]]:
-    """ifindex -> sorted "address/prefixlen" of its global-scope, non-link-local addresses."""
+    """ifindex -> sorted "address/prefixlen" of its global-scope addresses.
+
+    Scope drops what the kernel makes by itself: IPv6 link-local (scope link)
+    and loopback (scope host) addresses.
+    """
     result: dict[int, list[str]] = defaultdict(list)
     for address in reader.addresses():
-        if address.scope == RT_SCOPE_UNIVERSE and not ipaddress.ip_address(
-            address.address
-        ).is_link_local:
+        if address.scope == RT_SCOPE_UNIVERSE:
             result[address.index].append(address.text)
     return {index: sorted(values) for index, values in result.items()}
 
@@ -79,7 +84,7 @@ def global_addresses(reader: Rtnl) -> dict[int, list[str]]:
 def default_gateways(reader: Rtnl) -> dict[tuple[int, int], list[str]]:
     """(ifindex, IP version) -> gateways of the main table's default routes."""
     result: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for route in reader.routes():
+    for route in reader.routes(table=RT_TABLE_MAIN):
         if route.dst_len == 0 and route.table == RT_TABLE_MAIN and route.gateway and route.oif:
             result[(route.oif, route.version)].append(route.gateway)
     return {key: sorted(values) for key, values in result.items()}
@@ -94,6 +99,7 @@ def _describe_holder(owner: Owner | None, what: str) -> str:
 def _observe_host(seen: _Observation, reader: Rtnl) -> None:
     links = reader.links()
     addresses = global_addresses(reader)
+    seen.host_link_names = {link.index: link.name for link in links}
     for link in links:
         owner = Owner.parse(link.alias)
         if owner is None and link.group == CNM_LINK_GROUP and not link.alias:
@@ -136,10 +142,13 @@ def _network_attrs(link: Link, addresses: list[str]) -> dict[str, AttrValue]:
     }
 
 
-def _observe_netns(seen: _Observation, reader: Rtnl, name: str) -> None:
+def _observe_netns(
+    seen: _Observation, reader: Rtnl, name: str, identities: dict[str, Any]
+) -> None:
     links = reader.links()
     loopback = next((link for link in links if link.name == "lo"), None)
     owner = Owner.parse(loopback.alias) if loopback is not None else None
+    identities[name] = (netns.identity(name), loopback.alias if loopback is not None else None)
     if owner is None or owner.kind != "Sandbox" or owner.set_name != seen.set_name:
         seen.occupied[f"netns:{name}"] = _describe_holder(owner, f"netns {name}")
         return
@@ -173,9 +182,39 @@ def _joined(values: list[str]) -> str | None:
     return ", ".join(values) if values else None
 
 
+def _macvlan_attrs(seen: _Observation, peer: _PeerEnd) -> dict[str, AttrValue]:
+    """A macvlan child: its network is in its marker, its parent is a host link."""
+    parent = peer.link.peer_index
+    return {
+        "network": marker_network(peer.link.alias),
+        "sandbox": peer.sandbox,
+        "parent": seen.host_link_names.get(parent) if parent is not None else None,
+        "mode": peer.link.macvlan_mode,
+        "up": peer.link.up,
+        "mtu": peer.link.mtu,
+        **_interface_attrs(peer),
+    }
+
+
+def _interface_attrs(peer: _PeerEnd) -> dict[str, AttrValue]:
+    v4 = [a for a in peer.addresses if ":" not in a]
+    v6 = [a for a in peer.addresses if ":" in a]
+    return {
+        "ifname": peer.link.name,
+        "mac": peer.link.mac,
+        "ipv4": _joined(v4),
+        "ipv6": _joined(v6),
+        "gateway4": _joined(peer.gateways[4]),
+        "gateway6": _joined(peer.gateways[6]),
+    }
+
+
 def _assemble_endpoints(seen: _Observation) -> None:
     for name in sorted(set(seen.host_ends) | set(seen.peer_ends)):
         host, peer = seen.host_ends.get(name), seen.peer_ends.get(name)
+        if host is None and peer is not None and peer.link.kind == "macvlan":
+            seen.add("Endpoint", name, _macvlan_attrs(seen, peer))
+            continue
         attrs: dict[str, AttrValue] = {
             "veth": host.name if host is not None else None,
             "network": seen.bridge_networks.get(host.master or -1) if host is not None else None,
@@ -185,17 +224,6 @@ def _assemble_endpoints(seen: _Observation) -> None:
         if peer is not None:
             host_mtu = host.mtu if host is not None else None
             peer_mtu = peer.link.mtu
-            v4 = [a for a in peer.addresses if ":" not in a]
-            v6 = [a for a in peer.addresses if ":" in a]
-            attrs.update(
-                {
-                    "ifname": peer.link.name,
-                    "mtu": peer_mtu if host_mtu in (None, peer_mtu) else f"{host_mtu}/{peer_mtu}",
-                    "mac": peer.link.mac,
-                    "ipv4": _joined(v4),
-                    "ipv6": _joined(v6),
-                    "gateway4": _joined(peer.gateways[4]),
-                    "gateway6": _joined(peer.gateways[6]),
-                }
-            )
+            attrs["mtu"] = peer_mtu if host_mtu in (None, peer_mtu) else f"{host_mtu}/{peer_mtu}"
+            attrs.update(_interface_attrs(peer))
         seen.add("Endpoint", name, attrs)

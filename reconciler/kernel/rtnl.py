@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from reconciler.kernel import netns
 
 NETLINK_ROUTE = 0
+SOL_NETLINK, NETLINK_GET_STRICT_CHK = 270, 12
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -31,6 +32,10 @@ RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 IFF_UP = 0x1
 IFLA_INFO_DATA = 2
+IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE = 26, 8
+IN6_ADDR_GEN_MODE_EUI64, IN6_ADDR_GEN_MODE_NONE = 0, 1
+IFLA_MACVLAN_MODE = 1
+MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}
 VETH_INFO_PEER = 1
 IFLA_NET_NS_FD = 28
 IFA_F_NODAD = 0x02
@@ -64,6 +69,7 @@ class Link:
     mac: str | None
     peer_index: int | None
     kind: str | None
+    macvlan_mode: str | None = None
 
     @property
     def up(self) -> bool:
@@ -116,6 +122,13 @@ def _parse_link(msg: bytes, offset: int) -> Link:
     linkinfo = attrs.get(IFLA_LINKINFO, b"")
     info = dict(_attributes(linkinfo, 0, len(linkinfo)))
     mac = attrs.get(IFLA_ADDRESS)
+    kind = _text(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None
+    mode = None
+    if kind == "macvlan" and IFLA_INFO_DATA in info:
+        data = dict(_attributes(info[IFLA_INFO_DATA], 0, len(info[IFLA_INFO_DATA])))
+        if IFLA_MACVLAN_MODE in data:
+            number = _u32(data[IFLA_MACVLAN_MODE])
+            mode = next((n for n, v in MACVLAN_MODES.items() if v == number), str(number))
     return Link(
         index=index,
         name=_text(attrs.get(IFLA_IFNAME, b"")),
@@ -126,7 +139,8 @@ def _parse_link(msg: bytes, offset: int) -> Link:
         alias=_text(attrs[IFLA_IFALIAS]) if IFLA_IFALIAS in attrs else None,
         mac=":".join(f"{b:02x}" for b in mac) if mac else None,
         peer_index=_u32(attrs[IFLA_LINK]) if IFLA_LINK in attrs else None,
-        kind=_text(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None,
+        kind=kind,
+        macvlan_mode=mode,
     )
 
 
@@ -179,6 +193,8 @@ class Rtnl:
     def __init__(self, namespace: str | None = None) -> None:
         with netns.entered(namespace):
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        # Strict checking lets the kernel filter dumps (routes of one table).
+        self._sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
         self._sock.bind((0, 0))
         self._seq = 0
 
@@ -249,7 +265,7 @@ class Rtnl:
 
     # --- changes -----------------------------------------------------------
 
-    def add_bridge(self, name: str, *, mtu: int, group: int) -> None:
+    def add_bridge(self, name: str, *, group: int, mtu: int | None = None) -> None:
         info = _attr(IFLA_LINKINFO, _name_attr(IFLA_INFO_KIND, "bridge"))
         body = _ifinfo() + _link_attrs(name=name, mtu=mtu, group=group) + info
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
@@ -270,14 +286,35 @@ class Rtnl:
         finally:
             os.close(fd)
 
+    def add_macvlan(
+        self, name: str, *, parent: int, mode: str, netns_name: str, group: int,
+        mtu: int | None, mac: str | None,
+    ) -> None:
+        """A macvlan child of link `parent`, created directly inside netns `netns_name`."""
+        fd = os.open(netns.netns_path(netns_name), os.O_RDONLY)
+        try:
+            data = _attr(IFLA_INFO_DATA, _u32_attr(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode]))
+            info = _attr(IFLA_LINKINFO, _name_attr(IFLA_INFO_KIND, "macvlan") + data)
+            body = _ifinfo() + _link_attrs(name=name, mtu=mtu, group=group, mac=mac)
+            body += _u32_attr(IFLA_LINK, parent) + _u32_attr(IFLA_NET_NS_FD, fd)
+            self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body + info)
+        finally:
+            os.close(fd)
+
     def set_link(
         self, index: int, *, up: bool | None = None, name: str | None = None,
         mtu: int | None = None, master: int | None = None, mac: str | None = None,
-        alias: str | None = None,
+        alias: str | None = None, ipv6_link_local: bool | None = None,
     ) -> None:
+        """Change a link. `ipv6_link_local=False` stops the kernel from generating an
+        IPv6 link-local address (and with it DAD, MLD and router solicitations)."""
         body = _ifinfo(index, up) + _link_attrs(
             name=name, mtu=mtu, master=master, mac=mac, alias=alias
         )
+        if ipv6_link_local is not None:
+            value = IN6_ADDR_GEN_MODE_EUI64 if ipv6_link_local else IN6_ADDR_GEN_MODE_NONE
+            mode = _attr(IFLA_INET6_ADDR_GEN_MODE, bytes([value]))
+            body += _attr(IFLA_AF_SPEC, _attr(socket.AF_INET6, mode))
         self._request(RTM_NEWLINK, 0, body)
 
     def delete_link(self, index: int) -> None:
@@ -330,8 +367,11 @@ class Rtnl:
             result.append(Address(index, address.version, prefixlen, scope, str(address)))
         return result
 
-    def routes(self) -> list[Route]:
-        body = _RTMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0)
+    def routes(self, table: int | None = None) -> list[Route]:
+        """All routes, or (filtered by the kernel) those of one table."""
+        body = _RTMSG.pack(socket.AF_UNSPEC, 0, 0, 0, table or 0, 0, 0, 0, 0)
+        if table is not None:
+            body += _u32_attr(RTA_TABLE, table)
         result = []
         for kind, msg, offset in self._dump(RTM_GETROUTE, body):
             if kind != RTM_NEWROUTE:

@@ -44,6 +44,10 @@ class KernelSession:
 
     def __init__(self) -> None:
         self._sockets: dict[str | None, Rtnl] = {}
+        #: netns name -> ((st_dev, st_ino) of the namespace, owner marker of its `lo`) as
+        #: observed in this session: a later step that finds the very same namespace
+        #: need not ask the kernel for its `lo` again (under the apply lock).
+        self.netns_seen: dict[str, tuple[tuple[int, int], str | None]] = {}
 
     def rtnl(self, namespace: str | None = None) -> Rtnl:
         sock = self._sockets.get(namespace)

@@ -17,3 +17,15 @@ def test_core_benchmark_runs_at_small_size() -> None:
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 2 |")]
     assert [row.split("|")[2].strip() for row in rows] == ["apply", "noop_plan", "add_one",
                                                           "delete"]
+
+
+def test_scale_benchmark_runs_both_tools_at_small_size() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_scale.py"), "--sizes", "2", "3"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|")[2].strip() for line in result.stdout.splitlines()
+            if line.startswith(("| 2 |", "| 3 |"))]
+    assert rows == ["create", "observe", "add_one", "delete"] * 2
+    assert "Peak memory of `cnm apply`" in result.stdout

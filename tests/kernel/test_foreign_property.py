@@ -81,6 +81,12 @@ def _ip(*args: str) -> None:
 
 
 def build(world: dict[str, Any]) -> None:
+    # cnm turns on IP forwarding for its networks, as libnetwork does; that global
+    # switch makes the kernel re-evaluate every interface (IPv6 prefix routes of a
+    # bridge without carrier appear). Turn it on first, so the comparison is about
+    # what cnm does to foreign objects, not about that host-wide setting.
+    for knob in ("ipv4/ip_forward", "ipv6/conf/all/forwarding"):
+        Path(f"/proc/sys/net/{knob}").write_text("1\n")
     for ns in world["netns"]:
         _ip("netns", "add", ns["name"])
         _ip("-n", ns["name"], "link", "set", "lo", "up")

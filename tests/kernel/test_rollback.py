@@ -107,7 +107,7 @@ def test_failed_verification_rolls_back(tmp_path: Path) -> None:
     """A step that silently did nothing (skip-step) is caught by re-observing."""
     a, b = _dirs(tmp_path)
     expected, _ = run_isolated(_reference, a)
-    for step in (6, 13, 15):  # a sandbox update, an endpoint create, an endpoint update
+    for step in (7, 14, 16):  # a sandbox update, an endpoint create, an endpoint update
         run_isolated(_verify_cycle, a, b, step, expected)
     record_count("rollback: verification failures (skipped steps)", 3)
 

@@ -24,10 +24,11 @@ LIBRARY_HOMES = {
     "pyroute2": ("reconciler/kernel/",),
     "deepdiff": ("reconciler/diff.py",),
     "yaml": ("reconciler/loader.py",),
+    "watchfiles": ("reconciler/watch.py",),
 }
 #: modules that must stay pure (no kernel access, directly or through imports)
 PURE = ("model", "loader", "state", "ipam", "desired", "diff", "plan", "render", "naming",
-        "sandbox_files", "errors", "drivers", "rollback")
+        "sandbox_files", "errors", "drivers", "firewall", "rollback")
 
 
 def _imports(path: Path) -> set[str]:

@@ -519,9 +519,12 @@ spec:
     )
 
 
+NET_A_DUAL = NET_A + "    - subnet: fd00:a::/64\n"  # ports may be published on both families
+
+
 def _ports(first: str, second: str) -> str:
     return (
-        NET_A
+        NET_A_DUAL
         + f"""\
 ---
 apiVersion: cnm/v1
@@ -547,18 +550,18 @@ spec:
     ("first", "second"),
     [
         ("", ""),
-        ("", ", hostIP: 127.0.0.1"),
-        ("", ", hostIP: '::1'"),
+        ("", ", hostIP: 192.0.2.1"),
+        ("", ", hostIP: '2001:db8::1'"),
         (", hostIP: 0.0.0.0", ", hostIP: 10.1.2.3"),
         (", hostIP: 10.1.2.3", ", hostIP: 10.1.2.3"),
-        (", hostIP: '::'", ", hostIP: '::1'"),
+        (", hostIP: '::'", ", hostIP: '2001:db8::1'"),
         (", protocol: udp", ", protocol: udp, hostIP: 0.0.0.0"),
     ],
 )
 def test_host_port_published_twice(first: str, second: str) -> None:
     only_problem(
         _ports(first, second),
-        "m.yaml:22: Endpoint/e2: spec.ports.0.hostPort: host port ",
+        "m.yaml:23: Endpoint/e2: spec.ports.0.hostPort: host port ",
     )
 
 
@@ -804,8 +807,21 @@ spec:
     )
 
 
-@pytest.mark.parametrize("driver", ["macvlan", "null", "'null'", "host"])
-def test_only_bridge_driver_is_supported(driver: str) -> None:
+def test_macvlan_needs_a_parent() -> None:
+    only_problem(
+        """\
+apiVersion: cnm/v1
+kind: Network
+metadata: {name: a}
+spec:
+  driver: macvlan
+""",
+        "m.yaml:4: Network/a: spec.parent: a macvlan network needs spec.parent",
+    )
+
+
+@pytest.mark.parametrize("driver", ["null", "'null'", "host"])
+def test_null_and_host_networks_take_no_ipam(driver: str) -> None:
     only_problem(
         f"""\
 apiVersion: cnm/v1
@@ -813,9 +829,57 @@ kind: Network
 metadata: {{name: a}}
 spec:
   driver: {driver}
+  ipam: [{{subnet: 10.0.0.0/24}}]
 """,
-        f"m.yaml:5: Network/a: spec.driver: driver '{driver.strip(chr(39))}' is not supported yet "
-        "(supported: bridge)",
+        f"m.yaml:6: Network/a: spec.ipam: a {driver.strip(chr(39))} network takes no ipam",
+    )
+
+
+def test_endpoint_on_a_host_network_takes_no_address() -> None:
+    only_problem(
+        """\
+apiVersion: cnm/v1
+kind: Network
+metadata: {name: h}
+spec: {driver: host}
+---
+apiVersion: cnm/v1
+kind: Endpoint
+metadata: {name: e}
+spec: {network: h, ipv4Address: 10.0.0.5}
+""",
+        "m.yaml:9: Endpoint/e: spec.ipv4Address: Network/h uses the host driver",
+    )
+
+
+def test_a_host_mode_sandbox_joins_nothing_else() -> None:
+    only_problem(
+        """\
+apiVersion: cnm/v1
+kind: Network
+metadata: {name: h}
+spec: {driver: host}
+---
+apiVersion: cnm/v1
+kind: Network
+metadata: {name: b}
+spec: {ipam: [{subnet: 10.0.0.0/24}]}
+---
+apiVersion: cnm/v1
+kind: Sandbox
+metadata: {name: s}
+---
+apiVersion: cnm/v1
+kind: Endpoint
+metadata: {name: e1}
+spec: {network: h, sandbox: s}
+---
+apiVersion: cnm/v1
+kind: Endpoint
+metadata: {name: e2}
+spec: {network: b, sandbox: s, ifname: eth1}
+""",
+        "m.yaml:23: Endpoint/e2: spec.sandbox: Sandbox/s joins a host network (Endpoint/e1)",
     )
 
 

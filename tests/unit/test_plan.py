@@ -43,8 +43,9 @@ def test_from_scratch_everything_is_created_in_phase_order() -> None:
     assert [a.verb for a in plan] == ["create"] * 5
     steps = [(s.verb, str(s.action.key)) for s in plan.steps()]
     assert steps == [
+        ("update", "Firewall/default"),
         ("create", "Sandbox/s1"), ("create", "Sandbox/s2"), ("create", "Network/net"),
-        ("create", "Endpoint/e1"), ("create", "Endpoint/e2"),
+        ("create", "Endpoint/e1"), ("create", "Endpoint/e2"), ("update", "BridgePorts/default"),
     ]
 
 

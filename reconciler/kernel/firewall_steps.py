@@ -1,0 +1,83 @@
+"""The firewall's part of observe and apply: cnm's nftables tables, the forwarding
+switches, the hairpin mode of endpoint bridge ports, UDP conntrack flushes.
+
+Two steps of the phase table are carried out here rather than by
+`kernel/apply.py`: `update Firewall/<set>` first (one nft transaction, so
+deletes remove rules before the links they name, and isolation exists before
+a new bridge comes up; then forwarding is turned on), and
+`update BridgePorts/<set>` last (hairpin mode on the host ends of endpoints
+that publish ports, which exist only once their links do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reconciler import firewall
+from reconciler.errors import KernelError
+from reconciler.kernel import brport, conntrack, nft, sysctl
+from reconciler.plan import BRIDGE_PORTS, FIREWALL, Step
+from reconciler.state import State
+
+Progress = Callable[[str], None]
+
+
+def observe_firewall(state: State) -> State:
+    """`state` with the firewall attributes of its resources read from the kernel."""
+    ports = {name: on for name, (_, on) in brport.hairpin_ports().items()}
+    return firewall.attach(state, nft.read_ruleset(), sysctl.forwarding(), ports)
+
+
+def sync_rules(desired: State, progress: Progress | None = None) -> firewall.Transaction:
+    """Make cnm's tables hold `desired`'s rules (one transaction), forget the UDP
+    conntrack entries of changed mappings, and turn on the forwarding it needs."""
+    tx = firewall.transaction(desired, nft.read_ruleset())
+    nft.run_transaction(tx)
+    if progress is not None and not tx.empty:
+        progress(f"      nftables: {tx.deleted} rules removed, {tx.added} added, one transaction")
+    for version in (4, 6):
+        targets = {(f.host_port, f.host_ip) for f in tx.flush if f.version == version}
+        try:
+            conntrack.flush_udp(version, targets)
+        except OSError as exc:
+            raise KernelError(f"flushing UDP conntrack entries failed: {exc}") from exc
+    wanted = {
+        version for network in desired.of_kind("Network") for version in (4, 6)
+        if network.get(f"forwarding.ipv{version}") is True
+    }
+    current = sysctl.forwarding()
+    for version in sorted(wanted):
+        if current.get(version) is False:
+            sysctl.enable_forwarding(version)
+    return tx
+
+
+def sync_bridge_ports(desired: State) -> None:
+    """Hairpin mode on the bridge ports of endpoints as desired (after their links exist)."""
+    ports = brport.hairpin_ports()
+    for endpoint in desired.of_kind("Endpoint"):
+        wanted, veth = endpoint.get("hairpin"), endpoint.get("veth")
+        if not isinstance(wanted, bool) or not isinstance(veth, str) or veth not in ports:
+            continue
+        index, on = ports[veth]
+        if on != wanted:
+            brport.set_hairpin(index, wanted)
+
+
+def run_own_step(step: Step, desired: State, progress: Progress | None = None) -> bool:
+    """Carry out `step` if it is the firewall's; False when the link steps must run it."""
+    kind = step.action.key.kind
+    try:
+        if kind == FIREWALL:
+            sync_rules(desired, progress)
+            return True
+        if kind == BRIDGE_PORTS:
+            sync_bridge_ports(desired)
+            return True
+    except OSError as exc:
+        raise KernelError(f"{step.action.key}: {step.verb} failed: {exc.strerror or exc}") from exc
+    changes = step.action.changes
+    # an update of firewall attributes only: the two steps above do all of it
+    return step.verb == "update" and bool(changes) and all(
+        change.path in firewall.FIREWALL_ATTRS for change in changes
+    )

@@ -1,0 +1,277 @@
+"""The observed state of one apply set, kept in memory and re-read only where it changed.
+
+`observe()` reads every namespace. A long-running `cnm watch` instead keeps
+one observation fragment per namespace (the host's links and addresses, each
+named namespace's links, addresses, routes and files) and re-reads only the
+namespaces marked dirty, by kernel notifications (`kernel/events.py`), file
+events under /etc/netns, or cnm's own apply. Assembling the fragments runs
+the very same code as `observe()` (`_observe_host`, `_observe_netns`,
+`_assemble_endpoints`), so the two always agree; a test checks that they do.
+
+Read-only, like `observe()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from reconciler import firewall
+from reconciler.kernel import brport, netns, nft, sysctl
+from reconciler.kernel.events import HostTable
+from reconciler.kernel.observe import (
+    _assemble_endpoints,
+    _Observation,
+    _observe_host,
+    _observe_netns,
+)
+from reconciler.kernel.rtnl import Rtnl
+from reconciler.kernel.session import KernelSession
+from reconciler.state import Resource, State
+
+
+class LiveObservation:
+    """Per-namespace observation fragments of `set_name`; `state()` refreshes what is dirty.
+
+    The host namespace (where the links of a big host are: a bridge per network,
+    a veth end per endpoint) is not dumped again on each change: with
+    `host_events`, `host_table` is kept current from the host's notifications
+    (`KernelEvents(..., host_table=live.host_table)`), and observation reads it.
+    Without, marking the host dirty dumps it again.
+    """
+
+    def __init__(self, set_name: str, *, host_events: bool = False) -> None:
+        self.set_name = set_name
+        self.host_table = HostTable()
+        self._host_events = host_events
+        self._host: _Observation | None = None
+        self._fragments: dict[str, _Observation] = {}
+        self._names: list[str] | None = None  # named namespaces; None: list them again
+        self._check: set[str] = set()  # names under /run/netns to look at again
+        self._dirty: set[str] = set()
+        self._state: State | None = None
+        self._last: State | None = None  # last assembled state
+        self._last_host: _Observation | None = None
+        #: How many namespace reads the last `state()` did (for logs and benchmarks).
+        self.last_reads = 0
+        #: endpoint name -> (host end, sandbox end, network, parent, resource) it came from
+        self._endpoints: dict[str, tuple[object, object, object, object, Resource]] = {}
+        #: netns name -> (identity, `lo` marker) as last read (see KernelSession.netns_seen)
+        self.identities: dict[str, Any] = {}
+        self._ruleset: firewall.Ruleset | None = None  # cnm's nftables tables; None: read again
+        #: (base state, firewall inputs, observed state) of the last `_with_firewall`
+        self._final: tuple[State, tuple[object, ...], State] | None = None
+
+    # --- invalidation ---
+
+    def mark_host(self) -> None:
+        """The host changed: observe it again (from `host_table` when events keep it)."""
+        if not self._host_events:
+            self.host_table.valid = False
+        self._host = None
+        self._state = None
+
+    def reload_host(self) -> None:
+        """Dump the host namespace again, whatever the events said."""
+        self.host_table.valid = False
+        self.mark_host()
+
+    def mark(self, name: str) -> None:
+        self._dirty.add(name)
+        self._state = None
+
+    def mark_netns_list(self) -> None:
+        """/run/netns changed in unknown ways: list it again."""
+        self._names = None
+        self._state = None
+
+    def mark_netns(self, name: str) -> None:
+        """/run/netns/`name` may have appeared or gone: look at that one name again."""
+        self._check.add(name)
+        self._dirty.add(name)
+        self._state = None
+
+    def mark_firewall(self) -> None:
+        """cnm's nftables tables may have changed: list them again."""
+        self._ruleset = None
+        self._state = None
+
+    def mark_all(self) -> None:
+        """Read everything again (what turns out unchanged keeps its objects)."""
+        self._ruleset = None
+        self.host_table.valid = False
+        self._host = None
+        self._names = None
+        self._dirty |= set(self._fragments)
+        self._state = None
+
+    # --- reading ---
+
+    def state(self) -> State:
+        """The current observed state; reads only the namespaces marked since the last call.
+
+        When what was read again turns out to be what was there before, the very
+        same `State` object is returned, so callers can tell "nothing changed" by
+        identity.
+        """
+        if self._state is not None:
+            self.last_reads = 0
+            return self._state
+        reads = 0
+        changed = self._last is None
+        with KernelSession() as session:
+            if self._host is None:
+                if not self.host_table.valid:
+                    rtnl = session.rtnl(None)
+                    self.host_table.load(rtnl.links(), rtnl.addresses(), rtnl.routes(),
+                                         brport.hairpin_ports())
+                    reads += 1
+                host = _Observation(self.set_name)
+                _observe_host(host, cast(Rtnl, self.host_table))
+                if host != self._last_host:
+                    self._last_host, changed = host, True
+                self._host = self._last_host
+            names = self._names
+            if self._names is None:
+                self._names = netns.list_netns()
+                self._check.clear()
+            elif self._check:
+                self._names = self._recheck(self._names)
+            changed = changed or names != self._names
+            for gone in set(self._fragments) - set(self._names):
+                del self._fragments[gone]
+            for name in self._names:
+                if name in self._fragments and name not in self._dirty:
+                    continue
+                fragment = _Observation(self.set_name)
+                try:
+                    _observe_netns(fragment, session.rtnl(name), name, self.identities)
+                except OSError:  # removed meanwhile: list again next time
+                    self._fragments.pop(name, None)
+                    self._names = None
+                    changed = True
+                    continue
+                finally:
+                    session.forget(name)  # an open socket would pin the namespace
+                reads += 1
+                old = self._fragments.get(name)
+                if old != fragment:
+                    if old is not None:  # keep the parts that did not change, as they were
+                        for end, peer in fragment.peer_ends.items():
+                            if old.peer_ends.get(end) == peer:
+                                fragment.peer_ends[end] = old.peer_ends[end]
+                    self._fragments[name] = fragment
+                    changed = True
+        self._dirty.clear()
+        self.last_reads = reads
+        if changed or self._last is None:
+            self._last = self._assemble()
+        self._state = self._with_firewall(self._last)
+        return self._state
+
+    def _with_firewall(self, base: State) -> State:
+        """`base` with its firewall attributes (as `firewall_steps.observe_firewall` adds them)."""
+        if self._ruleset is None:
+            self._ruleset = nft.read_ruleset()
+        ports = {name: on for name, (_, on) in self.host_table.ports().items()}
+        forwarding = sysctl.forwarding()
+        inputs = (self._ruleset, tuple(sorted(forwarding.items())), tuple(sorted(ports.items())))
+        previous = self._final
+        if previous is not None and previous[1][0] is self._ruleset \
+                and previous[1][1:] == inputs[1:]:
+            if previous[0] is base:
+                return previous[2]
+            state = _sandboxes_swapped(previous[0], previous[2], base, self._ruleset)
+            if state is not None:  # only sandboxes changed: the firewall does not see them
+                self._final = (base, inputs, state)
+                return state
+        state = firewall.attach(base, self._ruleset, forwarding, ports)
+        self._final = (base, inputs, state)
+        return state
+
+    def _recheck(self, names: list[str]) -> list[str]:
+        """`names` with the checked ones added or removed as /run/netns shows them now.
+
+        A name whose file exists but is not (yet) a namespace, as between the
+        creation of the file and its bind mount, stays to be checked again.
+        """
+        current = set(names)
+        waiting: set[str] = set()
+        for name in self._check:
+            path = netns.netns_path(name)
+            if netns.is_netns(path):
+                current.add(name)
+            else:
+                current.discard(name)
+                if path.exists():
+                    waiting.add(name)
+        self._check = waiting
+        return sorted(current)
+
+    def _assemble(self) -> State:
+        assert self._host is not None
+        merged = _Observation(self.set_name)
+        parts = [self._host, *(self._fragments[n] for n in sorted(self._fragments))]
+        for part in parts:
+            merged.resources.update(part.resources)
+            merged.occupied.update(part.occupied)
+            merged.orphans |= part.orphans
+            merged.reserved_prefixes |= part.reserved_prefixes
+            merged.bridge_networks.update(part.bridge_networks)
+            merged.host_ends.update(part.host_ends)
+            merged.host_link_names.update(part.host_link_names)
+            merged.peer_ends.update(part.peer_ends)
+        self._assemble_endpoints(merged)
+        return State(self.set_name, merged.resources, merged.occupied, frozenset(merged.orphans),
+                     frozenset(merged.reserved_prefixes))
+
+    def _assemble_endpoints(self, merged: _Observation) -> None:
+        """Endpoints from their two ends; one whose ends were not read again is reused."""
+        todo = _Observation(self.set_name)
+        todo.bridge_networks = merged.bridge_networks
+        todo.host_link_names = merged.host_link_names
+        inputs: dict[str, tuple[object, object, object, object]] = {}
+        for name in set(merged.host_ends) | set(merged.peer_ends):
+            host, peer = merged.host_ends.get(name), merged.peer_ends.get(name)
+            network = merged.bridge_networks.get(host.master or -1) if host is not None else None
+            parent = merged.host_link_names.get(peer.link.peer_index or -1) if peer else None
+            inputs[name] = (host, peer, network, parent)
+            cached = self._endpoints.get(name)
+            if cached is not None and cached[0] is host and cached[1] is peer \
+                    and cached[2:4] == (network, parent):
+                merged.resources[cached[4].key] = cached[4]
+                continue
+            if host is not None:
+                todo.host_ends[name] = host
+            if peer is not None:
+                todo.peer_ends[name] = peer
+        _assemble_endpoints(todo)
+        for key, resource in todo.resources.items():  # endpoints only
+            merged.resources[key] = resource
+            self._endpoints[key.name] = (*inputs[key.name], resource)
+        for gone in set(self._endpoints) - set(inputs):
+            del self._endpoints[gone]
+
+    def owned_netns(self) -> set[str]:
+        """Named namespaces of this set's sandboxes, as last read."""
+        state = self._state if self._state is not None else self.state()
+        return {str(r.get("netns")) for r in state.of_kind("Sandbox")}
+
+
+def _sandboxes_swapped(
+    old_base: State, old_final: State, base: State, ruleset: firewall.Ruleset
+) -> State | None:
+    """`firewall.attach(base, ...)` from its result for `old_base`, when the two bases
+    differ only in Sandbox resources (no firewall rule has a sandbox for its owner, so
+    attach passes them through); None otherwise."""
+    if old_base.orphans != base.orphans or old_base.reserved_prefixes != base.reserved_prefixes:
+        return None
+    others_old = {k: r for k, r in old_base.resources.items() if k.kind != "Sandbox"}
+    others_new = {k: r for k, r in base.resources.items() if k.kind != "Sandbox"}
+    if others_old.keys() != others_new.keys() or any(
+        others_new[k] is not r for k, r in others_old.items()
+    ):
+        return None
+    resources = {k: r for k, r in old_final.resources.items() if k.kind != "Sandbox"}
+    resources.update((k, r) for k, r in base.resources.items() if k.kind == "Sandbox")
+    return State(base.set_name, resources, {**base.occupied, **firewall.occupied(ruleset)},
+                 base.orphans, base.reserved_prefixes)

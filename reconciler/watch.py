@@ -1,0 +1,569 @@
+"""`cnm watch`: keep the kernel converged on a manifest directory, on change and on drift.
+
+One loop, one thread doing kernel work:
+
+* a file watcher thread (watchfiles, which debounces an editor's save burst)
+  reports manifest changes, namespaces appearing in /run/netns and edits of
+  sandbox files under /etc/netns;
+* netlink subscriptions (`kernel/events.py`) report link, address and route
+  changes in the host namespace and in every owned sandbox namespace;
+* SIGTERM / SIGINT and a periodic full resync (`--resync`, default 30 s).
+
+Triggers arriving together are coalesced (`--debounce`) into one reconcile:
+load (only changed files are parsed again, `loader.LoadCache`), plan against
+the in-memory observed state (`kernel/live.py`: only namespaces that had
+events are read again), apply under the same lock as `cnm apply`, re-read
+what the apply touched and verify that the plan is now empty.
+
+A manifest tree that does not load or validate never prunes anything: the
+error is logged with its file:line and the last good manifests stay in force
+(drift is still repaired against them) until the files are fixed. A file
+that held objects and is now empty is taken for one being written (editors
+truncate, then write) and treated the same way; delete a file to remove its
+objects. Errors the kernel says are temporary (and a busy apply lock) are
+retried with exponential backoff; permanent ones are logged and the loop goes
+on. A stop signal ends the loop after the step in progress: the plan's
+remaining steps are left to the next run, which converges them.
+
+Logging: one line per reconcile that was asked for by a file change, the
+start, a resync or a retry, or that changed something or failed. Kernel
+events that turn out to need nothing (cnm's own changes, other software's
+links) are checked silently unless `--verbose`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import queue
+import resource
+import selectors
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from reconciler import engine
+from reconciler.diff import diff_resources
+from reconciler.errors import CnmError, ManifestError, VerifyError
+from reconciler.kernel import netns
+from reconciler.kernel.events import KernelEvents
+from reconciler.kernel.live import LiveObservation
+from reconciler.kernel.session import KernelSession, require_privileges
+from reconciler.loader import YAML_SUFFIXES, LoadCache
+from reconciler.lock import apply_lock
+from reconciler.model import Manifests
+from reconciler.plan import Plan, Verb
+from reconciler.render import SYMBOLS
+from reconciler.state import ResourceKey, State
+
+Log = Callable[[str], None]
+
+RETRY_FIRST = 0.5
+RETRY_MAX = 30.0
+#: Longest a burst of triggers may delay a reconcile.
+DEBOUNCE_MAX = 1.0
+#: Changed objects named in a log line before "(+N more)".
+LOG_KEYS = 6
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    paths: tuple[str, ...]
+    set_name: str = "default"
+    resync: float = 30.0
+    debounce: float = 0.1
+    allow_empty: bool = False
+    lock_timeout: float = 1.0
+    verbose: bool = False
+
+
+@dataclass
+class Trigger:
+    """Why a reconcile runs; accumulates until the reconcile starts."""
+
+    start: bool = False
+    resync: bool = False
+    retry: bool = False
+    files: set[str] = field(default_factory=set)
+    kernel: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return self.start or self.resync or self.retry or bool(self.files or self.kernel)
+
+    @property
+    def quiet(self) -> bool:
+        """Only kernel events: log only if something had to be done."""
+        return not (self.start or self.resync or self.retry or self.files)
+
+    def describe(self) -> str:
+        parts = [word for word, on in (("start", self.start), ("resync", self.resync),
+                                       ("retry", self.retry)) if on]
+        if self.files:
+            parts.append("files: " + _short(sorted(self.files)))
+        if self.kernel:
+            parts.append("kernel: " + _short(sorted(self.kernel)))
+        return "; ".join(parts)
+
+
+def _short(items: Sequence[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+class Stopped(Exception):
+    """A stop signal arrived during an apply; raised between two steps."""
+
+
+class Watcher:
+    """The watch loop. `run()` returns the exit code (0 after a stop signal)."""
+
+    def __init__(self, options: WatchOptions, log: Log) -> None:
+        self.options = options
+        self.log_line = log
+        self.cache = LoadCache()
+        self.live = LiveObservation(options.set_name, host_events=True)
+        self.selector = selectors.DefaultSelector()
+        self.events = KernelEvents(self.selector, host_table=self.live.host_table)
+        self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.selector.register(self.wake_read, selectors.EVENT_READ, ("wake", None))
+        self.file_reports: queue.SimpleQueue[set[tuple[object, str]] | BaseException] = (
+            queue.SimpleQueue()
+        )
+        self.stop_event = threading.Event()
+        self.stop_signal: int | None = None
+        self.good: Manifests | None = None
+        self.pending = Trigger(start=True)
+        self.count = 0
+        self.backoff = 0.0
+        self.retry_at: float | None = None
+        self.next_resync = time.monotonic() + options.resync
+        self.last_error: str | None = None
+        self.last_invalid: str | None = None
+        #: seconds per phase of the reconcile in progress (logged with --verbose)
+        self.phases: dict[str, float] = {}
+        #: (manifests, observed state) objects last found in sync: skip planning them again
+        self.converged: tuple[Manifests, State] | None = None
+        self.roots = [Path(p).resolve() for p in options.paths]
+
+    # --- the loop ---
+
+    def _warm_up(self) -> None:
+        """Pay one-time import costs now, not in the first reconcile that changes something."""
+        import reconciler.kernel.apply  # noqa: F401
+
+    def run(self) -> int:
+        self._warm_up()
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        thread = threading.Thread(target=self._watch_files, name="cnm-watch-files", daemon=True)
+        thread.start()
+        try:
+            self._log(f"watching {', '.join(self.options.paths)} (set {self.options.set_name}, "
+                      f"resync every {self.options.resync:g} s)")
+            while self.stop_signal is None:
+                if self.pending:
+                    self._settle()
+                    if self.stop_signal is not None:
+                        break
+                    trigger, self.pending = self.pending, Trigger()
+                    self._reconcile(trigger)
+                    continue
+                self._wait(self._timeout())
+                now = time.monotonic()
+                if now >= self.next_resync:
+                    self.pending.resync = True
+                if self.retry_at is not None and now >= self.retry_at:
+                    self.retry_at = None
+                    self.pending.retry = True
+        except Stopped:
+            pass
+        finally:
+            self.stop_event.set()
+            thread.join(timeout=2.0)
+            self.events.close()
+            self.selector.close()
+            os.close(self.wake_read)
+            os.close(self.wake_write)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        name = signal.Signals(self.stop_signal).name if self.stop_signal else "stop"
+        self._log(f"stopped ({name})")
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_signal = signum
+        with contextlib.suppress(OSError):
+            os.write(self.wake_write, b"s")
+
+    def _timeout(self) -> float:
+        deadlines = [self.next_resync]
+        if self.retry_at is not None:
+            deadlines.append(self.retry_at)
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def _wait(self, timeout: float) -> None:
+        """Wait for anything; record what it was into `self.pending`."""
+        for key, _ in self.selector.select(timeout):
+            source, namespace = key.data
+            if source == "kernel":
+                if self.events.drain(namespace):
+                    self._kernel_changed(namespace)
+            elif source == "nftables":
+                if self.events.drain_nftables():
+                    self.live.mark_firewall()
+                    self.pending.kernel.add("nftables")
+            else:
+                with contextlib.suppress(OSError):
+                    while os.read(self.wake_read, 4096):
+                        pass
+        self._take_file_reports()
+
+    def _settle(self) -> None:
+        """Coalesce a burst: wait until `debounce` passes without news (at most DEBOUNCE_MAX)."""
+        if self.pending.start or self.options.debounce <= 0:
+            return
+        now = time.monotonic()
+        deadline, news = now + DEBOUNCE_MAX, now
+        while self.stop_signal is None:
+            remaining = min(news + self.options.debounce, deadline) - time.monotonic()
+            if remaining <= 0:
+                return
+            before = self.pending.describe()
+            self._wait(remaining)
+            if self.pending.describe() != before:
+                news = time.monotonic()
+
+    def _kernel_changed(self, namespace: str | None) -> None:
+        if namespace is None:
+            self.live.mark_host()
+            self.pending.kernel.add("host")
+        else:
+            self.live.mark(namespace)
+            self.pending.kernel.add(f"netns {namespace}")
+
+    # --- files ---
+
+    def _watch_roots(self) -> list[Path]:
+        roots = {r if r.is_dir() else r.parent for r in self.roots}
+        for directory in (netns.NETNS_RUN_DIR, netns.NETNS_ETC_DIR):
+            directory.mkdir(parents=True, exist_ok=True)
+            roots.add(directory)
+        return sorted(roots)
+
+    def _watch_files(self) -> None:
+        import watchfiles
+
+        try:
+            for changes in watchfiles.watch(
+                *self._watch_roots(), watch_filter=None, debounce=1600, step=50,
+                stop_event=self.stop_event, rust_timeout=1000, raise_interrupt=False,
+            ):
+                self.file_reports.put({(c, p) for c, p in changes})
+                with contextlib.suppress(OSError):
+                    os.write(self.wake_write, b"f")
+        except BaseException as exc:  # reported by the loop, which goes on with resyncs
+            self.file_reports.put(exc)
+            with contextlib.suppress(OSError):
+                os.write(self.wake_write, b"f")
+
+    def _take_file_reports(self) -> None:
+        while True:
+            try:
+                report = self.file_reports.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(report, BaseException):
+                if not self.stop_event.is_set():
+                    self._log(f"file watching stopped ({report}); "
+                              f"only resyncs every {self.options.resync:g} s from now on")
+                continue
+            for change, path in report:
+                self._file_changed(str(getattr(change, "name", change)), Path(path))
+
+    def _file_changed(self, change: str, path: Path) -> None:
+        for directory, kind in ((netns.NETNS_RUN_DIR, "run"), (netns.NETNS_ETC_DIR, "etc")):
+            with contextlib.suppress(ValueError):
+                parts = path.relative_to(directory).parts
+                if kind == "run" and len(parts) == 1:
+                    self.live.mark_netns(parts[0])
+                    self.pending.kernel.add(f"/run/netns/{parts[0]}")
+                elif kind == "run":
+                    self.live.mark_netns_list()
+                    self.pending.kernel.add("/run/netns")
+                elif parts:
+                    self.live.mark(parts[0])
+                    self.pending.kernel.add(f"/etc/netns/{parts[0]}")
+                return
+        file = self._manifest_file(change, path)
+        if file is not None:
+            self.cache.forget(file)
+            self.pending.files.add(self._display_name(file))
+
+    def _manifest_file(self, change: str, path: Path) -> str | None:
+        """A changed path as the loader names it (under the -f path as given), or None
+        when it is not a manifest (nor a directory of them)."""
+        for root, given in zip(self.roots, self.options.paths, strict=True):
+            if path == root:
+                return given
+            try:
+                relative = path.relative_to(root)
+            except ValueError:
+                continue
+            if any(part.startswith(".") for part in relative.parts):
+                return None
+            if path.suffix in YAML_SUFFIXES or change == "deleted":  # a file, or a whole dir
+                return os.path.join(given, str(relative))
+        return None
+
+    def _display_name(self, file: str) -> str:
+        path = Path(file).resolve()
+        for root in self.roots:
+            if path == root:
+                return path.name
+            with contextlib.suppress(ValueError):
+                return str(path.relative_to(root))
+        return file
+
+    # --- one reconcile ---
+
+    def _phase(self, name: str, since: float) -> float:
+        now = time.monotonic()
+        self.phases[name] = self.phases.get(name, 0.0) + now - since
+        return now
+
+    def _reconcile(self, trigger: Trigger) -> None:
+        start = time.monotonic()
+        self.phases = {}
+        self.count += 1
+        if trigger.resync or trigger.start:
+            self.cache.forget()
+            self.live.mark_all()
+            self.next_resync = start + self.options.resync
+        previous = self.good
+        manifests, invalid = self._manifests()
+        self._phase("load", start)
+        if not (trigger.start or trigger.resync):
+            # name what the files really changed, whichever event woke us up
+            trigger.files = {self._display_name(f) for f in self.cache.changed}
+            if manifests is not None and not invalid and (
+                    manifests is previous or manifests == previous):
+                trigger.files.clear()  # saved again unchanged, or a temporary file
+        notes = []
+        if invalid and not (trigger.quiet and invalid == self.last_invalid):
+            notes.append(f"manifests invalid, keeping the last good state: {invalid}")
+        self.last_invalid = invalid
+        if manifests is None:
+            if notes:
+                self._log(f"#{self.count} {trigger.describe()}: {notes[0]}; nothing applied "
+                          "(no good state so far)")
+            return
+        try:
+            plan = self._converge(manifests)
+        except Stopped as stop:
+            self._log(f"#{self.count} {trigger.describe()}: stop signal: halted before {stop}; "
+                      "the next run converges the rest")
+            raise
+        except Exception as exc:  # noqa: BLE001 - the loop must survive anything
+            self.live.mark_all()
+            message = exc.one_line() if isinstance(exc, CnmError) else f"internal error: {exc!r}"
+            # a verify failure means something changed meanwhile: look again soon
+            if getattr(exc, "retryable", False) or not isinstance(exc, CnmError) \
+                    or isinstance(exc, VerifyError):
+                self.backoff = min(RETRY_MAX, self.backoff * 2 if self.backoff else RETRY_FIRST)
+                self.retry_at = time.monotonic() + self.backoff
+                message += f" (temporary; retrying in {self.backoff:g} s)"
+            if not (trigger.quiet and message == self.last_error):
+                self._log(f"#{self.count} {trigger.describe()}: failed: {message}"
+                          + "".join(f"; {n}" for n in notes))
+            self.last_error = message
+            return
+        self.backoff = 0.0
+        self.retry_at = None
+        self.last_error = None
+        seconds = time.monotonic() - start
+        if plan.empty:
+            if trigger.quiet and not notes and not self.options.verbose:
+                return
+            notes.append(f"in sync ({len(self.live.state())} objects)")
+        else:
+            notes.append("applied " + _plan_summary(plan))
+        if self.options.verbose:
+            notes.append("(" + ", ".join(f"{k} {v:.3f}".rstrip("0").rstrip(".")
+                                         for k, v in self.phases.items()) + ")")
+        self._log(f"#{self.count} {trigger.describe()}: {'; '.join(notes)} in {seconds:.3f} s")
+        if trigger.start or trigger.resync:
+            _compact_heap()
+
+
+    def _manifests(self) -> tuple[Manifests | None, str | None]:
+        """The manifests to converge on: the files now, else the last good ones (and why)."""
+        try:
+            manifests = self.cache.load(self.options.paths)
+        except ManifestError as exc:
+            return self.good, " | ".join(str(p) for p in exc.problems)
+        emptied = self._emptied_files(manifests)
+        if emptied:
+            return self.good, (f"{_short(emptied)}: now empty (being written?); delete a file "
+                               "to remove its objects")
+        self.good = manifests
+        return manifests, None
+
+    def _emptied_files(self, manifests: Manifests) -> list[str]:
+        if self.good is None:
+            return []
+        now = {s.file for s in manifests.sources.values()}
+        held = sorted({s.file for s in self.good.sources.values()} - now)
+        return [f for f in held if os.path.isfile(f) and os.path.getsize(f) == 0]
+
+    def _observe(self) -> State:
+        """The in-memory observed state, current, with the owned namespaces followed."""
+        for namespace in self.events.drain_all():
+            self._kernel_changed(namespace)
+        if self.events.drain_nftables():
+            self.live.mark_firewall()
+        self.pending.kernel.clear()  # about to be read: nothing left to trigger on
+        state = self.live.state()
+        reads = self.live.last_reads
+        added = self.events.follow(self.live.owned_netns())
+        if added:  # notifications before the subscription were missed: read those again
+            for name in added:
+                self.live.mark(name)
+            state = self.live.state()
+            reads += self.live.last_reads
+        self.phases["reads"] = self.phases.get("reads", 0) + reads
+        return state
+
+    def _converge(self, manifests: Manifests) -> Plan:
+        began = time.monotonic()
+        with apply_lock(self.options.lock_timeout):
+            began = self._phase("lock", began)
+            observed = self._observe()
+            began = self._phase("observe", began)
+            if self.converged is not None and self.converged[0] is manifests \
+                    and self.converged[1] is observed:
+                return Plan(self.options.set_name, ())  # neither side changed since
+            engine.check_not_empty(manifests, observed, self.options.allow_empty)
+            planned = engine.compute_plan(manifests, observed)
+            began = self._phase("plan", began)
+            if planned.plan.empty:
+                self.converged = (manifests, observed)
+                return planned.plan
+            for name in _removed_netns(planned.plan):
+                self.events.release(name)  # our socket would keep the namespace alive
+            try:
+                with KernelSession() as session:
+                    session.netns_seen.update(self.live.identities)
+                    engine.execute(planned, session=session, progress=self._step)
+            finally:
+                self._mark_touched(planned)
+                began = self._phase("apply", began)
+            after = self._observe()
+            _verify(planned, after)
+            self._phase("verify", began)
+            return planned.plan
+
+    def _step(self, message: str) -> None:
+        """Progress callback: a stop signal ends the apply before the next step starts."""
+        if self.stop_signal is not None and message.startswith("["):
+            raise Stopped("step " + message.split(" ", 1)[0].strip("[]").replace("/", " of ", 1))
+
+    def _mark_touched(self, planned: engine.Planned) -> None:
+        """Read again, from the kernel, every namespace the apply may have changed."""
+        if any(a.key.kind != "Sandbox" for a in planned.plan.actions):
+            self.live.mark_host()  # bridges and host ends of veth pairs
+            self.live.mark_firewall()  # the plan's firewall step rewrote cnm's tables
+        states = (planned.desired, planned.observed)
+        for action in planned.plan.actions:
+            if action.key.kind == "Sandbox":
+                names = [action.key.name]
+                for resource in (action.desired, action.observed):
+                    if resource is not None and action.verb != "update":
+                        self.live.mark_netns(str(resource.get("netns")))
+            else:
+                names = [str(r.get("sandbox")) for r in (action.desired, action.observed)
+                         if r is not None and r.get("sandbox") is not None]
+            for sandbox in names:
+                for state in states:
+                    found = state.get(ResourceKey("Sandbox", sandbox))
+                    if found is not None:
+                        self.live.mark(str(found.get("netns")))
+
+    def _log(self, text: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.log_line(f"{stamp} cnm watch {text}")
+
+
+def _verify(planned: engine.Planned, after: State) -> None:
+    """What the plan changed now matches the manifests (the rest was not touched).
+
+    `engine.verify` re-plans everything; here the objects the plan acted on are
+    compared again, since drift elsewhere arrives as its own event anyway.
+    """
+    differing = []
+    for action in planned.plan.actions:
+        want, have = planned.desired.get(action.key), after.get(action.key)
+        if (want is None) != (have is None) or (
+            want is not None and have is not None and diff_resources(want, have)
+        ):
+            differing.append(str(action.key))
+    if differing:
+        raise VerifyError(f"the kernel still differs after apply: {_short(differing, LOG_KEYS)}")
+
+
+def _removed_netns(plan: Plan) -> Iterator[str]:
+    for action in plan.actions:
+        sandbox = action.key.kind == "Sandbox" and action.observed is not None
+        if sandbox and action.verb in ("delete", "replace") and action.observed is not None:
+            yield str(action.observed.get("netns"))
+
+
+def _plan_summary(plan: Plan) -> str:
+    words: tuple[tuple[Verb, str], ...] = (
+        ("create", "created"), ("update", "updated"), ("delete", "deleted"),
+        ("replace", "replaced"),
+    )
+    counts = ", ".join(f"{plan.count(v)} {w}" for v, w in words if plan.count(v))
+    keys = [f"{SYMBOLS[a.verb]}{a.key}" for a in plan.actions]
+    return f"{counts} ({_short(keys, LOG_KEYS)})"
+
+
+def _compact_heap() -> None:
+    """Collect now, then exempt what survives from future collections.
+
+    A watch of 1000 endpoints holds millions of long-lived objects (parsed
+    manifests, observed fragments); without this, Python's full collections
+    scan them all at unpredictable moments, in the middle of a reconcile
+    (about a second). Done after each full reconcile, so nothing leaks.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def _raise_file_limit() -> None:
+    """One subscription socket per sandbox: allow as many descriptors as the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for wanted in (hard, 1 << 20, 1 << 16):
+        if soft >= wanted != resource.RLIM_INFINITY:
+            return
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return
+
+
+def watch(options: WatchOptions, log: Log) -> int:
+    """Run `cnm watch` until a stop signal; returns the exit code."""
+    require_privileges("watch")
+    if "-" in options.paths:
+        raise CnmError("watch cannot read manifests from stdin; give files or directories")
+    missing = [p for p in options.paths if not os.path.exists(p)]
+    if missing:
+        raise CnmError(f"{', '.join(missing)}: no such file or directory")
+    _raise_file_limit()
+    return Watcher(options, log).run()

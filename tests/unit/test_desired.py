@@ -1,0 +1,37 @@
+"""Sandbox files from the desired state: hosts lists each peer once, never oneself."""
+
+from __future__ import annotations
+
+from reconciler.desired import build_desired
+from reconciler.state import ResourceKey, State
+
+from builders import endpoint, manifests, network, sandbox
+
+
+def _hosts(m: object, name: str) -> list[str]:
+    state = build_desired(m, "default", State("default"))  # type: ignore[arg-type]
+    sandbox_resource = state.get(ResourceKey("Sandbox", name))
+    assert sandbox_resource is not None
+    text = str(sandbox_resource.get("files.hosts"))
+    return [line for line in text.splitlines()[3:]]
+
+
+def test_hosts_lists_peers_of_every_network_once() -> None:
+    m = manifests(
+        network("a", "10.1.0.0/24"), network("b", "10.2.0.0/24"),
+        sandbox("s1", hostname="one", domainname="example.org", extraHosts=["db:10.9.9.9"]),
+        sandbox("s2"), sandbox("s3"),
+        endpoint("s1-a", "a", "s1"), endpoint("s1-b", "b", "s1", ifname="eth1", gateway=False),
+        endpoint("s2-a", "a", "s2", aliases=["www"]),
+        endpoint("s2-b", "b", "s2", ifname="eth1", gateway=False),
+        endpoint("s3-b", "b", "s3"),
+    )
+    assert _hosts(m, "s1") == [
+        "10.1.0.2\tone.example.org one", "10.2.0.2\tone.example.org one", "10.9.9.9\tdb",
+        "10.1.0.3\ts2-a www", "10.2.0.3\ts2-b", "10.2.0.4\ts3-b",
+    ]
+    assert _hosts(m, "s3") == ["10.2.0.4\ts3", "10.2.0.2\ts1-b", "10.2.0.3\ts2-b"]
+
+
+def test_sandbox_without_endpoints_lists_only_itself() -> None:
+    assert _hosts(manifests(network("a", "10.1.0.0/24"), sandbox("s")), "s") == []

@@ -1,0 +1,60 @@
+"""Apply progress: a bar on a terminal for long plans, plain lines otherwise."""
+
+from __future__ import annotations
+
+import io
+
+from reconciler.progress import BAR_THRESHOLD, ProgressReporter
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _feed(reporter: ProgressReporter, total: int) -> None:
+    for number in range(1, total + 1):
+        reporter(f"[{number}/{total}] create Endpoint/e{number:04d}")
+    reporter.close()
+
+
+def test_long_plan_on_a_terminal_draws_one_bar_in_place() -> None:
+    screen = Terminal()
+    ticks = iter(float(n) for n in range(10_000))
+    _feed(ProgressReporter(screen, clock=lambda: next(ticks), width=100), 200)
+    text = screen.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert text.count("\r") == 200
+    last = text.rsplit("\r", 1)[1]
+    assert "200/200" in last and "create Endpoint/e0200" in last and last.startswith("[#")
+    assert all(len(part.rstrip("\n").replace("\x1b[K", "")) <= 99 for part in text.split("\r"))
+
+
+def test_redraws_are_throttled_but_the_last_step_is_shown() -> None:
+    screen = Terminal()
+    _feed(ProgressReporter(screen, clock=lambda: 0.0, width=80), 500)
+    text = screen.getvalue()
+    assert text.count("\r") == 2  # first step, then the last one
+    assert "500/500" in text
+
+
+def test_short_plan_on_a_terminal_prints_lines() -> None:
+    screen = Terminal()
+    _feed(ProgressReporter(screen), BAR_THRESHOLD)
+    assert screen.getvalue().splitlines()[0] == f"[1/{BAR_THRESHOLD}] create Endpoint/e0001"
+    assert "\r" not in screen.getvalue()
+
+
+def test_not_a_terminal_prints_every_step_as_a_line() -> None:
+    log = io.StringIO()
+    _feed(ProgressReporter(log), 100)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 100 and lines[-1] == "[100/100] create Endpoint/e0100"
+
+
+def test_other_messages_end_the_bar_line_first() -> None:
+    screen = Terminal()
+    reporter = ProgressReporter(screen, clock=lambda: 0.0, width=80)
+    reporter("[1/100] create Sandbox/a")
+    reporter("waiting for the lock")
+    assert screen.getvalue().endswith("\nwaiting for the lock\n")
