@@ -201,8 +201,15 @@ def _get(value: Any, path: tuple[Any, ...]) -> Any:
     return value
 
 
+class _Dumper(yaml.CSafeDumper):
+    """Never anchors and aliases for shared values: those are a trick of their own."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dump(documents: list[Any]) -> str:
-    return str(yaml.dump_all(documents, Dumper=yaml.CSafeDumper, allow_unicode=True,
+    return str(yaml.dump_all(documents, Dumper=_Dumper, allow_unicode=True,
                              sort_keys=False, width=10**9))
 
 

@@ -138,7 +138,29 @@ def snapshot() -> dict[str, Any]:
     for path in sorted(Path("/etc/netns").rglob("*")):
         files[str(path)] = path.read_text() if path.is_file() else "<dir>"
     dump["files"] = files
+    dump["nft"] = nft_ruleset()
     return dump
+
+
+def nft_ruleset() -> list[Any]:
+    """The whole nftables ruleset without counters' values and rule handles (which
+    differ between runs that reach the same rules); [] without nft installed."""
+    import shutil
+
+    if shutil.which("nft") is None:
+        return []
+    out = subprocess.run(["nft", "-s", "-j", "list", "ruleset"], capture_output=True,
+                         text=True, check=True).stdout
+    items = json.loads(out).get("nftables", [])
+    return [_without_handles(item) for item in items if "metainfo" not in item]
+
+
+def _without_handles(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_handles(v) for k, v in value.items() if k != "handle"}
+    if isinstance(value, list):
+        return [_without_handles(v) for v in value]
+    return value
 
 
 def _kernel_made(value: dict[str, Any]) -> bool:
@@ -156,7 +178,11 @@ def canonical(dump: dict[str, Any] | None = None) -> dict[str, Any]:
     """The kernel and /etc/netns as comparable between runs: no indexes, random MACs,
     carrier flags or kernel-derived routes; links and addresses keyed by name."""
     dump = dict(snapshot() if dump is None else dump)
-    result: dict[str, Any] = {"files": dump.pop("files")}
+    # nftables: tables, chains and rules as a set. Every cnm rule is a drop, a
+    # masquerade or a DNAT on disjoint traffic, so their order within a chain carries no
+    # meaning (a run that adds rules after a crash may append them in another order).
+    rules = sorted(json.dumps(item, sort_keys=True) for item in dump.pop("nft"))
+    result: dict[str, Any] = {"files": dump.pop("files"), "nft": rules}
     for ns, parts in dump.items():
         links = {}
         for link in parts["links"]:
@@ -190,7 +216,7 @@ def unlabelled_cnm_links(dump: dict[str, Any]) -> list[str]:
     """Links anywhere with cnm's creation group but no owner label (leaks, if any)."""
     return sorted(
         f"{ns}:{link['ifname']}"
-        for ns, parts in dump.items() if ns != "files"
+        for ns, parts in dump.items() if ns not in ("files", "nft")
         for link in parts["links"]
         if str(link.get("group")) == CNM_GROUP and not link.get("ifalias")
     )
@@ -200,7 +226,7 @@ def duplicate_addresses(dump: dict[str, Any]) -> list[str]:
     """Global addresses held by more than one interface in the host and all namespaces."""
     seen: Counter[str] = Counter()
     for ns, parts in dump.items():
-        if ns == "files":
+        if ns in ("files", "nft"):
             continue
         for entry in parts["addrs"]:
             for info in entry.get("addr_info", []):

@@ -1,12 +1,14 @@
 """A realistic change for the reliability tests: state A, then manifests B.
 
 A: two networks (dual-stack frontend, backend), three sandboxes, four
-endpoints (one with static address and MAC, one sandbox on both networks).
+endpoints (one with static address and MAC, one sandbox on both networks, one
+publishing a UDP port).
 
 B, applied over A, has every kind of action: a network MTU update (with its
 endpoints), a subnet change that replaces a network and cascades to its
 endpoint, a sandbox and its endpoint deleted, a sandbox whose files change,
-a new sandbox, a new network and new endpoints (one in an existing sandbox).
+a new sandbox, a new network and new endpoints (one in an existing sandbox),
+published ports changed and added (the firewall's rules change too).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ spec: {{network: frontend, sandbox: web1, ipv4Address: 10.89.0.10,
 apiVersion: cnm/v1
 kind: Endpoint
 metadata: {{name: web2-front}}
-spec: {{network: frontend, sandbox: web2}}
+spec: {{network: frontend, sandbox: web2, ports: [{ports}]}}
 ---
 apiVersion: cnm/v1
 kind: Endpoint
@@ -79,7 +81,7 @@ spec: {hostname: web3}
 apiVersion: cnm/v1
 kind: Endpoint
 metadata: {name: web3-front}
-spec: {network: frontend, sandbox: web3}
+spec: {network: frontend, sandbox: web3, ports: [{containerPort: 80, hostPort: 8080}]}
 ---
 apiVersion: cnm/v1
 kind: Endpoint
@@ -87,8 +89,10 @@ metadata: {name: web1-extra}
 spec: {network: extra, sandbox: web1, ifname: eth1, gateway: false}
 """
 
-STATE_A = COMMON.format(mtu=1500, backend="10.90.0.0/24", hostname="web1") + ONLY_A
-STATE_B = COMMON.format(mtu=9000, backend="10.91.0.0/24", hostname="alpha") + ONLY_B
+STATE_A = COMMON.format(mtu=1500, backend="10.90.0.0/24", hostname="web1",
+                        ports="{containerPort: 53, hostPort: 5353, protocol: udp}") + ONLY_A
+STATE_B = COMMON.format(mtu=9000, backend="10.91.0.0/24", hostname="alpha",
+                        ports="{containerPort: 443, hostPort: 8443}") + ONLY_B
 
 
 def write(directory: Path, text: str) -> Path:

