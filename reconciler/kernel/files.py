@@ -23,14 +23,24 @@ def sandbox_dir(netns_name: str) -> Path:
 
 
 def read_files(netns_name: str) -> dict[str, str | None]:
-    """Current contents of the managed files (None when absent)."""
+    """Current contents of the managed files (None when absent).
+
+    Plain descriptors and string paths: observation reads these for every
+    sandbox, and `open()` with a `Path` costs several times the system calls.
+    """
     result: dict[str, str | None] = {}
+    directory = f"{NETNS_ETC_DIR}/{netns_name}/"
     for attr, filename in MANAGED_FILES.items():
         try:
-            with open(sandbox_dir(netns_name) / filename, "rb") as handle:
-                result[attr] = handle.read(_MAX_FILE).decode("utf-8", errors="replace")
+            fd = os.open(directory + filename, os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             result[attr] = None
+            continue
+        try:
+            size = min(os.fstat(fd).st_size, _MAX_FILE)  # no 1 MiB buffer per small file
+            result[attr] = os.read(fd, size).decode("utf-8", errors="replace") if size else ""
+        finally:
+            os.close(fd)
     return result
 
 
