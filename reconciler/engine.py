@@ -19,6 +19,7 @@ from reconciler.errors import CnmError, VerifyError
 from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
 from reconciler.kernel.debris import find_debris, remove_debris
 from reconciler.kernel.firewall_steps import run_own_step
+from reconciler.kernel.live import LiveObservation
 from reconciler.kernel.observe import observe
 from reconciler.kernel.session import KernelSession, require_privileges
 from reconciler.loader import load
@@ -66,12 +67,13 @@ def compute_plan(
 
 
 def observe_set(set_name: str, session: KernelSession | None = None) -> State:
-    """Observe one apply set (needs privileges)."""
+    """Observe one apply set (needs privileges); namespaces are read on every core."""
     require_privileges("observation")
+    live = LiveObservation(set_name)
+    state = live.state()
     if session is not None:
-        return observe(set_name, session)
-    with KernelSession() as own:
-        return observe(set_name, own)
+        session.netns_seen.update(live.identities)
+    return state
 
 
 def plan_manifests(
@@ -127,14 +129,27 @@ def execute(
 
 
 def verify(
-    planned: Planned, replan: Callable[[State], Planned] | None, session: KernelSession
+    planned: Planned,
+    replan: Callable[[State], Planned] | None,
+    session: KernelSession,
+    live: LiveObservation | None = None,
 ) -> None:
     """Re-observe; the plan must now be empty.
 
     `replan` recomputes the plan from the manifests (the same planner the apply
     used); without it the desired state of the plan itself is the reference.
+    With `live` (the observation the plan was computed from, taken under this
+    apply's lock), only what the plan touched is read again: the host, the
+    namespaces of changed sandboxes and endpoints (just the files, when a
+    sandbox's files were all that changed) and cnm's nftables tables; the rest
+    is what was read before the first step, and nothing but this apply has
+    changed it since. The whole plan is then computed again as usual.
     """
-    observed = observe(planned.desired.set_name, session)
+    if live is not None:
+        live.mark_plan(planned)
+        observed = live.state()
+    else:
+        observed = observe(planned.desired.set_name, session)
     after = replan(observed).plan if replan is not None else make_plan(planned.desired, observed)
     if not after.empty:
         raise VerifyError("the kernel still differs after apply:\n" + render_text(after))
@@ -161,7 +176,10 @@ def apply_planned(
     require_privileges("apply")
     start = time.monotonic()
     with apply_lock(lock_timeout, notify), KernelSession() as session:
-        planned = planner(observe(set_name, session))
+        live = LiveObservation(set_name)
+        observed = live.state()
+        session.netns_seen.update(live.identities)
+        planned = planner(observed)
         debris = find_debris(session.rtnl(None))
         if planned.plan.empty:
             clear_debris(session, notify)
@@ -173,7 +191,7 @@ def apply_planned(
         clear_debris(session, notify)
         execute_verified(
             planned, planner if manifests is not None else None, session, progress=progress,
-            notify=notify, rollback=rollback, confirm_seconds=confirm_seconds,
+            notify=notify, rollback=rollback, confirm_seconds=confirm_seconds, live=live,
         )
     return ApplyResult(planned, time.monotonic() - start)
 
@@ -217,8 +235,12 @@ def execute_verified(
     notify: Progress | None = None,
     rollback: bool = True,
     confirm_seconds: float | None = None,
+    live: LiveObservation | None = None,
 ) -> None:
-    """Execute and verify; on failure (or no confirmation) restore the pre-apply state."""
+    """Execute and verify; on failure (or no confirmation) restore the pre-apply state.
+
+    `live`: the observation `planned` was computed from (verification then reads
+    again only what the plan touched)."""
     point = restore_point(planned.observed, planned.desired)  # before the first change
     current = ["before the first step"]
 
@@ -233,7 +255,7 @@ def execute_verified(
             faults.point("before the first change")
             execute(planned, session=session, progress=track)
             current[0] = "at verification"
-            verify(planned, replan, session)
+            verify(planned, replan, session, live)
         except (CnmError, OSError, KeyboardInterrupt) as exc:
             reason = exc.one_line() if isinstance(exc, CnmError) else str(exc) or "interrupted"
             if isinstance(exc, VerifyError):

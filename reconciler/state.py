@@ -115,6 +115,11 @@ class Resource:
         frozen = {k: freeze(v) for k, v in sorted(self.attrs.items())}
         object.__setattr__(self, "attrs", MappingProxyType(frozen))
 
+    def __reduce__(self) -> tuple[type[Resource], tuple[ResourceKey, str, dict[str, AttrValue]]]:
+        """Pickled as its fields (a read-only mapping view cannot be): namespaces read
+        by worker processes come back this way (kernel/parallel.py)."""
+        return (Resource, (self.key, self.set_name, dict(self.attrs)))
+
     @property
     def owner(self) -> Owner:
         return Owner(self.set_name, self.key.kind, self.key.name)

@@ -60,7 +60,7 @@ from reconciler.lock import apply_lock
 from reconciler.model import Manifests
 from reconciler.plan import Plan, Verb
 from reconciler.render import SYMBOLS
-from reconciler.state import ResourceKey, State
+from reconciler.state import State
 
 Log = Callable[[str], None]
 
@@ -461,7 +461,7 @@ class Watcher:
                     session.netns_seen.update(self.live.identities)
                     engine.execute(planned, session=session, progress=self._step)
             finally:
-                self._mark_touched(planned)
+                self.live.mark_plan(planned)
                 began = self._phase("apply", began)
             after = self._observe()
             _verify(planned, after)
@@ -472,27 +472,6 @@ class Watcher:
         """Progress callback: a stop signal ends the apply before the next step starts."""
         if self.stop_signal is not None and message.startswith("["):
             raise Stopped("step " + message.split(" ", 1)[0].strip("[]").replace("/", " of ", 1))
-
-    def _mark_touched(self, planned: engine.Planned) -> None:
-        """Read again, from the kernel, every namespace the apply may have changed."""
-        if any(a.key.kind != "Sandbox" for a in planned.plan.actions):
-            self.live.mark_host()  # bridges and host ends of veth pairs
-            self.live.mark_firewall()  # the plan's firewall step rewrote cnm's tables
-        states = (planned.desired, planned.observed)
-        for action in planned.plan.actions:
-            if action.key.kind == "Sandbox":
-                names = [action.key.name]
-                for resource in (action.desired, action.observed):
-                    if resource is not None and action.verb != "update":
-                        self.live.mark_netns(str(resource.get("netns")))
-            else:
-                names = [str(r.get("sandbox")) for r in (action.desired, action.observed)
-                         if r is not None and r.get("sandbox") is not None]
-            for sandbox in names:
-                for state in states:
-                    found = state.get(ResourceKey("Sandbox", sandbox))
-                    if found is not None:
-                        self.live.mark(str(found.get("netns")))
 
     def _log(self, text: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -150,12 +150,23 @@ def create_sandbox(ctx: ApplyContext, resource: Resource) -> None:
 
 
 def update_sandbox(ctx: ApplyContext, resource: Resource) -> None:
-    """Relabel and raise `lo` only if needed; rewrite only the files that differ."""
+    """Relabel and raise `lo` only if needed; rewrite only the files that differ.
+
+    When this apply observed the very same namespace as this sandbox's with `lo`
+    up, `lo` is not asked again: adding a peer to a big network updates the hosts
+    file of every sandbox on it, and one links dump each would double the cost.
+    """
     name = str(resource.get("netns"))
-    rtnl = ctx.session.rtnl(name)
-    loopback = _loopback(rtnl)
-    if loopback.alias != resource.owner.marker() or not loopback.up:
-        rtnl.set_link(LOOPBACK_INDEX, alias=resource.owner.marker(), up=True)
+    observed = ctx.observed.get(resource.key)
+    known_good = (
+        observed is not None and observed.get("lo_up") is True
+        and ctx.session.netns_seen.get(name) == (netns.identity(name), resource.owner.marker())
+    )
+    if not known_good:
+        rtnl = ctx.session.rtnl(name)
+        loopback = _loopback(rtnl)
+        if loopback.alias != resource.owner.marker() or not loopback.up:
+            rtnl.set_link(LOOPBACK_INDEX, alias=resource.owner.marker(), up=True)
     files.write_files(name, dict(resource.attrs))
 
 
@@ -173,7 +184,8 @@ def delete_sandbox(ctx: ApplyContext, resource: Resource) -> None:
             for r in ctx.endpoints_in(resource.key.name)
             if r.get("veth") is not None
         )
-    files.remove_files(name)
+    else:  # the namespace is gone already: files a crash left behind
+        files.remove_files(name)
 
 
 def settle_teardown(ctx: ApplyContext) -> None:

@@ -49,27 +49,35 @@ def write_files(netns_name: str, wanted: Mapping[str, object]) -> None:
 
     A file that already has the wanted content is left alone.
     """
-    directory = sandbox_dir(netns_name)
+    directory = f"{NETNS_ETC_DIR}/{netns_name}"
     current = read_files(netns_name)
     for attr, filename in MANAGED_FILES.items():
         if attr not in wanted or wanted[attr] == current[attr]:
             continue
         content = wanted[attr]
-        target = directory / filename
+        target = f"{directory}/{filename}"
         if content is None:
-            target.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
             continue
-        directory.mkdir(parents=True, exist_ok=True)
-        temporary = directory / f".{filename}.cnm-tmp"
-        temporary.write_text(str(content), encoding="utf-8")
+        os.makedirs(directory, exist_ok=True)
+        temporary = f"{directory}/.{filename}.cnm-tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            data = str(content).encode("utf-8")
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
         os.replace(temporary, target)
 
 
 def remove_files(netns_name: str) -> None:
     """Remove the managed files, then the directory if nothing else is in it."""
-    directory = sandbox_dir(netns_name)
+    directory = f"{NETNS_ETC_DIR}/{netns_name}"
     for filename in MANAGED_FILES.values():
-        (directory / filename).unlink(missing_ok=True)
-        (directory / f".{filename}.cnm-tmp").unlink(missing_ok=True)
+        for path in (f"{directory}/{filename}", f"{directory}/.{filename}.cnm-tmp"):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(path)
     with contextlib.suppress(OSError):  # absent, or holds files cnm does not own
-        directory.rmdir()
+        os.rmdir(directory)

@@ -13,20 +13,25 @@ Read-only, like `observe()`.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
 
 from reconciler import firewall
-from reconciler.kernel import brport, netns, nft, sysctl
+from reconciler.kernel import brport, files, netns, nft, sysctl
 from reconciler.kernel.events import HostTable
 from reconciler.kernel.observe import (
     _assemble_endpoints,
     _Observation,
     _observe_host,
-    _observe_netns,
 )
+from reconciler.kernel.parallel import read_namespaces
 from reconciler.kernel.rtnl import Rtnl
 from reconciler.kernel.session import KernelSession
-from reconciler.state import Resource, State
+from reconciler.plan import Action
+from reconciler.state import Resource, ResourceKey, State
+
+if TYPE_CHECKING:
+    from reconciler.engine import Planned
 
 
 class LiveObservation:
@@ -48,6 +53,7 @@ class LiveObservation:
         self._names: list[str] | None = None  # named namespaces; None: list them again
         self._check: set[str] = set()  # names under /run/netns to look at again
         self._dirty: set[str] = set()
+        self._files_dirty: set[str] = set()  # namespaces whose sandbox files alone changed
         self._state: State | None = None
         self._last: State | None = None  # last assembled state
         self._last_host: _Observation | None = None
@@ -78,6 +84,37 @@ class LiveObservation:
     def mark(self, name: str) -> None:
         self._dirty.add(name)
         self._state = None
+
+    def mark_files(self, name: str) -> None:
+        """Only the sandbox files of netns `name` may have changed: read just those."""
+        self._files_dirty.add(name)
+        self._state = None
+
+    def mark_plan(self, planned: Planned) -> None:
+        """Mark everything an apply of `planned` may have changed (and nothing else)."""
+        plan = planned.plan
+        if any(a.key.kind != "Sandbox" for a in plan.actions):
+            self.mark_host()  # bridges and host ends of veth pairs
+            self.mark_firewall()  # the plan's firewall step rewrote cnm's tables
+        states = (planned.desired, planned.observed)
+        for action in plan.actions:
+            if action.key.kind == "Sandbox":
+                names = [action.key.name]
+                for resource in (action.desired, action.observed):
+                    if resource is not None and action.verb != "update":
+                        self.mark_netns(str(resource.get("netns")))
+                if action.verb == "update" and _only_files_differ(action):
+                    assert action.desired is not None
+                    self.mark_files(str(action.desired.get("netns")))
+                    continue
+            else:
+                names = [str(r.get("sandbox")) for r in (action.desired, action.observed)
+                         if r is not None and r.get("sandbox") is not None]
+            for sandbox in names:
+                for state in states:
+                    found = state.get(ResourceKey("Sandbox", sandbox))
+                    if found is not None:
+                        self.mark(str(found.get("netns")))
 
     def mark_netns_list(self) -> None:
         """/run/netns changed in unknown ways: list it again."""
@@ -139,34 +176,53 @@ class LiveObservation:
             changed = changed or names != self._names
             for gone in set(self._fragments) - set(self._names):
                 del self._fragments[gone]
-            for name in self._names:
-                if name in self._fragments and name not in self._dirty:
-                    continue
-                fragment = _Observation(self.set_name)
-                try:
-                    _observe_netns(fragment, session.rtnl(name), name, self.identities)
-                except OSError:  # removed meanwhile: list again next time
+            todo = [n for n in self._names if n not in self._fragments or n in self._dirty]
+            for name, read in read_namespaces(self.set_name, todo).items():
+                if isinstance(read, OSError):  # removed meanwhile: list again next time
                     self._fragments.pop(name, None)
                     self._names = None
                     changed = True
                     continue
-                finally:
-                    session.forget(name)  # an open socket would pin the namespace
+                fragment, self.identities[name] = read
                 reads += 1
-                old = self._fragments.get(name)
-                if old != fragment:
-                    if old is not None:  # keep the parts that did not change, as they were
-                        for end, peer in fragment.peer_ends.items():
-                            if old.peer_ends.get(end) == peer:
-                                fragment.peer_ends[end] = old.peer_ends[end]
-                    self._fragments[name] = fragment
-                    changed = True
+                changed = self._keep(name, fragment) or changed
+            for name in sorted(self._files_dirty - set(todo)):
+                refreshed = self._with_files_read(name)
+                if refreshed is not None:
+                    reads += 1
+                    changed = self._keep(name, refreshed) or changed
         self._dirty.clear()
+        self._files_dirty.clear()
         self.last_reads = reads
         if changed or self._last is None:
             self._last = self._assemble()
         self._state = self._with_firewall(self._last)
         return self._state
+
+    def _keep(self, name: str, fragment: _Observation) -> bool:
+        """Store a fragment read again; True when it differs from the one it replaces."""
+        old = self._fragments.get(name)
+        if old == fragment:
+            return False
+        if old is not None:  # keep the parts that did not change, as they were
+            for end, peer in fragment.peer_ends.items():
+                if old.peer_ends.get(end) == peer:
+                    fragment.peer_ends[end] = old.peer_ends[end]
+        self._fragments[name] = fragment
+        return True
+
+    def _with_files_read(self, name: str) -> _Observation | None:
+        """The fragment of `name` with its sandbox files read again (links and addresses
+        kept), or None when there is no such sandbox fragment to refresh."""
+        old = self._fragments.get(name)
+        sandboxes = [r for r in old.resources.values() if r.key.kind == "Sandbox"] if old else []
+        if old is None or len(sandboxes) != 1:
+            return None
+        sandbox = sandboxes[0]
+        attrs = {**sandbox.attrs, **files.read_files(name)}
+        fragment = replace(old, resources={**old.resources, sandbox.key: replace(sandbox,
+                                                                                attrs=attrs)})
+        return fragment
 
     def _with_firewall(self, base: State) -> State:
         """`base` with its firewall attributes (as `firewall_steps.observe_firewall` adds them)."""
@@ -255,6 +311,15 @@ class LiveObservation:
         """Named namespaces of this set's sandboxes, as last read."""
         state = self._state if self._state is not None else self.state()
         return {str(r.get("netns")) for r in state.of_kind("Sandbox")}
+
+
+def _only_files_differ(action: Action) -> bool:
+    """True for a Sandbox update that changes nothing but its files (hosts, resolv.conf...)."""
+    want, have = action.desired, action.observed
+    if want is None or have is None:
+        return False
+    keys = set(want.attrs) | set(have.attrs)
+    return all(k.startswith("files.") for k in keys if want.get(k) != have.get(k))
 
 
 def _sandboxes_swapped(

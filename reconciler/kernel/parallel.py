@@ -1,0 +1,108 @@
+"""Reading many network namespaces on every core.
+
+Reading a namespace is a few netlink dumps and three small files: a quarter
+of a millisecond, almost all of it Python decoding the replies, so threads
+would queue on the interpreter lock. On a host with a thousand sandboxes the
+namespaces are split between the process and forked workers; each worker
+reads its share with its own sockets and sends the fragments back pickled
+through a pipe. Below `PARALLEL_MIN` namespaces, or when other threads run
+(forking a multi-threaded process is unsafe: `cnm watch`), or on one core,
+everything is read in-process.
+
+Read-only, like observation itself.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from reconciler.kernel.observe import _Observation, _observe_netns
+from reconciler.kernel.session import KernelSession
+
+#: Fewer namespaces than this are read in-process: a fork costs a few milliseconds.
+PARALLEL_MIN = 64
+#: At most this many readers (the process included).
+MAX_READERS = 4
+
+#: name -> (fragment, identity record) or the OSError reading it raised
+Reads = dict[str, "tuple[_Observation, Any] | OSError"]
+
+
+def read_one(set_name: str, session: KernelSession, name: str) -> tuple[_Observation, Any]:
+    """One namespace's fragment and its identity record (see KernelSession.netns_seen)."""
+    fragment = _Observation(set_name)
+    identities: dict[str, Any] = {}
+    try:
+        _observe_netns(fragment, session.rtnl(name), name, identities)
+    finally:
+        session.forget(name)  # an open socket would pin the namespace
+    return fragment, identities[name]
+
+
+def _read_all(set_name: str, names: Iterable[str]) -> Reads:
+    result: Reads = {}
+    with KernelSession() as session:
+        for name in names:
+            try:
+                result[name] = read_one(set_name, session, name)
+            except OSError as exc:  # removed meanwhile; the caller decides
+                result[name] = exc
+    return result
+
+
+def readers(count: int) -> int:
+    """How many processes should read `count` namespaces."""
+    if count < PARALLEL_MIN or threading.active_count() > 1:
+        return 1
+    return max(1, min(MAX_READERS, len(os.sched_getaffinity(0))))
+
+
+def read_namespaces(set_name: str, names: list[str]) -> Reads:
+    """Fragments of `names`, read by `readers(len(names))` processes."""
+    workers = readers(len(names))
+    if workers == 1:
+        return _read_all(set_name, names)
+    shares = [names[i::workers] for i in range(workers)]
+    children = [_fork(partial(_read_all, set_name, share)) for share in shares[1:]]
+    result = _read_all(set_name, shares[0])
+    for pid, pipe in children:
+        result.update(_collect(pid, pipe))
+    return result
+
+
+def _fork(work: Callable[[], Reads]) -> tuple[int, int]:
+    """Run `work` in a child; returns (pid, read end of the pipe carrying its result)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        status = 0
+        try:
+            os.close(read_end)
+            try:
+                payload = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # reported to the parent, which raises it
+                payload = pickle.dumps(OSError(0, f"namespace reader failed: {exc!r}"))
+                status = 1
+            with os.fdopen(write_end, "wb") as out:
+                out.write(payload)
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return pid, read_end
+
+
+def _collect(pid: int, pipe: int) -> Reads:
+    with os.fdopen(pipe, "rb") as source:
+        payload = source.read()
+    os.waitpid(pid, 0)
+    result = pickle.loads(payload)  # our own child's output, never outside input
+    if isinstance(result, OSError):
+        raise result
+    if not isinstance(result, dict):
+        raise OSError(0, "namespace reader returned nothing")
+    return result

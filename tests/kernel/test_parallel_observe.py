@@ -1,0 +1,79 @@
+"""Observation on every core, and verification that reads again only what a plan touched.
+
+Both are speed-ups (issue 7) that must not change a single observed attribute:
+the state read by forked workers equals the state `observe()` reads in one
+process, and the live observation an apply verifies with equals a full
+observation after the apply, including the hosts files that changed in every
+sandbox when a peer joined.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reconciler.kernel import parallel
+
+from helpers import cnm, ip_json, write_manifests
+
+SANDBOXES = parallel.PARALLEL_MIN + 6  # enough to be read by more than one process
+
+
+def _manifests(count: int) -> str:
+    docs = ["apiVersion: cnm/v1\nkind: Network\nmetadata: {name: big}\n"
+            "spec: {ipam: [{subnet: 10.77.0.0/16}]}\n"]
+    for i in range(count):
+        docs.append(f"apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {{name: s{i:03d}}}\n")
+        docs.append(f"apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {{name: e{i:03d}}}\n"
+                    f"spec: {{network: big, sandbox: s{i:03d}}}\n")
+    return "---\n".join(docs)
+
+
+def _full_observation() -> dict[str, object]:
+    from reconciler.kernel.observe import observe
+    from reconciler.kernel.session import KernelSession
+
+    with KernelSession() as session:
+        return observe("default", session).to_json()
+
+
+def test_parallel_reading_equals_one_process_and_verify_reads_again_what_changed(
+    tmp_path: Path,
+) -> None:
+    from reconciler import engine
+    from reconciler.kernel.live import LiveObservation
+
+    directory = tmp_path / "m"
+    write_manifests(directory, _manifests(SANDBOXES))
+    applied = cnm("apply", "-f", str(directory), "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert len(ip_json("netns", "list")) == SANDBOXES
+
+    names = sorted(str(n["name"]) for n in ip_json("netns", "list"))
+    assert parallel.readers(len(names)) > 1 or len(os.sched_getaffinity(0)) == 1
+    reads = parallel.read_namespaces("default", names)
+    assert sorted(reads) == names and not any(isinstance(r, OSError) for r in reads.values())
+    single = parallel._read_all("default", names)
+    assert {n: r[0] for n, r in reads.items() if isinstance(r, tuple)} \
+        == {n: r[0] for n, r in single.items() if isinstance(r, tuple)}
+    assert engine.observe_set("default").to_json() == _full_observation()
+
+    # one more peer: the hosts file of every sandbox changes (files-only updates),
+    # plus a new namespace and veth pair; the apply's verification re-reads just that
+    live = LiveObservation("default")
+    before = live.state()
+    extra = _manifests(SANDBOXES + 1).split("---\n")[-2:]
+    write_manifests(directory, "---\n".join(extra), name="extra.yaml")
+    manifests = engine.load_manifests([str(directory)])
+    planned = engine.compute_plan(manifests, before)
+    updates = [a for a in planned.plan.actions if a.verb == "update"]
+    assert len(updates) == SANDBOXES and all(a.key.kind == "Sandbox" for a in updates)
+    applied = cnm("apply", "-f", str(directory), "--yes")
+    assert applied.returncode == 0, applied.stderr
+    live.mark_plan(planned)
+    after = live.state()
+    assert after.to_json() == _full_observation()
+    hosts = Path("/etc/netns/s000/hosts").read_text()
+    assert f"\te{SANDBOXES:03d}\n" in hosts  # the new peer, by its endpoint name
+    assert after.get(updates[0].key) is not None
+    assert engine.compute_plan(manifests, after).plan.empty
