@@ -1,7 +1,5 @@
 """`python -m reconciler` is `cnm`."""
 
-import sys
+from reconciler.cli import run
 
-from reconciler.cli import main
-
-sys.exit(main())
+run()

@@ -7,11 +7,13 @@ Exit codes: 0 success (plan: no changes), 1 any error, 2 `plan
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from reconciler import confirm, engine, loader, savedplan
 from reconciler.errors import CnmError, ManifestError
@@ -415,5 +417,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def run() -> NoReturn:
+    """The `cnm` command: `main()`, then out without tearing the heap down object by object.
+
+    After observing a thousand namespaces the interpreter holds millions of
+    objects, and freeing them one by one at exit took ~0.2 s of every command.
+    Everything cnm must finish (sockets, the lock, files) is closed by then; the
+    output streams are flushed here.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nobody to tell
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -44,6 +44,20 @@ def _attributes(data: bytes) -> Iterator[tuple[int, bytes]]:
         offset += (length + 3) & ~3
 
 
+def _picked(message: bytes, offset: int) -> dict[int, bytes]:
+    """The name and port-info attributes of a link message (the only two read here)."""
+    found: dict[int, bytes] = {}
+    while offset + 4 <= len(message):
+        length, kind = _NLATTR.unpack_from(message, offset)
+        if length < 4:
+            break
+        kind &= 0x3FFF
+        if kind in (IFLA_IFNAME, IFLA_PROTINFO):
+            found[kind] = message[offset + 4 : offset + length]
+        offset += (length + 3) & ~3
+    return found
+
+
 def _exchange(msg_type: int, flags: int, body: bytes) -> Iterator[bytes]:
     """Send one request in the current network namespace; yield each reply message."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
@@ -76,7 +90,7 @@ def hairpin_ports() -> dict[str, tuple[int, bool]]:
         if kind != RTM_NEWLINK:
             continue
         _, _, index, _, _ = _IFINFOMSG.unpack_from(message, _NLMSGHDR.size)
-        attrs = dict(_attributes(message[_NLMSGHDR.size + _IFINFOMSG.size :]))
+        attrs = _picked(message, _NLMSGHDR.size + _IFINFOMSG.size)
         if IFLA_IFNAME not in attrs or IFLA_PROTINFO not in attrs:
             continue
         name = attrs[IFLA_IFNAME].split(b"\0", 1)[0].decode()

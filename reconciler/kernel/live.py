@@ -13,18 +13,17 @@ Read-only, like `observe()`.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from reconciler import firewall
-from reconciler.kernel import brport, files, netns, nft, sysctl
+from reconciler.kernel import brport, netns, nft, sysctl
 from reconciler.kernel.events import HostTable
 from reconciler.kernel.observe import (
     _assemble_endpoints,
     _Observation,
     _observe_host,
 )
-from reconciler.kernel.parallel import read_namespaces
+from reconciler.kernel.parallel import read_namespaces, with_files_read
 from reconciler.kernel.rtnl import Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.plan import Action
@@ -213,16 +212,9 @@ class LiveObservation:
 
     def _with_files_read(self, name: str) -> _Observation | None:
         """The fragment of `name` with its sandbox files read again (links and addresses
-        kept), or None when there is no such sandbox fragment to refresh."""
+        kept), or None when there is no fragment to refresh."""
         old = self._fragments.get(name)
-        sandboxes = [r for r in old.resources.values() if r.key.kind == "Sandbox"] if old else []
-        if old is None or len(sandboxes) != 1:
-            return None
-        sandbox = sandboxes[0]
-        attrs = {**sandbox.attrs, **files.read_files(name)}
-        fragment = replace(old, resources={**old.resources, sandbox.key: replace(sandbox,
-                                                                                attrs=attrs)})
-        return fragment
+        return with_files_read(old, name) if old is not None else None
 
     def _with_firewall(self, base: State) -> State:
         """`base` with its firewall attributes (as `firewall_steps.observe_firewall` adds them)."""

@@ -143,8 +143,11 @@ def _network_attrs(link: Link, addresses: list[str]) -> dict[str, AttrValue]:
 
 
 def _observe_netns(
-    seen: _Observation, reader: Rtnl, name: str, identities: dict[str, Any]
+    seen: _Observation, reader: Rtnl, name: str, identities: dict[str, Any],
+    *, with_files: bool = True,
 ) -> None:
+    """Read one named namespace into `seen`; `with_files=False` leaves the sandbox's
+    files out (a worker process reading for another one: see kernel/parallel.py)."""
     links = reader.links()
     loopback = next((link for link in links if link.name == "lo"), None)
     owner = Owner.parse(loopback.alias) if loopback is not None else None
@@ -153,7 +156,8 @@ def _observe_netns(
         seen.occupied[f"netns:{name}"] = _describe_holder(owner, f"netns {name}")
         return
     attrs: dict[str, AttrValue] = {"netns": name, "lo_up": loopback is not None and loopback.up}
-    attrs.update(files.read_files(name))
+    if with_files:
+        attrs.update(files.read_files(name))
     seen.add("Sandbox", owner.name, attrs)
     endpoint_links = []
     for link in links:

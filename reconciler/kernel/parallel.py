@@ -18,9 +18,11 @@ import os
 import pickle
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from reconciler.kernel import files
 from reconciler.kernel.observe import _Observation, _observe_netns
 from reconciler.kernel.session import KernelSession
 
@@ -33,23 +35,36 @@ MAX_READERS = 4
 Reads = dict[str, "tuple[_Observation, Any] | OSError"]
 
 
-def read_one(set_name: str, session: KernelSession, name: str) -> tuple[_Observation, Any]:
+def read_one(
+    set_name: str, session: KernelSession, name: str, *, with_files: bool = True
+) -> tuple[_Observation, Any]:
     """One namespace's fragment and its identity record (see KernelSession.netns_seen)."""
     fragment = _Observation(set_name)
     identities: dict[str, Any] = {}
     try:
-        _observe_netns(fragment, session.rtnl(name), name, identities)
+        _observe_netns(fragment, session.rtnl(name), name, identities, with_files=with_files)
     finally:
         session.forget(name)  # an open socket would pin the namespace
     return fragment, identities[name]
 
 
-def _read_all(set_name: str, names: Iterable[str]) -> Reads:
+def with_files_read(fragment: _Observation, name: str) -> _Observation:
+    """`fragment` with its sandbox's files (read now) among the sandbox's attributes."""
+    sandboxes = [r for r in fragment.resources.values() if r.key.kind == "Sandbox"]
+    if len(sandboxes) != 1:
+        return fragment
+    sandbox = sandboxes[0]
+    attrs = {**sandbox.attrs, **files.read_files(name)}
+    return replace(fragment, resources={**fragment.resources,
+                                        sandbox.key: replace(sandbox, attrs=attrs)})
+
+
+def _read_all(set_name: str, names: Iterable[str], *, with_files: bool = True) -> Reads:
     result: Reads = {}
     with KernelSession() as session:
         for name in names:
             try:
-                result[name] = read_one(set_name, session, name)
+                result[name] = read_one(set_name, session, name, with_files=with_files)
             except OSError as exc:  # removed meanwhile; the caller decides
                 result[name] = exc
     return result
@@ -68,10 +83,16 @@ def read_namespaces(set_name: str, names: list[str]) -> Reads:
     if workers == 1:
         return _read_all(set_name, names)
     shares = [names[i::workers] for i in range(workers)]
-    children = [_fork(partial(_read_all, set_name, share)) for share in shares[1:]]
+    # Workers leave the files out: a big network's hosts files are most of the bytes,
+    # and reading them here is cheaper than pickling them across.
+    children = [_fork(partial(_read_all, set_name, share, with_files=False))
+                for share in shares[1:]]
     result = _read_all(set_name, shares[0])
     for pid, pipe in children:
-        result.update(_collect(pid, pipe))
+        for name, read in _collect(pid, pipe).items():
+            if isinstance(read, tuple):
+                read = (with_files_read(read[0], name), read[1])
+            result[name] = read
     return result
 
 

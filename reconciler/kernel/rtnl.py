@@ -13,6 +13,7 @@ speaks netlink.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -139,8 +140,10 @@ _ADDR_ATTRS = frozenset({IFA_ADDRESS, IFA_LOCAL})
 _ROUTE_ATTRS = frozenset({RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE})
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip_text(raw: bytes) -> tuple[int, str]:
-    """(IP version, canonical text) of a raw address (inet_ntop for IPv4: the common case)."""
+    """(IP version, canonical text) of a raw address (inet_ntop for IPv4: the common case;
+    remembered, since every namespace has the same loopback addresses)."""
     if len(raw) == 4:
         return 4, socket.inet_ntop(socket.AF_INET, raw)
     return 6, str(ipaddress.ip_address(raw))
