@@ -65,25 +65,23 @@ def test_fuzz_hostile_manifests_through_apply_change_nothing(tmp_path: Path) -> 
     before = _kernel()
     tried: list[int] = []
 
-    @budget(60)
-    @given(st.one_of(mutated_documents().map(dump), hostile_texts()))
-    def check(text: str) -> None:
-        hostile.write_text(text)
-        assume(_invalid(hostile))
-        _refused_without_change(directory, hostile, before)
-        tried.append(1)
+    def each_refused(examples: int, inputs: st.SearchStrategy[str] | st.SearchStrategy[bytes],
+                     ) -> None:
+        @budget(examples)
+        @given(inputs)
+        def check(data: str | bytes) -> None:
+            if isinstance(data, bytes):
+                hostile.write_bytes(data)
+            else:
+                hostile.write_text(data)
+            assume(_invalid(hostile))
+            _refused_without_change(directory, hostile, before)
+            tried.append(1)
 
-    check()
+        check()
 
-    @budget(40)
-    @given(st.binary(max_size=2000) | spliced_bytes())
-    def check_bytes(data: bytes) -> None:
-        hostile.write_bytes(data)
-        assume(_invalid(hostile))
-        _refused_without_change(directory, hostile, before)
-        tried.append(1)
-
-    check_bytes()
+    each_refused(60, st.one_of(mutated_documents().map(dump), hostile_texts()))
+    each_refused(40, st.binary(max_size=2000) | spliced_bytes())
     assert _kernel() == before
     record_count("fuzz: hostile manifests through apply, kernel byte-identical", len(tried))
 
