@@ -92,6 +92,8 @@ def test_fuzz_hostile_manifests_through_apply_change_nothing(tmp_path: Path) -> 
 CORPUS = {
     "traversal in netns": "apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {name: evil}\n"
                           "spec: {netns: ../../etc/cnm-evil}\n",
+    "traversal in a sandbox name": "apiVersion: cnm/v1\nkind: Sandbox\n"
+                                   "metadata: {name: ../../etc/evil}\n",
     "absolute netns": "apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {name: evil}\n"
                       "spec: {netns: /etc/cnm-evil}\n",
     "bidi bridge name": "apiVersion: cnm/v1\nkind: Network\nmetadata: {name: evil}\n"
@@ -116,7 +118,8 @@ def test_hostile_corpus_through_apply_changes_nothing(tmp_path: Path) -> None:
         code, out, err = run_cli("apply", "-f", str(directory), "--yes")
         lines = check_refusal(code, out, err, [str(hostile), str(directory / "all.yaml")])
         assert _kernel() == before, name
-        assert not any(Path(p).exists() for p in ("/etc/cnm-evil", "/run/cnm-evil")), name
+        assert not any(Path(p).exists() for p in ("/etc/cnm-evil", "/run/cnm-evil", "/etc/evil",
+                                                  "/run/evil")), name
         if name not in ("alias bomb", "binary"):
             assert any(line.startswith(f"{hostile}:") and "/evil: " in line for line in lines), (
                 name, lines)

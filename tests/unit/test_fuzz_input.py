@@ -151,6 +151,9 @@ CORPUS: dict[str, bytes] = {
     "bidi isolate in netns": SANDBOX.replace("NETNS", "x\u2066y").encode(),
     "escape sequence in netns": SANDBOX.replace("NETNS", '"\\e[2Jx"').encode(),
     "netns traversal": SANDBOX.replace("NETNS", "../../etc").encode(),
+    "name traversal": NETWORK.replace("NAME", "../../etc/x").encode(),
+    "sandbox name traversal": SANDBOX.replace("name: s}", "name: ../../run/x}")
+    .replace("NETNS", "s").encode(),
     "netns absolute": SANDBOX.replace("NETNS", "/run/netns/x").encode(),
     "netns dot-dot": SANDBOX.replace("NETNS", '".."').encode(),
     "netns with slash": SANDBOX.replace("NETNS", "a/b").encode(),
