@@ -16,9 +16,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from counts import record_count as record_count  # the kernel tests take it from here
+
 from reconciler import cli, faults
 
-from helpers import REPO, netns_names
+from helpers import REPO, json_diff, netns_names
 
 CNM_GROUP = "6516333"  # 0x636e6d as `ip -j` prints it
 
@@ -90,13 +92,45 @@ def ok(*args: str) -> str:
     return err
 
 
-def fault_points(*args: str, scratch: Path) -> list[str]:
-    """Names of the fault points an apply reaches, in order (the run itself succeeds)."""
+def apply_all(*directories: str) -> None:
+    """`cnm apply -f DIR --yes` of each directory in turn (the default apply set)."""
+    for directory in directories:
+        ok("apply", "-f", directory, "--yes")
+
+
+def applied(*directories: str) -> dict[str, Any]:
+    """The canonical kernel after applying each directory in turn (none: the empty one)."""
+    apply_all(*directories)
+    return canonical()
+
+
+def observed() -> Any:
+    """cnm's own view, which includes what the canonical dump leaves out (random MACs)."""
+    code, out, err = inproc("observe", "-o", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    data.pop("reserved_prefixes", None)
+    return data
+
+
+def fault_points(*args: str, scratch: Path, after: tuple[str, ...] = ()) -> list[str]:
+    """Names of the fault points a command reaches, in order (the run itself succeeds),
+    once the directories `after` are applied."""
+    apply_all(*after)
     trace = scratch / "trace.txt"
     trace.unlink(missing_ok=True)
     result = run(*args, trace=trace)
     assert result.returncode == 0, result.stderr
     return [line.split(" ", 1)[1] for line in trace.read_text().splitlines()]
+
+
+def point_number(points: list[str], name: str) -> int:
+    """The fault point number of `name` (a point's name, or a step such as
+    "update Sandbox/web1", whose point is "after step N/M: update Sandbox/web1")."""
+    for number, point in enumerate(points, 1):
+        if point == name or point.endswith(f": {name}"):
+            return number
+    raise AssertionError(f"no fault point {name!r} in {points}")
 
 
 def _strip(value: Any) -> Any:
@@ -236,14 +270,19 @@ def duplicate_addresses(dump: dict[str, Any]) -> list[str]:
 
 
 def assert_canonical_equal(expected: dict[str, Any], actual: dict[str, Any], what: str) -> None:
-    if expected == actual:
-        return
-    import difflib
+    if expected != actual:
+        diff = json_diff(expected, actual, ("expected", "actual"), context=2, limit=5000)
+        raise AssertionError(f"{what}: the kernel differs from the expected state:\n{diff}")
 
-    old = json.dumps(expected, indent=1, sort_keys=True).splitlines()
-    new = json.dumps(actual, indent=1, sort_keys=True).splitlines()
-    diff = "\n".join(difflib.unified_diff(old, new, "expected", "actual", lineterm="", n=2))
-    raise AssertionError(f"{what}: the kernel differs from the expected state:\n{diff[:5000]}")
+
+def assert_converged(expected: dict[str, Any], what: str) -> None:
+    """The kernel is exactly `expected` (canonically), with nothing half-made or leaked:
+    no unlabelled link in cnm's group, no address held twice, no stray file or temp file."""
+    dump = snapshot()
+    assert_canonical_equal(expected, canonical(dump), what)
+    assert unlabelled_cnm_links(dump) == [], f"{what}: links left half-made"
+    assert duplicate_addresses(dump) == [], f"{what}: an address is held twice"
+    assert stray_files() == [], f"{what}: files under /etc/netns that no sandbox owns"
 
 
 def stray_files() -> list[str]:
@@ -253,11 +292,3 @@ def stray_files() -> list[str]:
     stray = [str(p) for p in root.iterdir() if p.name not in names] if root.exists() else []
     stray += [str(p) for p in root.rglob(".*cnm-tmp")] if root.exists() else []
     return sorted(stray)
-
-
-def record_count(name: str, count: int) -> None:
-    """Append a count to $CNM_COUNTS_FILE (used to fill docs/reliability.md)."""
-    target = os.environ.get("CNM_COUNTS_FILE")
-    if target:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"test": name, "count": count}) + "\n")

@@ -153,15 +153,17 @@ def write_manifests(directory: Path, text: str, name: str = "m.yaml") -> Path:
     return directory
 
 
+def json_diff(old: Any, new: Any, labels: tuple[str, str] = ("before", "after"),
+              context: int = 3, limit: int = 6000) -> str:
+    """A unified diff of two JSON-able values (sorted keys), cut at `limit` characters."""
+    import difflib
+
+    lines = [json.dumps(value, indent=1, sort_keys=True).splitlines() for value in (old, new)]
+    diff = difflib.unified_diff(*lines, *labels, lineterm="", n=context)
+    return "\n".join(diff)[:limit]
 
 
 def assert_same_kernel(before: dict[str, Any], after: dict[str, Any]) -> None:
     """Assert two kernel dumps are equal, showing a readable diff when not."""
-    if before == after:
-        return
-    import difflib
-
-    old = json.dumps(before, indent=1, sort_keys=True).splitlines()
-    new = json.dumps(after, indent=1, sort_keys=True).splitlines()
-    diff = "\n".join(difflib.unified_diff(old, new, "before", "after", lineterm="", n=3))
-    raise AssertionError(f"the kernel changed:\n{diff[:6000]}")
+    if before != after:
+        raise AssertionError(f"the kernel changed:\n{json_diff(before, after)}")

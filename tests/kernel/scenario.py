@@ -54,50 +54,54 @@ metadata: {{name: web2-back}}
 spec: {{network: backend, sandbox: web2, ifname: eth1, gateway: false}}
 """
 
-ONLY_A = """\
----
-apiVersion: cnm/v1
-kind: Sandbox
-metadata: {name: db}
----
-apiVersion: cnm/v1
-kind: Endpoint
-metadata: {name: db-back}
-spec: {network: backend, sandbox: db}
-"""
 
-ONLY_B = """\
----
-apiVersion: cnm/v1
-kind: Network
-metadata: {name: extra}
-spec: {ipam: [{subnet: 10.92.0.0/24}]}
----
-apiVersion: cnm/v1
-kind: Sandbox
-metadata: {name: web3}
-spec: {hostname: web3}
----
-apiVersion: cnm/v1
-kind: Endpoint
-metadata: {name: web3-front}
-spec: {network: frontend, sandbox: web3, ports: [{containerPort: 80, hostPort: 8080}]}
----
-apiVersion: cnm/v1
-kind: Endpoint
-metadata: {name: web1-extra}
-spec: {network: extra, sandbox: web1, ifname: eth1, gateway: false}
-"""
+def document(kind: str, name: str, spec: str = "") -> str:
+    """One manifest document of cnm/v1; `spec` in YAML flow style (none: no spec)."""
+    text = f"apiVersion: cnm/v1\nkind: {kind}\nmetadata: {{name: {name}}}\n"
+    return text + (f"spec: {spec}\n" if spec else "")
+
+
+def documents(*texts: str) -> str:
+    """Documents as one multi-document YAML text."""
+    return "---\n".join(texts)
+
+
+ONLY_A = "---\n" + documents(
+    document("Sandbox", "db"),
+    document("Endpoint", "db-back", "{network: backend, sandbox: db}"),
+)
+
+ONLY_B = "---\n" + documents(
+    document("Network", "extra", "{ipam: [{subnet: 10.92.0.0/24}]}"),
+    document("Sandbox", "web3", "{hostname: web3}"),
+    document("Endpoint", "web3-front",
+             "{network: frontend, sandbox: web3, ports: [{containerPort: 80, hostPort: 8080}]}"),
+    document("Endpoint", "web1-extra",
+             "{network: extra, sandbox: web1, ifname: eth1, gateway: false}"),
+)
 
 STATE_A = COMMON.format(mtu=1500, backend="10.90.0.0/24", hostname="web1",
                         ports="{containerPort: 53, hostPort: 5353, protocol: udp}") + ONLY_A
 STATE_B = COMMON.format(mtu=9000, backend="10.91.0.0/24", hostname="alpha",
                         ports="{containerPort: 443, hostPort: 8443}") + ONLY_B
 
+#: A second apply set ("other") that shares nothing with A or B.
+OTHER_SET = documents(
+    document("Network", "other", "{ipam: [{subnet: 10.70.0.0/24}]}"),
+    document("Sandbox", "lonely"),
+    document("Endpoint", "lonely-other", "{network: other, sandbox: lonely}"),
+)
+
 
 def write(directory: Path, text: str) -> Path:
+    """`text` as the only manifest file (all.yaml) of `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.glob("*.yaml"):
         old.unlink()
     (directory / "all.yaml").write_text(text)
     return directory
+
+
+def dirs(tmp_path: Path) -> tuple[str, str]:
+    """The manifest directories of A and B: tmp_path/a and tmp_path/b."""
+    return str(write(tmp_path / "a", STATE_A)), str(write(tmp_path / "b", STATE_B))

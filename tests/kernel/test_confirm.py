@@ -3,35 +3,32 @@ kept when confirmed in time, rolled back exactly when not, or when the session h
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import scenario
-from faultlib import assert_canonical_equal, canonical, inproc, ok, record_count
+from faultlib import (
+    apply_all,
+    assert_canonical_equal,
+    canonical,
+    inproc,
+    observed,
+    ok,
+    record_count,
+)
 
 from helpers import REPO
 
 KEEP = "Applied and verified. Keep these changes? Run `cnm confirm` within"
 
 
-def _observed() -> Any:
-    code, out, err = inproc("observe", "-o", "json")
-    assert code == 0, err
-    data = json.loads(out)
-    data.pop("reserved_prefixes", None)
-    return data
-
-
 def _setup(tmp_path: Path) -> tuple[str, str]:
-    a = str(scenario.write(tmp_path / "a", scenario.STATE_A))
-    b = str(scenario.write(tmp_path / "b", scenario.STATE_B))
-    ok("apply", "-f", a, "--yes")
+    a, b = scenario.dirs(tmp_path)
+    apply_all(a)
     return a, b
 
 
@@ -51,7 +48,7 @@ def _trying(b: str, seconds: int) -> subprocess.Popen[str]:
 
 def test_unconfirmed_changes_are_rolled_back_exactly(tmp_path: Path) -> None:
     a, b = _setup(tmp_path)
-    before, before_observed = canonical(), _observed()
+    before, before_observed = canonical(), observed()
     start = time.monotonic()
     process = _trying(b, 2)
     assert canonical() != before  # the change is live while it waits
@@ -62,7 +59,7 @@ def test_unconfirmed_changes_are_rolled_back_exactly(tmp_path: Path) -> None:
     assert last.startswith("cnm: not confirmed within 2 s; rolled back: ")
     assert last.endswith(" changes undone, the kernel is as before this apply (verified)")
     assert_canonical_equal(before, canonical(), "after an unconfirmed apply")
-    assert _observed() == before_observed
+    assert observed() == before_observed
     assert inproc("plan", "-f", a, "--detailed-exitcode")[0] == 0
 
 

@@ -21,46 +21,21 @@ from typing import Any
 
 import scenario
 from faultlib import (
-    assert_canonical_equal,
-    canonical,
-    duplicate_addresses,
+    applied,
+    apply_all,
+    assert_converged,
     fault_points,
     forked,
     inproc,
     ok,
     record_count,
-    snapshot,
-    stray_files,
-    unlabelled_cnm_links,
 )
 
 from isolation import run_isolated
 
 
-def _dirs(tmp_path: Path) -> tuple[str, str]:
-    a = scenario.write(tmp_path / "a", scenario.STATE_A)
-    b = scenario.write(tmp_path / "b", scenario.STATE_B)
-    return str(a), str(b)
-
-
-def _state_after(*steps: tuple[str, ...]) -> dict[str, Any]:
-    for args in steps:
-        ok(*args)
-    return canonical()
-
-
-def _points(setup: list[tuple[str, ...]], change: tuple[str, ...], scratch: Path) -> list[str]:
-    for args in setup:
-        ok(*args)
-    return fault_points(*change, scratch=scratch)
-
-
 def _check_invariants(then: tuple[str, ...], expected: dict[str, Any]) -> None:
-    dump = snapshot()
-    assert_canonical_equal(expected, canonical(dump), "after the crash and a second run")
-    assert unlabelled_cnm_links(dump) == [], "links left half-made"
-    assert duplicate_addresses(dump) == [], "an address is held twice"
-    assert stray_files() == [], "files under /etc/netns that no sandbox owns"
+    assert_converged(expected, "after the crash and a second run")
     if then[0] == "apply":
         code, out, _ = inproc("plan", *then[1:3], "--detailed-exitcode")
         assert code == 0, f"re-plan is not empty:\n{out}"
@@ -69,11 +44,10 @@ def _check_invariants(then: tuple[str, ...], expected: dict[str, Any]) -> None:
 
 
 def _crash_cycle(
-    setup: list[tuple[str, ...]], change: tuple[str, ...], k: int,
+    setup: tuple[str, ...], change: tuple[str, ...], k: int,
     then: tuple[str, ...], expected: dict[str, Any],
 ) -> None:
-    for args in setup:
-        ok(*args)
+    apply_all(*setup)
     crashed, errors = forked(*change, "--lock-timeout", "0", fault=f"crash@{k}")
     assert crashed == -9, f"expected SIGKILL at point {k}, got exit {crashed}: {errors}"
     ok(*then, "--lock-timeout", "0")  # the dead process's lock must not block
@@ -81,11 +55,13 @@ def _crash_cycle(
 
 
 def _matrix(
-    name: str, tmp_path: Path, setup: list[tuple[str, ...]], change: tuple[str, ...],
-    then: tuple[str, ...], expected_after: list[tuple[str, ...]],
+    name: str, tmp_path: Path, setup: tuple[str, ...], change: tuple[str, ...],
+    then: tuple[str, ...], expected_after: tuple[str, ...],
 ) -> int:
-    expected = run_isolated(_state_after, *expected_after)
-    points = run_isolated(_points, setup, change, tmp_path)
+    """setup and expected_after: manifest directories applied in turn, to reach the
+    starting state and the state the change then converges to."""
+    expected = run_isolated(applied, *expected_after)
+    points = run_isolated(fault_points, *change, scratch=tmp_path, after=setup)
     assert len(points) >= 10, points
     failures = []
     for k, point in enumerate(points, 1):
@@ -101,10 +77,9 @@ def _matrix(
 
 
 def test_apply_killed_at_every_point_then_applied_again_converges(tmp_path: Path) -> None:
-    a, b = _dirs(tmp_path)
-    apply_a, apply_b = ("apply", "-f", a, "--yes"), ("apply", "-f", b, "--yes")
-    _matrix("crash: apply B killed, apply B again", tmp_path, [apply_a], apply_b, apply_b,
-            [apply_a, apply_b])
+    a, b = scenario.dirs(tmp_path)
+    apply_b = ("apply", "-f", b, "--yes")
+    _matrix("crash: apply B killed, apply B again", tmp_path, (a,), apply_b, apply_b, (a, b))
 
 
 def test_apply_killed_at_every_point_then_manifests_reverted_leaves_no_debris(
@@ -112,21 +87,19 @@ def test_apply_killed_at_every_point_then_manifests_reverted_leaves_no_debris(
 ) -> None:
     """The user gives up on B after the crash and applies A again: whatever B had half-made
     (an unlabelled bridge or veth nobody wants any more) must go."""
-    a, b = _dirs(tmp_path)
+    a, b = scenario.dirs(tmp_path)
     apply_a, apply_b = ("apply", "-f", a, "--yes"), ("apply", "-f", b, "--yes")
-    _matrix("crash: apply B killed, apply A again", tmp_path, [apply_a], apply_b, apply_a,
-            [apply_a])
+    _matrix("crash: apply B killed, apply A again", tmp_path, (a,), apply_b, apply_a, (a,))
 
 
 def test_apply_from_scratch_killed_at_every_point_converges(tmp_path: Path) -> None:
-    a, _ = _dirs(tmp_path)
+    a, _ = scenario.dirs(tmp_path)
     apply_a = ("apply", "-f", a, "--yes")
-    _matrix("crash: apply A from scratch killed, apply A again", tmp_path, [], apply_a, apply_a,
-            [apply_a])
+    _matrix("crash: apply A from scratch killed, apply A again", tmp_path, (), apply_a, apply_a,
+            (a,))
 
 
 def test_delete_killed_at_every_point_then_deleted_again_leaves_nothing(tmp_path: Path) -> None:
-    a, b = _dirs(tmp_path)
-    setup = [("apply", "-f", a, "--yes"), ("apply", "-f", b, "--yes")]
+    a, b = scenario.dirs(tmp_path)
     delete_b = ("delete", "-f", b, "--yes")
-    _matrix("crash: delete killed, delete again", tmp_path, setup, delete_b, delete_b, [])
+    _matrix("crash: delete killed, delete again", tmp_path, (a, b), delete_b, delete_b, ())

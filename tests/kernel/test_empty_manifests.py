@@ -52,11 +52,7 @@ def test_empty_manifests_are_refused_for_a_set_that_owns_objects(tmp_path: Path)
 
 def test_allow_empty_prunes_that_set_and_nothing_else(tmp_path: Path) -> None:
     a = scenario.write(tmp_path / "a", scenario.STATE_A)
-    other = scenario.write(tmp_path / "other", (
-        "apiVersion: cnm/v1\nkind: Network\nmetadata: {name: other}\n"
-        "spec: {ipam: [{subnet: 10.70.0.0/24}]}\n---\n"
-        "apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {name: lonely}\n"
-    ))
+    other = scenario.write(tmp_path / "other", scenario.OTHER_SET)
     ok("apply", "-f", str(a), "--yes")
     ok("apply", "-f", str(other), "--yes", "--set", "other")
     (tmp_path / "empty").mkdir()

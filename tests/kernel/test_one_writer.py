@@ -16,11 +16,11 @@ from faultlib import inproc
 from helpers import REPO, assert_same_kernel, kernel_dump, netns_names, wait_for
 
 
-def _hanging_apply(manifests: Path, trace: Path) -> subprocess.Popen[str]:
+def _hanging_apply(manifests: str, trace: Path) -> subprocess.Popen[str]:
     """`cnm apply` that stops (holding the lock) just before its first change."""
     env = {**os.environ, "CNM_FAULT": "hang@1", "CNM_FAULT_TRACE": str(trace)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "apply", "-f", str(manifests), "--yes"],
+        [sys.executable, "-m", "reconciler", "apply", "-f", manifests, "--yes"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
     )
     assert wait_for(lambda: trace.exists() and trace.read_text(), timeout=20)
@@ -33,12 +33,11 @@ def _cnm(*args: str) -> subprocess.Popen[str]:
 
 
 def test_second_writer_waits_then_fails_clearly_and_changes_nothing(tmp_path: Path) -> None:
-    a = scenario.write(tmp_path / "a", scenario.STATE_A)
-    b = scenario.write(tmp_path / "b", scenario.STATE_B)
+    a, b = scenario.dirs(tmp_path)
     first = _hanging_apply(b, tmp_path / "trace")
     try:
         before = kernel_dump()
-        for command in (["apply", "-f", str(a), "--yes"], ["delete", "-f", str(a), "--yes"]):
+        for command in (["apply", "-f", a, "--yes"], ["delete", "-f", a, "--yes"]):
             start = time.monotonic()
             second = _cnm(*command, "--lock-timeout", "1")
             _, err = second.communicate(timeout=30)
@@ -60,10 +59,9 @@ def test_second_writer_waits_then_fails_clearly_and_changes_nothing(tmp_path: Pa
 
 
 def test_waiting_writer_proceeds_as_soon_as_the_holder_is_killed(tmp_path: Path) -> None:
-    a = scenario.write(tmp_path / "a", scenario.STATE_A)
-    b = scenario.write(tmp_path / "b", scenario.STATE_B)
+    a, b = scenario.dirs(tmp_path)
     first = _hanging_apply(b, tmp_path / "trace")
-    second = _cnm("apply", "-f", str(a), "--yes")  # default --lock-timeout: 60 s
+    second = _cnm("apply", "-f", a, "--yes")  # default --lock-timeout: 60 s
     assert second.stderr is not None
     waiting = second.stderr.readline()
     assert waiting.startswith(f"waiting for pid {first.pid} (cnm apply"), waiting
@@ -80,13 +78,7 @@ def test_waiting_writer_proceeds_as_soon_as_the_holder_is_killed(tmp_path: Path)
 
 def test_concurrent_applies_of_two_sets_are_serialised_and_both_land(tmp_path: Path) -> None:
     a = scenario.write(tmp_path / "a", scenario.STATE_A)
-    other = scenario.write(tmp_path / "other", (
-        "apiVersion: cnm/v1\nkind: Network\nmetadata: {name: other}\n"
-        "spec: {ipam: [{subnet: 10.70.0.0/24}]}\n---\n"
-        "apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {name: lonely}\n---\n"
-        "apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {name: lonely-other}\n"
-        "spec: {network: other, sandbox: lonely}\n"
-    ))
+    other = scenario.write(tmp_path / "other", scenario.OTHER_SET)
     processes = [_cnm("apply", "-f", str(a), "--yes"),
                  _cnm("apply", "-f", str(other), "--yes", "--set", "other")]
     results = [p.communicate(timeout=60) for p in processes]

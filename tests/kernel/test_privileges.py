@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import scenario
-from faultlib import inproc, ok, record_count
+from faultlib import apply_all, inproc, record_count
 
 from helpers import REPO, assert_same_kernel, kernel_dump
 
@@ -31,9 +31,8 @@ def _cnm(drop: list[str], *args: str, stdin: str | None = None) -> subprocess.Co
 
 
 def _setup(tmp_path: Path) -> tuple[str, str, str]:
-    a = str(scenario.write(tmp_path / "a", scenario.STATE_A))
-    b = str(scenario.write(tmp_path / "b", scenario.STATE_B))
-    ok("apply", "-f", a, "--yes")
+    a, b = scenario.dirs(tmp_path)
+    apply_all(a)
     snapshot = tmp_path / "observed.json"
     code, out, err = inproc("observe", "-o", "json")
     assert code == 0, err

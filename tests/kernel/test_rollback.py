@@ -4,26 +4,31 @@ verification rolls back too; a rollback that is itself killed still converges.""
 
 from __future__ import annotations
 
-import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import scenario
 from faultlib import (
-    assert_canonical_equal,
+    applied,
+    apply_all,
+    assert_converged,
     canonical,
-    duplicate_addresses,
     fault_points,
     forked,
     inproc,
+    observed,
     ok,
+    point_number,
     record_count,
-    snapshot,
-    stray_files,
-    unlabelled_cnm_links,
+    run,
 )
 
+from helpers import REPO, wait_for
 from isolation import run_isolated
 
 ROLLED_BACK = re.compile(
@@ -33,69 +38,45 @@ ROLLED_BACK = re.compile(
 )
 
 
-def _dirs(tmp_path: Path) -> tuple[str, str]:
-    return (str(scenario.write(tmp_path / "a", scenario.STATE_A)),
-            str(scenario.write(tmp_path / "b", scenario.STATE_B)))
-
-
-def _observed() -> Any:
-    """cnm's own view, which includes what the canonical dump leaves out (random MACs)."""
-    code, out, err = inproc("observe", "-o", "json")
-    assert code == 0, err
-    data = json.loads(out)
-    data.pop("reserved_prefixes", None)
-    return data
-
-
-def _reference(a: str) -> tuple[dict[str, Any], list[str]]:
-    ok("apply", "-f", a, "--yes")
-    return canonical(), []
-
-
 def _points(a: str, b: str, scratch: Path) -> list[str]:
-    ok("apply", "-f", a, "--yes")
-    return fault_points("apply", "-f", b, "--yes", scratch=scratch)
-
-
-def _number_of(points: list[str], name: str) -> int:
-    """The fault point number of `name` (a point's name, or a step such as
-    "update Sandbox/web1", whose point is "after step N/M: update Sandbox/web1")."""
-    for number, point in enumerate(points, 1):
-        if point == name or point.endswith(f": {name}"):
-            return number
-    raise AssertionError(f"no fault point {name!r} in {points}")
+    """The fault points of applying B over A."""
+    return run_isolated(fault_points, "apply", "-f", b, "--yes", scratch=scratch, after=(a,))
 
 
 def _step_of(points: list[str], name: str) -> int:
-    point = points[_number_of(points, name) - 1]
+    point = points[point_number(points, name) - 1]
     return int(point.removeprefix("after step ").split("/")[0])
 
 
-def _assert_as_before(expected: dict[str, Any], observed_before: Any, a: str) -> None:
-    dump = snapshot()
-    assert_canonical_equal(expected, canonical(dump), "after the rollback")
-    assert _observed() == observed_before, "cnm observes something else than before"
-    assert unlabelled_cnm_links(dump) == [] and duplicate_addresses(dump) == []
-    assert stray_files() == []
-    assert inproc("plan", "-f", a, "--detailed-exitcode")[0] == 0
+def _assert_as_before(expected: dict[str, Any], observed_before: Any, plan_dir: str) -> None:
+    assert_converged(expected, "after the rollback")
+    assert observed() == observed_before, "cnm observes something else than before"
+    assert inproc("plan", "-f", plan_dir, "--detailed-exitcode")[0] == 0
+
+
+def _rolled_back(start: tuple[str, ...], change: tuple[str, ...], fault: str,
+                 expected: dict[str, Any]) -> str:
+    """Apply `start`, run `change` with `fault`: it must fail, say in its last line that it
+    rolled back, and leave exactly the state before (`expected`). That last line."""
+    apply_all(*start)
+    before = observed()
+    code, errors = forked(*change, fault=fault)
+    assert code == 1, errors
+    last = errors.strip().splitlines()[-1]
+    assert ROLLED_BACK.match(last), last
+    _assert_as_before(expected, before, start[-1])
+    return last
 
 
 def _fail_cycle(a: str, b: str, k: int, expected: dict[str, Any]) -> None:
-    ok("apply", "-f", a, "--yes")
-    before = _observed()
-    code, errors = forked("apply", "-f", b, "--yes", fault=f"fail@{k}")
-    assert code == 1, errors
-    last = errors.strip().splitlines()[-1]
-    match = ROLLED_BACK.match(last)
-    assert match, last
+    last = _rolled_back((a,), ("apply", "-f", b, "--yes"), f"fail@{k}", expected)
     assert f"injected fault at point {k} " in last
-    _assert_as_before(expected, before, a)
 
 
 def test_failure_at_every_point_rolls_back_to_exactly_the_state_before(tmp_path: Path) -> None:
-    a, b = _dirs(tmp_path)
-    expected, _ = run_isolated(_reference, a)
-    points = run_isolated(_points, a, b, tmp_path)
+    a, b = scenario.dirs(tmp_path)
+    expected = run_isolated(applied, a)
+    points = _points(a, b, tmp_path)
     failures = []
     for k, point in enumerate(points, 1):
         try:
@@ -107,21 +88,16 @@ def test_failure_at_every_point_rolls_back_to_exactly_the_state_before(tmp_path:
 
 
 def _verify_cycle(a: str, b: str, step: int, expected: dict[str, Any]) -> str:
-    ok("apply", "-f", a, "--yes")
-    before = _observed()
-    code, errors = forked("apply", "-f", b, "--yes", fault=f"skip-step@{step}")
-    assert code == 1, errors
-    last = errors.strip().splitlines()[-1]
-    assert ROLLED_BACK.match(last) and "at verification: the kernel still differs: " in last, last
-    _assert_as_before(expected, before, a)
+    last = _rolled_back((a,), ("apply", "-f", b, "--yes"), f"skip-step@{step}", expected)
+    assert "at verification: the kernel still differs: " in last, last
     return last
 
 
 def test_failed_verification_rolls_back(tmp_path: Path) -> None:
     """A step that silently did nothing (skip-step) is caught by re-observing."""
-    a, b = _dirs(tmp_path)
-    expected, _ = run_isolated(_reference, a)
-    points = run_isolated(_points, a, b, tmp_path)
+    a, b = scenario.dirs(tmp_path)
+    expected = run_isolated(applied, a)
+    points = _points(a, b, tmp_path)
     for name in ("update Sandbox/web1", "create Endpoint/web3-front",
                  "update Endpoint/web1-front"):
         run_isolated(_verify_cycle, a, b, _step_of(points, name), expected)
@@ -130,7 +106,7 @@ def test_failed_verification_rolls_back(tmp_path: Path) -> None:
 
 def _no_rollback_cycle(a: str, b: str, k: int, expected_a: dict[str, Any],
                        expected_b: dict[str, Any]) -> None:
-    ok("apply", "-f", a, "--yes")
+    apply_all(a)
     code, errors = forked("apply", "-f", b, "--yes", "--no-rollback", fault=f"fail@{k}")
     assert code == 1
     last = errors.strip().splitlines()[-1]
@@ -138,31 +114,23 @@ def _no_rollback_cycle(a: str, b: str, k: int, expected_a: dict[str, Any],
     partial = canonical()
     assert partial != expected_a and partial != expected_b
     assert inproc("plan", "-f", b, "--detailed-exitcode")[0] == 2
-    ok("apply", "-f", b, "--yes")
-    assert_canonical_equal(expected_b, canonical(), "apply after --no-rollback")
+    apply_all(b)
+    assert_converged(expected_b, "apply after --no-rollback")
 
 
 def test_no_rollback_keeps_the_partial_state_and_apply_then_converges(tmp_path: Path) -> None:
-    a, b = _dirs(tmp_path)
-    expected_a, _ = run_isolated(_reference, a)
-
-    def both() -> dict[str, Any]:
-        ok("apply", "-f", a, "--yes")
-        ok("apply", "-f", b, "--yes")
-        return canonical()
-
-    expected_b = run_isolated(both)
-    points = run_isolated(_points, a, b, tmp_path)
-    middle = _number_of(points, "create Network/extra")
+    a, b = scenario.dirs(tmp_path)
+    expected_a = run_isolated(applied, a)
+    expected_b = run_isolated(applied, a, b)
+    points = _points(a, b, tmp_path)
+    middle = point_number(points, "create Network/extra")
     run_isolated(_no_rollback_cycle, a, b, middle, expected_a, expected_b)
 
 
 def _rollback_points(a: str, b: str, fail_at: int, scratch: Path) -> list[str]:
-    ok("apply", "-f", a, "--yes")
+    apply_all(a)
     trace = scratch / "rollback-trace.txt"
     trace.unlink(missing_ok=True)
-    from faultlib import run
-
     result = run("apply", "-f", b, "--yes", fault=f"fail@{fail_at}", trace=trace)
     assert result.returncode == 1, result.stderr
     names = [line.split(" ", 1)[1] for line in trace.read_text().splitlines()]
@@ -171,7 +139,7 @@ def _rollback_points(a: str, b: str, fail_at: int, scratch: Path) -> list[str]:
 
 def _crash_in_rollback_cycle(a: str, fail_at: int, m: int, b: str,
                              expected: dict[str, Any], then_fail: bool) -> None:
-    ok("apply", "-f", a, "--yes")
+    apply_all(a)
     action = "fail" if then_fail else "crash"
     code, errors = forked("apply", "-f", b, "--yes", fault=f"fail@{fail_at},{action}@{m}")
     if then_fail:
@@ -180,20 +148,17 @@ def _crash_in_rollback_cycle(a: str, fail_at: int, m: int, b: str,
     else:
         assert code == -9, errors
     ok("apply", "-f", a, "--yes", "--lock-timeout", "0")
-    dump = snapshot()
-    assert_canonical_equal(expected, canonical(dump), "apply after a broken rollback")
-    assert unlabelled_cnm_links(dump) == [] and duplicate_addresses(dump) == []
-    assert stray_files() == []
+    assert_converged(expected, "apply after a broken rollback")
 
 
 def test_rollback_killed_or_failing_at_every_point_still_converges(tmp_path: Path) -> None:
     """The apply fails in the middle (after its network and endpoint creations began);
     its rollback is then killed, or fails, at each of its own points; `cnm apply` of
     the old manifests still converges exactly."""
-    a, b = _dirs(tmp_path)
-    expected, _ = run_isolated(_reference, a)
-    all_points = run_isolated(_points, a, b, tmp_path)
-    fail_at = _number_of(all_points, "Endpoint/web1-extra: veth pair created, not yet labelled")
+    a, b = scenario.dirs(tmp_path)
+    expected = run_isolated(applied, a)
+    all_points = _points(a, b, tmp_path)
+    fail_at = point_number(all_points, "Endpoint/web1-extra: veth pair created, not yet labelled")
     points = run_isolated(_rollback_points, a, b, fail_at, tmp_path)
     assert len(points) >= 8, points
     failures = []
@@ -211,15 +176,8 @@ def test_rollback_killed_or_failing_at_every_point_still_converges(tmp_path: Pat
 
 def _interrupted_cycle(a: str, b: str, expected: dict[str, Any], scratch: Path,
                        hang_at: int) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from helpers import REPO, wait_for
-
-    ok("apply", "-f", a, "--yes")
-    before = _observed()
+    apply_all(a)
+    before = observed()
     trace = scratch / "hang-trace.txt"
     trace.unlink(missing_ok=True)
     env = {**os.environ, "CNM_FAULT": f"hang@{hang_at}", "CNM_FAULT_TRACE": str(trace)}
@@ -237,33 +195,20 @@ def _interrupted_cycle(a: str, b: str, expected: dict[str, Any], scratch: Path,
 
 
 def test_ctrl_c_in_the_middle_rolls_back(tmp_path: Path) -> None:
-    a, b = _dirs(tmp_path)
-    expected, _ = run_isolated(_reference, a)
-    points = run_isolated(_points, a, b, tmp_path)
-    hang_at = _number_of(points, "Network/extra: bridge created, not yet labelled")
+    a, b = scenario.dirs(tmp_path)
+    expected = run_isolated(applied, a)
+    points = _points(a, b, tmp_path)
+    hang_at = point_number(points, "Network/extra: bridge created, not yet labelled")
     run_isolated(_interrupted_cycle, a, b, expected, tmp_path, hang_at)
 
 
 def _failed_delete_cycle(a: str, b: str, k: int, expected: dict[str, Any]) -> None:
-    ok("apply", "-f", a, "--yes")
-    ok("apply", "-f", b, "--yes")
-    before = _observed()
-    code, errors = forked("delete", "-f", b, "--yes", fault=f"fail@{k}")
-    assert code == 1
-    last = errors.strip().splitlines()[-1]
-    assert ROLLED_BACK.match(last), last
-    _assert_as_before(expected, before, b)
+    _rolled_back((a, b), ("delete", "-f", b, "--yes"), f"fail@{k}", expected)
 
 
 def test_a_failed_delete_rolls_back_too(tmp_path: Path) -> None:
-    a, b = _dirs(tmp_path)
-
-    def both() -> dict[str, Any]:
-        ok("apply", "-f", a, "--yes")
-        ok("apply", "-f", b, "--yes")
-        return canonical()
-
-    expected = run_isolated(both)
+    a, b = scenario.dirs(tmp_path)
+    expected = run_isolated(applied, a, b)
     for k in (3, 6, 9):
         run_isolated(_failed_delete_cycle, a, b, k, expected)
     record_count("rollback: failed deletes", 3)

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from scenario import document, documents
+
 from helpers import (
     EXAMPLE,
     REPO,
@@ -31,16 +33,10 @@ from helpers import (
     wait_for,
 )
 
-SANDBOX_WEB3 = """\
-apiVersion: cnm/v1
-kind: Sandbox
-metadata: {name: web3}
----
-apiVersion: cnm/v1
-kind: Endpoint
-metadata: {name: web3-front}
-spec: {network: frontend, sandbox: web3}
-"""
+SANDBOX_WEB3 = documents(
+    document("Sandbox", "web3"),
+    document("Endpoint", "web3-front", "{network: frontend, sandbox: web3}"),
+)
 
 
 class Watch:

@@ -11,13 +11,13 @@ Budgets scale with CNM_FUZZ_SCALE (see tests/hostile.py).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from counts import record_count
 from hostile import (
     _paths,
     _replace,
@@ -37,13 +37,6 @@ from hypothesis import strategies as st
 REFERENCE = Path(__file__).resolve().parents[2] / "manifests" / "examples" / "reference.yaml"
 
 
-def _record(name: str, count: int) -> None:
-    target = os.environ.get("CNM_COUNTS_FILE")
-    if target:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"test": name, "count": count}) + "\n")
-
-
 def _validate_file(path: Path, *, objects_known: bool = False) -> int:
     code, out, err = run_cli("validate", "-f", str(path))
     if code != 0:
@@ -51,58 +44,45 @@ def _validate_file(path: Path, *, objects_known: bool = False) -> int:
     return code
 
 
-def test_fuzz_schema_generated_manifests(tmp_path: Path) -> None:
+def _fuzz_validate(tmp_path: Path, inputs: st.SearchStrategy[Any], counted_as: str) -> list[int]:
+    """`cnm validate` of each input written to a file: documents (dumped as YAML), text or
+    bytes. Every refusal must pass `check_refusal`. The exit codes, in order."""
     path, seen = tmp_path / "m.yaml", []
 
     @budget(100)
-    @given(schema_documents())
-    def check(documents: list[Any]) -> None:
-        path.write_text(dump(documents))
-        seen.append(_validate_file(path, objects_known=all_named(documents)))
+    @given(inputs)
+    def check(value: list[Any] | str | bytes) -> None:
+        if isinstance(value, bytes):
+            path.write_bytes(value)
+        else:
+            path.write_text(value if isinstance(value, str) else dump(value))
+        known = isinstance(value, list) and all_named(value)
+        seen.append(_validate_file(path, objects_known=known))
 
     check()
+    record_count(counted_as, len(seen))
+    return seen
+
+
+def test_fuzz_schema_generated_manifests(tmp_path: Path) -> None:
+    seen = _fuzz_validate(tmp_path, schema_documents(),
+                          "fuzz: schema-generated manifests (validate)")
     assert 1 in seen
-    _record("fuzz: schema-generated manifests (validate)", len(seen))
 
 
 def test_fuzz_mutated_manifests(tmp_path: Path) -> None:
-    path, seen = tmp_path / "m.yaml", []
-
-    @budget(100)
-    @given(mutated_documents())
-    def check(documents: list[Any]) -> None:
-        path.write_text(dump(documents))
-        seen.append(_validate_file(path, objects_known=all_named(documents)))
-
-    check()
-    _record("fuzz: mutated manifests: wrong types, holes, extra keys, hostile strings",
-            len(seen))
+    _fuzz_validate(tmp_path, mutated_documents(),
+                   "fuzz: mutated manifests: wrong types, holes, extra keys, hostile strings")
 
 
 def test_fuzz_yaml_text_tricks(tmp_path: Path) -> None:
-    path, seen = tmp_path / "m.yaml", []
-
-    @budget(100)
-    @given(hostile_texts())
-    def check(text: str) -> None:
-        path.write_text(text)
-        seen.append(_validate_file(path))
-
-    check()
-    _record("fuzz: YAML tricks (duplicate keys, aliases, tags, nesting, truncation)", len(seen))
+    _fuzz_validate(tmp_path, hostile_texts(),
+                   "fuzz: YAML tricks (duplicate keys, aliases, tags, nesting, truncation)")
 
 
 def test_fuzz_raw_bytes(tmp_path: Path) -> None:
-    path, seen = tmp_path / "m.yaml", []
-
-    @budget(100)
-    @given(st.binary(max_size=4000) | spliced_bytes())
-    def check(data: bytes) -> None:
-        path.write_bytes(data)
-        seen.append(_validate_file(path))
-
-    check()
-    _record("fuzz: raw bytes and bytes spliced into manifests", len(seen))
+    _fuzz_validate(tmp_path, st.binary(max_size=4000) | spliced_bytes(),
+                   "fuzz: raw bytes and bytes spliced into manifests")
 
 
 def _json_type(value: Any) -> str:
@@ -144,7 +124,7 @@ def test_every_wrong_type_at_every_field_of_the_reference_manifest(tmp_path: Pat
                     accepted.append(f"{'.'.join(map(str, field))} = {new!r}")
     assert not accepted, f"wrong types accepted: {accepted[:20]}"
     assert tried > 500
-    _record("wrong type at every field of the reference manifest", tried)
+    record_count("wrong type at every field of the reference manifest", tried)
 
 
 # --- a fixed corpus of known-nasty inputs ---------------------------------------------
@@ -171,6 +151,9 @@ CORPUS: dict[str, bytes] = {
     "bidi isolate in netns": SANDBOX.replace("NETNS", "x\u2066y").encode(),
     "escape sequence in netns": SANDBOX.replace("NETNS", '"\\e[2Jx"').encode(),
     "netns traversal": SANDBOX.replace("NETNS", "../../etc").encode(),
+    "name traversal": NETWORK.replace("NAME", "../../etc/x").encode(),
+    "sandbox name traversal": SANDBOX.replace("name: s}", "name: ../../run/x}")
+    .replace("NETNS", "s").encode(),
     "netns absolute": SANDBOX.replace("NETNS", "/run/netns/x").encode(),
     "netns dot-dot": SANDBOX.replace("NETNS", '".."').encode(),
     "netns with slash": SANDBOX.replace("NETNS", "a/b").encode(),
