@@ -22,6 +22,7 @@ import ipaddress
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,6 +144,15 @@ def inside(tool: str, n: int) -> None:
 # --- outside: orchestration, table, plot -------------------------------------
 
 
+#: Seconds between runs at N = 1000 (less for smaller N): the kernel destroys removed
+#: namespaces in the background, and the next run should not pay for that teardown.
+SETTLE = 3.0
+
+
+def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def measure(tool: str, n: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run(
@@ -210,6 +220,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per tool and N; the table shows medians")
     parser.add_argument("--write", type=Path, help="markdown file to update (and a PNG beside)")
     parser.add_argument("--inside", nargs=2, metavar=("TOOL", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -220,13 +232,18 @@ def main() -> None:
         raise SystemExit("bench: run as root (it creates namespaces)")
     results: dict[int, dict[str, dict[str, float]]] = {}
     for n in args.sizes:
-        results[n] = {tool: measure(tool, n) for tool in ("expert", "cnm")}
-        print(f"N={n}: " + json.dumps(results[n]), file=sys.stderr, flush=True)
+        runs: dict[str, list[dict[str, float]]] = {"expert": [], "cnm": []}
+        for _ in range(args.repeat):
+            for tool in runs:  # alternating, so that both see the same machine
+                runs[tool].append(measure(tool, n))
+                time.sleep(min(SETTLE, n / 300))
+        results[n] = {tool: _medians(r) for tool, r in runs.items()}
+        print(f"N={n}: " + json.dumps(runs), file=sys.stderr, flush=True)
     text = table(results)
     print(text)
     if args.write:
         command = "python3 bench/bench_scale.py --sizes " + " ".join(map(str, args.sizes)) \
-            + f" --write {args.write}"
+            + (f" --repeat {args.repeat}" if args.repeat > 1 else "") + f" --write {args.write}"
         plot(results, args.write.parent / "performance-scale.png")
         write_section(args.write, text, command)
 
