@@ -193,7 +193,9 @@ def _peer_lines(own: Sequence[Endpoint], directory: _Directory) -> str:
         pieces.append(first.text[position:start])
         position = end
     pieces.append(first.text[position:])
-    seen = set(own_names) | set(first.spans)
+    if len(networks) == 1:
+        return "".join(pieces)
+    seen = set(own_names) | set(first.spans)  # O(peers): only for a second network
     for later in networks[1:]:
         pieces += [text for name, text in later.blocks if name not in seen]
         seen |= set(later.spans)
