@@ -25,7 +25,7 @@ from reconciler.sandbox_files import (
     hosts_lines,
     resolv_conf_file,
 )
-from reconciler.state import AttrValue, Resource, State
+from reconciler.state import AttrValue, Resource, ResourceKey, State
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -90,12 +90,19 @@ def build_desired(
             resources.append(Resource(network.key, set_name, attrs))
     directory = _Directory.of(manifests, assignments)
     host_mode = host_mode_sandboxes(manifests)
+    memo = _memo.next_build()
     for sandbox in manifests.sandboxes.values():
         if sandbox.metadata.name in host_mode:
             continue
-        resources.append(
-            Resource(sandbox.key, set_name, _sandbox_attrs(sandbox, assignments, directory))
-        )
+        own_endpoints = directory.by_sandbox.get(sandbox.metadata.name, [])
+        own = tuple(a for e in own_endpoints for a in _addresses(assignments[e.metadata.name]))
+        peers = _peer_lines(own_endpoints, directory)
+        inputs: tuple[object, ...] = (set_name, sandbox, own, peers)
+        resource = memo.get(sandbox.key, inputs)
+        if resource is None:
+            attrs = _sandbox_attrs(sandbox, own, peers)
+            resource = memo.put(sandbox.key, inputs, Resource(sandbox.key, set_name, attrs))
+        resources.append(resource)
     for endpoint in joined:
         network = manifests.networks[endpoint.spec.network]
         sandbox = manifests.sandboxes[str(endpoint.spec.sandbox)]
@@ -106,10 +113,52 @@ def build_desired(
             assignment=assignments[endpoint.metadata.name],
             veth=naming.host_veth_name(set_name, endpoint.metadata.name),
         )
-        endpoint_attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
-        if endpoint_attrs is not None:
-            resources.append(Resource(endpoint.key, set_name, endpoint_attrs))
+        inputs = (set_name, endpoint, network, sandbox, ctx.assignment, ctx.veth)
+        resource = memo.get(endpoint.key, inputs)
+        if resource is None:
+            endpoint_attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
+            if endpoint_attrs is None:
+                continue
+            resource = memo.put(endpoint.key, inputs,
+                                Resource(endpoint.key, set_name, endpoint_attrs))
+        resources.append(resource)
     return State(set_name, {r.key: r for r in resources})
+
+
+class _Memo:
+    """The sandbox and endpoint resources of the previous build, with their inputs.
+
+    A long-running `cnm watch` builds the desired state of a thousand objects on
+    every change, and the loader hands back the very same model objects for the
+    files that did not change; an object whose inputs are all the same (models
+    by identity or equality, addresses, peers' hosts lines) gets the very same
+    resource back instead of rendering its files again. Entries not used by a
+    build are dropped by the next one.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[ResourceKey, tuple[tuple[object, ...], Resource]] = {}
+        self._used: dict[ResourceKey, tuple[tuple[object, ...], Resource]] = {}
+
+    def next_build(self) -> _Memo:
+        self._entries, self._used = self._used or self._entries, {}
+        return self
+
+    def get(self, key: ResourceKey, inputs: tuple[object, ...]) -> Resource | None:
+        entry = self._entries.get(key)
+        if entry is None or len(entry[0]) != len(inputs) or not all(
+            a is b or a == b for a, b in zip(entry[0], inputs, strict=True)
+        ):
+            return None
+        self._used[key] = entry
+        return entry[1]
+
+    def put(self, key: ResourceKey, inputs: tuple[object, ...], resource: Resource) -> Resource:
+        self._used[key] = (inputs, resource)
+        return resource
+
+
+_memo = _Memo()
 
 
 def _addresses(assignment: Assignment) -> list[str]:
@@ -161,16 +210,12 @@ def _render(blocks: list[tuple[str, str]]) -> _NetworkHosts:
     return _NetworkHosts("".join(text for _, text in blocks), spans, blocks)
 
 
-def _sandbox_attrs(
-    sandbox: Sandbox, assignments: Mapping[str, Assignment], directory: _Directory
-) -> dict[str, AttrValue]:
-    own_endpoints = directory.by_sandbox.get(sandbox.metadata.name, [])
-    own = [a for e in own_endpoints for a in _addresses(assignments[e.metadata.name])]
+def _sandbox_attrs(sandbox: Sandbox, own: Sequence[str], peers: str) -> dict[str, AttrValue]:
     return {
         "netns": sandbox.netns_name,
         "lo_up": True,
         "files.hostname": hostname_file(sandbox),
-        "files.hosts": hosts_file(sandbox, own, _peer_lines(own_endpoints, directory)),
+        "files.hosts": hosts_file(sandbox, list(own), peers),
         "files.resolv.conf": resolv_conf_file(sandbox),
     }
 

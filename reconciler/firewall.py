@@ -477,7 +477,7 @@ def wanted_rules(state: State) -> Wanted:
                 if isinstance(masq, bool) else None
             )
         ports = resource.get("ports")
-        if resource.key.kind == "Endpoint" and isinstance(ports, tuple):
+        if resource.key.kind == "Endpoint" and isinstance(ports, tuple) and ports:
             addresses = _addresses(resource)
             for text in (str(p) for p in ports):
                 port = PortMap.parse(text)
@@ -646,7 +646,7 @@ def attach(
             extra = {"ports": _ports_view(resource, mine),
                      "hairpin": (hairpin or {}).get(veth) if veth is not None else None}
         if extra:
-            resources[key] = Resource(key, state.set_name, {**resource.attrs, **extra})
+            resources[key] = resource.extended(extra)
     return State(
         state.set_name, resources, {**state.occupied, **occupied(ruleset)}, state.orphans,
         state.reserved_prefixes,
@@ -686,6 +686,8 @@ def _network_view(
 
 
 def _ports_view(resource: Resource, mine: Mapping[str, Counter[Rule]]) -> tuple[str, ...]:
+    if not mine:
+        return sorted_ports([])  # most endpoints publish nothing: no address to parse
     addresses = _addresses(resource)
     texts = []
     for item, present in mine.items():

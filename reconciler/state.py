@@ -115,6 +115,17 @@ class Resource:
         frozen = {k: freeze(v) for k, v in sorted(self.attrs.items())}
         object.__setattr__(self, "attrs", MappingProxyType(frozen))
 
+    def extended(self, extra: Mapping[str, AttrValue]) -> Resource:
+        """This resource with `extra` attributes added or replaced; only those are frozen
+        again (observation adds firewall attributes to every endpoint of a big host)."""
+        attrs = dict(self.attrs)
+        attrs.update((k, freeze(v)) for k, v in extra.items())
+        resource = object.__new__(Resource)
+        object.__setattr__(resource, "key", self.key)
+        object.__setattr__(resource, "set_name", self.set_name)
+        object.__setattr__(resource, "attrs", MappingProxyType(dict(sorted(attrs.items()))))
+        return resource
+
     def __reduce__(self) -> tuple[type[Resource], tuple[ResourceKey, str, dict[str, AttrValue]]]:
         """Pickled as its fields (a read-only mapping view cannot be): namespaces read
         by worker processes come back this way (kernel/parallel.py)."""

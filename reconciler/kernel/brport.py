@@ -34,25 +34,18 @@ _NLATTR = struct.Struct("=HH")
 _BUFFER = bytearray(1 << 20)
 
 
-def _attributes(data: bytes) -> Iterator[tuple[int, bytes]]:
-    offset = 0
-    while offset + 4 <= len(data):
-        length, kind = _NLATTR.unpack_from(data, offset)
-        if length < 4:
-            return
-        yield kind & 0x3FFF, data[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
-
-
-def _picked(message: bytes, offset: int) -> dict[int, bytes]:
-    """The name and port-info attributes of a link message (the only two read here)."""
+def _picked(
+    message: bytes, offset: int, wanted: tuple[int, ...] = (IFLA_IFNAME, IFLA_PROTINFO)
+) -> dict[int, bytes]:
+    """The attributes of kinds in `wanted` from `offset` on (a port carries ~40; the
+    name, the port info and its hairpin mode are all that is read here)."""
     found: dict[int, bytes] = {}
     while offset + 4 <= len(message):
         length, kind = _NLATTR.unpack_from(message, offset)
         if length < 4:
             break
         kind &= 0x3FFF
-        if kind in (IFLA_IFNAME, IFLA_PROTINFO):
+        if kind in wanted:
             found[kind] = message[offset + 4 : offset + length]
         offset += (length + 3) & ~3
     return found
@@ -94,7 +87,7 @@ def hairpin_ports() -> dict[str, tuple[int, bool]]:
         if IFLA_IFNAME not in attrs or IFLA_PROTINFO not in attrs:
             continue
         name = attrs[IFLA_IFNAME].split(b"\0", 1)[0].decode()
-        mode = dict(_attributes(attrs[IFLA_PROTINFO])).get(IFLA_BRPORT_MODE, b"\0")
+        mode = _picked(attrs[IFLA_PROTINFO], 0, (IFLA_BRPORT_MODE,)).get(IFLA_BRPORT_MODE, b"\0")
         ports[name] = (index, mode[:1] == b"\1")
     return ports
 

@@ -35,3 +35,24 @@ def test_hosts_lists_peers_of_every_network_once() -> None:
 
 def test_sandbox_without_endpoints_lists_only_itself() -> None:
     assert _hosts(manifests(network("a", "10.1.0.0/24"), sandbox("s")), "s") == []
+
+
+def test_unchanged_objects_get_their_previous_resources_and_changes_still_show() -> None:
+    """The build memo (for `cnm watch`): same inputs give the very same resource objects,
+    and a change anywhere that feeds an object (a peer joining) gives a new, right one."""
+    objects = [network("a", "10.1.0.0/24"), sandbox("s1"), sandbox("s2"),
+               endpoint("e1", "a", "s1"), endpoint("e2", "a", "s2")]
+    m = manifests(*objects)
+    first = build_desired(m, "default", State("default"))
+    again = build_desired(m, "default", State("default"))
+    for resource in first:
+        if resource.key.kind != "Network":
+            assert again.get(resource.key) is resource
+    more = manifests(*objects, sandbox("s3"), endpoint("e3", "a", "s3"))
+    grown = build_desired(more, "default", State("default"))
+    fresh = build_desired(more, "other", State("other"))  # no memo entry for this set
+    for key in (ResourceKey("Sandbox", "s1"), ResourceKey("Sandbox", "s2")):
+        grown_hosts = str(grown.get(key).get("files.hosts"))  # type: ignore[union-attr]
+        assert "\te3\n" in grown_hosts
+        assert grown_hosts == str(fresh.get(key).get("files.hosts"))  # type: ignore[union-attr]
+    assert grown.get(ResourceKey("Endpoint", "e1")) is first.get(ResourceKey("Endpoint", "e1"))
