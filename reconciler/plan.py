@@ -15,7 +15,15 @@ from typing import Literal
 from reconciler.diff import Change, diff_resources
 from reconciler.errors import ConflictError
 from reconciler.firewall import needed_tables
-from reconciler.state import KINDS, REPLACEMENT_FIELDS, Resource, ResourceKey, State, kernel_names
+from reconciler.state import (
+    KINDS,
+    REPLACEMENT_FIELDS,
+    Resource,
+    ResourceKey,
+    State,
+    kernel_names,
+    key_order,
+)
 
 Verb = Literal["create", "update", "delete", "replace"]
 StepVerb = Literal["create", "update", "delete"]
@@ -99,7 +107,8 @@ class Plan:
             steps.append(Step("update", Action("update", ResourceKey(FIREWALL, self.set_name))))
         if any(a.key.kind == "Endpoint" and a.verb != "delete" for a in self.actions):
             steps.append(Step("update", Action("update", ResourceKey(BRIDGE_PORTS, self.set_name))))
-        return sorted(steps, key=lambda s: (phase_of(s.verb, s.action.key.kind), s.action.key))
+        return sorted(steps, key=lambda s: (phase_of(s.verb, s.action.key.kind),
+                                            key_order(s.action.key)))
 
     def __iter__(self) -> Iterator[Action]:
         return iter(self.actions)
@@ -139,7 +148,7 @@ def make_plan(desired: State, observed: State) -> Plan:
     check_conflicts(desired, observed)
     actions: dict[ResourceKey, Action] = {}
     in_sync: list[ResourceKey] = []
-    for key in sorted(set(desired.resources) | set(observed.resources)):
+    for key in sorted(set(desired.resources) | set(observed.resources), key=key_order):
         want, have = desired.get(key), observed.get(key)
         if have is None and want is not None:
             actions[key] = Action("create", key, desired=want)
