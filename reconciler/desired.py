@@ -146,9 +146,9 @@ class _Memo:
 
     def get(self, key: ResourceKey, inputs: tuple[object, ...]) -> Resource | None:
         entry = self._entries.get(key)
-        if entry is None or len(entry[0]) != len(inputs) or not all(
-            a is b or a == b for a, b in zip(entry[0], inputs, strict=True)
-        ):
+        # tuple equality compares element by element, identity first (in C): the model
+        # objects of unchanged files are the very same ones
+        if entry is None or entry[0] != inputs:
             return None
         self._used[key] = entry
         return entry[1]
