@@ -115,6 +115,8 @@ def execute(
     )
     ctx = ApplyContext(session, planned.desired, planned.observed, removed_sandboxes=removed)
     steps = planned.plan.steps()
+    acted_on = {a.key.name for a in planned.plan.actions
+                if a.key.kind == "Endpoint" and a.verb != "delete"}
     for number, step in enumerate(steps, 1):
         if step.verb != "delete":
             settle_teardown(ctx)
@@ -122,7 +124,7 @@ def execute(
             progress(f"[{number}/{len(steps)}] {step.verb} {step.action.key}")
         if faults.skip_step(number):
             continue
-        if not run_own_step(step, planned.desired, progress):
+        if not run_own_step(step, planned.desired, progress, acted_on):
             run_step(ctx, step)
         faults.point(f"after step {number}/{len(steps)}: {step.verb} {step.action.key}")
     settle_teardown(ctx)

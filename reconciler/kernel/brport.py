@@ -24,7 +24,8 @@ AF_BRIDGE = 7
 RTM_NEWLINK, RTM_GETLINK, RTM_SETLINK = 16, 18, 19
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
-IFLA_IFNAME, IFLA_PROTINFO = 3, 12
+IFLA_IFNAME, IFLA_PROTINFO, IFLA_LINKINFO = 3, 12, 18
+IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 4, 5
 IFLA_BRPORT_MODE = 4  # hairpin
 NLA_F_NESTED = 0x8000
 
@@ -90,6 +91,21 @@ def hairpin_ports() -> dict[str, tuple[int, bool]]:
         mode = _picked(attrs[IFLA_PROTINFO], 0, (IFLA_BRPORT_MODE,)).get(IFLA_BRPORT_MODE, b"\0")
         ports[name] = (index, mode[:1] == b"\1")
     return ports
+
+
+def hairpin_of(index: int) -> bool | None:
+    """Hairpin mode of bridge port `index` (one request, from its link's slave info),
+    or None when the link is not a bridge port."""
+    request = _IFINFOMSG.pack(0, 0, index, 0, 0)
+    for message in _exchange(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, request):
+        attrs = _picked(message, _NLMSGHDR.size + _IFINFOMSG.size, (IFLA_LINKINFO,))
+        info = _picked(attrs.get(IFLA_LINKINFO, b""), 0, (IFLA_INFO_SLAVE_KIND,
+                                                         IFLA_INFO_SLAVE_DATA))
+        if info.get(IFLA_INFO_SLAVE_KIND, b"").split(b"\0", 1)[0] != b"bridge":
+            return None
+        data = _picked(info.get(IFLA_INFO_SLAVE_DATA, b""), 0, (IFLA_BRPORT_MODE,))
+        return data.get(IFLA_BRPORT_MODE, b"\0")[:1] == b"\1"
+    return None
 
 
 def set_hairpin(index: int, on: bool) -> None:

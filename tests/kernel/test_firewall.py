@@ -510,3 +510,46 @@ def test_without_nft_only_bridge_networks_need_it(tmp_path: Path) -> None:
         "package nftables) is needed for cnm's firewall rules; install it (apt-get install "
         "nftables); rolled back: nothing had changed yet")
     assert not [name for name in links() if name.startswith("br-")]  # the firewall step is first
+
+
+def test_hairpin_drift_is_shown_and_repaired_port_by_port(tmp_path: Path) -> None:
+    """Hairpin mode on an endpoint's bridge port: set as desired, a change by hand shows
+    in the plan and is put back; read independently with `bridge -d link`."""
+    from reconciler.kernel import brport
+
+    directory = tmp_path / "m"
+    write_manifests(directory, """\
+apiVersion: cnm/v1
+kind: Network
+metadata: {name: web}
+spec: {ipam: [{subnet: 10.95.0.0/24}]}
+---
+apiVersion: cnm/v1
+kind: Sandbox
+metadata: {name: s1}
+---
+apiVersion: cnm/v1
+kind: Endpoint
+metadata: {name: e1}
+spec:
+  network: web
+  sandbox: s1
+  ports: [{containerPort: 80, hostPort: 8095}]
+""")
+    assert cnm("apply", "-f", str(directory), "--yes").returncode == 0
+    veth = next(name for name, link in links().items() if link.get("master") == "br-web")
+
+    def hairpin() -> bool:
+        shown = json.loads(subprocess.run(["bridge", "-j", "-d", "link", "show", "dev", veth],
+                                          capture_output=True, text=True, check=True).stdout)
+        return bool(shown[0]["hairpin"])
+
+    assert hairpin() and brport.hairpin_of(links()[veth]["ifindex"]) is True
+    subprocess.run(["bridge", "link", "set", "dev", veth, "hairpin", "off"], check=True)
+    assert not hairpin() and brport.hairpin_of(links()[veth]["ifindex"]) is False
+    plan = cnm("plan", "-f", str(directory))
+    assert "~ Endpoint/e1  hairpin: false -> true" in plan.stdout, plan.stdout
+    assert cnm("apply", "-f", str(directory), "--yes").returncode == 0
+    assert hairpin()
+    assert cnm("plan", "-f", str(directory)).stdout.startswith("No changes.")
+    assert brport.hairpin_of(links()["lo"]["ifindex"]) is None  # not a bridge port
