@@ -19,6 +19,8 @@ import socket
 import struct
 from collections.abc import Iterator
 
+from reconciler.kernel.rtnl import pick_attributes
+
 NETLINK_ROUTE = 0
 AF_BRIDGE = 7
 RTM_NEWLINK, RTM_GETLINK, RTM_SETLINK = 16, 18, 19
@@ -32,24 +34,12 @@ NLA_F_NESTED = 0x8000
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
 _NLATTR = struct.Struct("=HH")
+_PORT_ATTRS = (IFLA_IFNAME, IFLA_PROTINFO)
 _BUFFER = bytearray(1 << 20)
 
 
-def _picked(
-    message: bytes, offset: int, wanted: tuple[int, ...] = (IFLA_IFNAME, IFLA_PROTINFO)
-) -> dict[int, bytes]:
-    """The attributes of kinds in `wanted` from `offset` on (a port carries ~40; the
-    name, the port info and its hairpin mode are all that is read here)."""
-    found: dict[int, bytes] = {}
-    while offset + 4 <= len(message):
-        length, kind = _NLATTR.unpack_from(message, offset)
-        if length < 4:
-            break
-        kind &= 0x3FFF
-        if kind in wanted:
-            found[kind] = message[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
-    return found
+def _nested(data: bytes, wanted: tuple[int, ...]) -> dict[int, bytes]:
+    return pick_attributes(data, 0, len(data), wanted)
 
 
 def _exchange(msg_type: int, flags: int, body: bytes) -> Iterator[bytes]:
@@ -84,11 +74,12 @@ def hairpin_ports() -> dict[str, tuple[int, bool]]:
         if kind != RTM_NEWLINK:
             continue
         _, _, index, _, _ = _IFINFOMSG.unpack_from(message, _NLMSGHDR.size)
-        attrs = _picked(message, _NLMSGHDR.size + _IFINFOMSG.size)
+        attrs = pick_attributes(message, _NLMSGHDR.size + _IFINFOMSG.size, len(message),
+                                _PORT_ATTRS)
         if IFLA_IFNAME not in attrs or IFLA_PROTINFO not in attrs:
             continue
         name = attrs[IFLA_IFNAME].split(b"\0", 1)[0].decode()
-        mode = _picked(attrs[IFLA_PROTINFO], 0, (IFLA_BRPORT_MODE,)).get(IFLA_BRPORT_MODE, b"\0")
+        mode = _nested(attrs[IFLA_PROTINFO], (IFLA_BRPORT_MODE,)).get(IFLA_BRPORT_MODE, b"\0")
         ports[name] = (index, mode[:1] == b"\1")
     return ports
 
@@ -98,12 +89,13 @@ def hairpin_of(index: int) -> bool | None:
     or None when the link is not a bridge port."""
     request = _IFINFOMSG.pack(0, 0, index, 0, 0)
     for message in _exchange(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, request):
-        attrs = _picked(message, _NLMSGHDR.size + _IFINFOMSG.size, (IFLA_LINKINFO,))
-        info = _picked(attrs.get(IFLA_LINKINFO, b""), 0, (IFLA_INFO_SLAVE_KIND,
-                                                         IFLA_INFO_SLAVE_DATA))
+        attrs = pick_attributes(message, _NLMSGHDR.size + _IFINFOMSG.size, len(message),
+                                (IFLA_LINKINFO,))
+        info = _nested(attrs.get(IFLA_LINKINFO, b""), (IFLA_INFO_SLAVE_KIND,
+                                                      IFLA_INFO_SLAVE_DATA))
         if info.get(IFLA_INFO_SLAVE_KIND, b"").split(b"\0", 1)[0] != b"bridge":
             return None
-        data = _picked(info.get(IFLA_INFO_SLAVE_DATA, b""), 0, (IFLA_BRPORT_MODE,))
+        data = _nested(info.get(IFLA_INFO_SLAVE_DATA, b""), (IFLA_BRPORT_MODE,))
         return data.get(IFLA_BRPORT_MODE, b"\0")[:1] == b"\1"
     return None
 

@@ -19,7 +19,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from reconciler.kernel import netns
@@ -114,7 +114,9 @@ def _attributes(data: bytes, offset: int, end: int) -> Iterator[tuple[int, bytes
         offset += (length + 3) & ~3
 
 
-def _picked(data: bytes, offset: int, end: int, wanted: frozenset[int]) -> dict[int, bytes]:
+def pick_attributes(
+    data: bytes, offset: int, end: int, wanted: Collection[int]
+) -> dict[int, bytes]:
     """The attributes of kinds in `wanted` (a link carries ~40; observation reads 9).
 
     A plain loop that slices only what is kept: at a thousand namespaces, this
@@ -159,9 +161,9 @@ def _u32(value: bytes) -> int:
 
 def _parse_link(msg: bytes, offset: int) -> Link:
     _, _, index, flags, _ = _IFINFOMSG.unpack_from(msg, offset)
-    attrs = _picked(msg, offset + _IFINFOMSG.size, len(msg), _LINK_ATTRS)
+    attrs = pick_attributes(msg, offset + _IFINFOMSG.size, len(msg), _LINK_ATTRS)
     linkinfo = attrs.get(IFLA_LINKINFO, b"")
-    info = _picked(linkinfo, 0, len(linkinfo), _INFO_ATTRS)
+    info = pick_attributes(linkinfo, 0, len(linkinfo), _INFO_ATTRS)
     mac = attrs.get(IFLA_ADDRESS)
     kind = _text(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None
     mode = None
@@ -407,7 +409,7 @@ class Rtnl:
             if kind != RTM_NEWADDR:
                 continue
             family, prefixlen, _flags, scope, index = _IFADDRMSG.unpack_from(msg, offset)
-            attrs = _picked(msg, offset + _IFADDRMSG.size, len(msg), _ADDR_ATTRS)
+            attrs = pick_attributes(msg, offset + _IFADDRMSG.size, len(msg), _ADDR_ATTRS)
             raw = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
             if raw is None:
                 continue
@@ -425,7 +427,7 @@ class Rtnl:
             if kind != RTM_NEWROUTE:
                 continue
             family, dst_len, _, _, table, _, _, _, _ = _RTMSG.unpack_from(msg, offset)
-            attrs = _picked(msg, offset + _RTMSG.size, len(msg), _ROUTE_ATTRS)
+            attrs = pick_attributes(msg, offset + _RTMSG.size, len(msg), _ROUTE_ATTRS)
             if RTA_TABLE in attrs:
                 table = _u32(attrs[RTA_TABLE])
             gateway = attrs.get(RTA_GATEWAY)

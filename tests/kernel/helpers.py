@@ -167,3 +167,14 @@ def assert_same_kernel(before: dict[str, Any], after: dict[str, Any]) -> None:
     """Assert two kernel dumps are equal, showing a readable diff when not."""
     if before != after:
         raise AssertionError(f"the kernel changed:\n{json_diff(before, after)}")
+
+
+def many_endpoints(network: str, subnet: str, count: int) -> str:
+    """Manifests of one network and `count` sandboxes, each with one endpoint on it."""
+    docs = [f"apiVersion: cnm/v1\nkind: Network\nmetadata: {{name: {network}}}\n"
+            f"spec: {{ipam: [{{subnet: {subnet}}}]}}\n"]
+    for i in range(count):
+        docs.append(f"apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {{name: s{i:03d}}}\n")
+        docs.append(f"apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {{name: e{i:03d}}}\n"
+                    f"spec: {{network: {network}, sandbox: s{i:03d}}}\n")
+    return "---\n".join(docs)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import EXAMPLE, REPO, assert_same_kernel, cnm, kernel_dump, links
+from helpers import EXAMPLE, REPO, assert_same_kernel, cnm, kernel_dump, links, many_endpoints
 
 
 def _quickstart(tmp_path: Path) -> Path:
@@ -167,13 +167,7 @@ def test_export_without_mac_round_trips_too(tmp_path: Path) -> None:
 
 def _many(directory: Path, count: int) -> Path:
     directory.mkdir()
-    docs = ["apiVersion: cnm/v1\nkind: Network\nmetadata: {name: many}\n"
-            "spec: {ipam: [{subnet: 10.123.0.0/16}]}\n"]
-    for i in range(count):
-        docs.append(f"apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {{name: s{i:03d}}}\n")
-        docs.append(f"apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {{name: e{i:03d}}}\n"
-                    f"spec: {{network: many, sandbox: s{i:03d}}}\n")
-    (directory / "all.yaml").write_text("---\n".join(docs))
+    (directory / "all.yaml").write_text(many_endpoints("many", "10.123.0.0/16", count))
     return directory
 
 

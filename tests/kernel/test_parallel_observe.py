@@ -14,19 +14,13 @@ from pathlib import Path
 
 from reconciler.kernel import parallel
 
-from helpers import cnm, ip_json, write_manifests
+from helpers import cnm, ip_json, many_endpoints, write_manifests
 
 SANDBOXES = parallel.PARALLEL_MIN + 6  # enough to be read by more than one process
 
 
 def _manifests(count: int) -> str:
-    docs = ["apiVersion: cnm/v1\nkind: Network\nmetadata: {name: big}\n"
-            "spec: {ipam: [{subnet: 10.77.0.0/16}]}\n"]
-    for i in range(count):
-        docs.append(f"apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {{name: s{i:03d}}}\n")
-        docs.append(f"apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {{name: e{i:03d}}}\n"
-                    f"spec: {{network: big, sandbox: s{i:03d}}}\n")
-    return "---\n".join(docs)
+    return many_endpoints("big", "10.77.0.0/16", count)
 
 
 def _full_observation() -> dict[str, object]:
