@@ -7,7 +7,9 @@ namespaces are split between the process and forked workers; each worker
 reads its share with its own sockets and sends the fragments back pickled
 through a pipe. Below `PARALLEL_MIN` namespaces, or when other threads run
 (forking a multi-threaded process is unsafe: `cnm watch`), or on one core,
-everything is read in-process.
+everything is read in-process. A worker that fails for any reason (killed,
+out of memory) costs time, not correctness: the process reads its share
+itself.
 
 Read-only, like observation itself.
 """
@@ -85,11 +87,15 @@ def read_namespaces(set_name: str, names: list[str]) -> Reads:
     shares = [names[i::workers] for i in range(workers)]
     # Workers leave the files out: a big network's hosts files are most of the bytes,
     # and reading them here is cheaper than pickling them across.
-    children = [_fork(partial(_read_all, set_name, share, with_files=False))
+    children = [(share, _fork(partial(_read_all, set_name, share, with_files=False)))
                 for share in shares[1:]]
     result = _read_all(set_name, shares[0])
-    for pid, pipe in children:
-        for name, read in _collect(pid, pipe).items():
+    for share, (pid, pipe) in children:
+        collected = _collect(pid, pipe)
+        if collected is None:  # the worker failed or died: read its share here instead
+            result.update(_read_all(set_name, share))
+            continue
+        for name, read in collected.items():
             if isinstance(read, tuple):
                 read = (with_files_read(read[0], name), read[1])
             result[name] = read
@@ -101,29 +107,28 @@ def _fork(work: Callable[[], Reads]) -> tuple[int, int]:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's code
-        status = 0
+        status = 1
         try:
             os.close(read_end)
-            try:
-                payload = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
-            except BaseException as exc:  # reported to the parent, which raises it
-                payload = pickle.dumps(OSError(0, f"namespace reader failed: {exc!r}"))
-                status = 1
+            payload = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(write_end, "wb") as out:
                 out.write(payload)
+            status = 0
         finally:
-            os._exit(status)
+            os._exit(status)  # on any failure: no output, status 1 (the parent reads again)
     os.close(write_end)
     return pid, read_end
 
 
-def _collect(pid: int, pipe: int) -> Reads:
+def _collect(pid: int, pipe: int) -> Reads | None:
+    """A worker's reads, or None when it failed (exit status, signal, truncated output)."""
     with os.fdopen(pipe, "rb") as source:
         payload = source.read()
-    os.waitpid(pid, 0)
-    result = pickle.loads(payload)  # our own child's output, never outside input
-    if isinstance(result, OSError):
-        raise result
-    if not isinstance(result, dict):
-        raise OSError(0, "namespace reader returned nothing")
-    return result
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not payload:
+        return None
+    try:
+        result = pickle.loads(payload)  # our own child's output, never outside input
+    except (pickle.UnpicklingError, EOFError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
