@@ -16,6 +16,7 @@ from reconciler import naming
 from reconciler.drivers import EndpointContext, driver_for
 from reconciler.errors import ManifestError
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
+from reconciler.memo import BuildMemo
 from reconciler.model import Endpoint, Manifests, Sandbox
 from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
 from reconciler.sandbox_files import (
@@ -125,40 +126,10 @@ def build_desired(
     return State(set_name, {r.key: r for r in resources})
 
 
-class _Memo:
-    """The sandbox and endpoint resources of the previous build, with their inputs.
-
-    A long-running `cnm watch` builds the desired state of a thousand objects on
-    every change, and the loader hands back the very same model objects for the
-    files that did not change; an object whose inputs are all the same (models
-    by identity or equality, addresses, peers' hosts lines) gets the very same
-    resource back instead of rendering its files again. Entries not used by a
-    build are dropped by the next one.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[ResourceKey, tuple[tuple[object, ...], Resource]] = {}
-        self._used: dict[ResourceKey, tuple[tuple[object, ...], Resource]] = {}
-
-    def next_build(self) -> _Memo:
-        self._entries, self._used = self._used or self._entries, {}
-        return self
-
-    def get(self, key: ResourceKey, inputs: tuple[object, ...]) -> Resource | None:
-        entry = self._entries.get(key)
-        # tuple equality compares element by element, identity first (in C): the model
-        # objects of unchanged files are the very same ones
-        if entry is None or entry[0] != inputs:
-            return None
-        self._used[key] = entry
-        return entry[1]
-
-    def put(self, key: ResourceKey, inputs: tuple[object, ...], resource: Resource) -> Resource:
-        self._used[key] = (inputs, resource)
-        return resource
-
-
-_memo = _Memo()
+#: The previous build's sandbox and endpoint resources: a long-running `cnm watch` builds
+#: the desired state of a thousand objects on every change, and the loader hands back
+#: the very same model objects for the files that did not change.
+_memo: BuildMemo[ResourceKey, Resource] = BuildMemo()
 
 
 def _addresses(assignment: Assignment) -> list[str]:

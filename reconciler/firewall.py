@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.errors import ConflictError
+from reconciler.memo import BuildMemo
 from reconciler.model import Network, PortMapping
 from reconciler.state import AttrValue, Owner, Resource, ResourceKey, State
 
@@ -609,6 +610,12 @@ def _owned_items(state: State, ruleset: Ruleset) -> dict[ResourceKey, dict[str, 
     return items
 
 
+#: Endpoint views of the previous `attach` by their inputs (the observed resource, its
+#: rules, its port's hairpin flag): a long-running `cnm watch` attaches the firewall
+#: to a thousand unchanged endpoints after every link change.
+_endpoint_views: BuildMemo[ResourceKey, Resource] = BuildMemo()
+
+
 def attach(
     state: State,
     ruleset: Ruleset,
@@ -621,6 +628,7 @@ def attach(
     Rules whose owner has no other kernel object (its links were deleted by
     hand) become a resource of their own, so that a plan prunes or replaces it.
     """
+    memo = _endpoint_views.next_build()
     items = _owned_items(state, ruleset)
     veths = _veths_by_network(state)
     resources: dict[ResourceKey, Resource] = dict(state.resources)
@@ -643,8 +651,14 @@ def attach(
             extra.update({f"forwarding.ipv{v}": on for v, on in sorted(forwarding.items())})
         elif key.kind == "Endpoint" and "veth" in resource.attrs:
             veth = _text_attr(resource, "veth")
-            extra = {"ports": _ports_view(resource, mine),
-                     "hairpin": (hairpin or {}).get(veth) if veth is not None else None}
+            port_on = (hairpin or {}).get(veth) if veth is not None else None
+            inputs = (resource, mine, port_on)
+            view = memo.get(key, inputs)
+            if view is None:
+                extra = {"ports": _ports_view(resource, mine), "hairpin": port_on}
+                view = memo.put(key, inputs, resource.extended(extra))
+            resources[key] = view
+            continue
         if extra:
             resources[key] = resource.extended(extra)
     return State(

@@ -395,7 +395,8 @@ class Manifests:
         object.__setattr__(self, "networks", _sorted_view(self.networks))
         object.__setattr__(self, "sandboxes", _sorted_view(self.sandboxes))
         object.__setattr__(self, "endpoints", _sorted_view(self.endpoints))
-        object.__setattr__(self, "sources", MappingProxyType(dict(sorted(self.sources.items()))))
+        object.__setattr__(self, "sources", MappingProxyType(dict(sorted(
+            self.sources.items(), key=lambda item: (item[0].kind, item[0].name)))))
 
     @classmethod
     def build(cls, objects: Sequence[tuple[Manifest, ManifestSource]]) -> Manifests:

@@ -56,3 +56,19 @@ def test_unchanged_objects_get_their_previous_resources_and_changes_still_show()
         assert "\te3\n" in grown_hosts
         assert grown_hosts == str(fresh.get(key).get("files.hosts"))  # type: ignore[union-attr]
     assert grown.get(ResourceKey("Endpoint", "e1")) is first.get(ResourceKey("Endpoint", "e1"))
+
+
+def test_build_memo_reuses_only_for_equal_inputs_and_forgets_what_a_build_did_not_use() -> None:
+    from reconciler.memo import BuildMemo
+
+    memo: BuildMemo[str, str] = BuildMemo()
+    first = memo.next_build()
+    assert first.get("a", (1,)) is None
+    first.put("a", (1,), "A1")
+    first.put("b", (2,), "B2")
+    second = memo.next_build()
+    assert second.get("a", (1,)) == "A1"
+    assert second.get("b", (3,)) is None  # other inputs: build again
+    third = memo.next_build()
+    assert third.get("b", (2,)) is None  # the previous build did not use it: forgotten
+    assert third.get("a", (1,)) == "A1"
