@@ -455,8 +455,8 @@ def wanted_rules(state: State) -> Wanted:
     wanted: Wanted = {}
     veths = _veths_by_network(state)
     for resource in state:
-        owner = resource.owner
         if _is_firewalled(resource):
+            owner = resource.owner
             bridge = _text_attr(resource, "bridge")
             if bridge is None:
                 for item in ("isolation", "icc", "masquerade"):
@@ -479,6 +479,7 @@ def wanted_rules(state: State) -> Wanted:
             )
         ports = resource.get("ports")
         if resource.key.kind == "Endpoint" and isinstance(ports, tuple) and ports:
+            owner = resource.owner
             addresses = _addresses(resource)
             for text in (str(p) for p in ports):
                 port = PortMap.parse(text)
