@@ -553,3 +553,39 @@ spec:
     assert hairpin()
     assert cnm("plan", "-f", str(directory)).stdout.startswith("No changes.")
     assert brport.hairpin_of(links()["lo"]["ifindex"]) is None  # not a bridge port
+
+
+def test_libnftables_in_process_and_the_nft_command_agree(tmp_path: Path) -> None:
+    """cnm talks to nftables in-process (libnftables) when it can; the `nft` command
+    path (CNM_NFT) must read back the very same ruleset from what the library wrote."""
+    from reconciler.kernel import nft
+
+    directory = tmp_path / "m"
+    write_manifests(directory, """\
+apiVersion: cnm/v1
+kind: Network
+metadata: {name: web}
+spec: {ipam: [{subnet: 10.96.0.0/24}]}
+---
+apiVersion: cnm/v1
+kind: Sandbox
+metadata: {name: s1}
+---
+apiVersion: cnm/v1
+kind: Endpoint
+metadata: {name: e1}
+spec: {network: web, sandbox: s1, ports: [{containerPort: 80, hostPort: 8096}]}
+""")
+    assert nft._library() is not None, "libnftables.so.1 comes with the nftables package"
+    assert cnm("apply", "-f", str(directory), "--yes").returncode == 0
+    in_process = nft.read_ruleset()
+    os.environ["CNM_NFT"] = "nft"
+    try:
+        assert nft._library() is None
+        by_command = nft.read_ruleset()
+    finally:
+        del os.environ["CNM_NFT"]
+    assert in_process == by_command and "8096" in str(by_command)
+    listed = subprocess.run(["nft", "-j", "list", "table", "inet", "cnm"], capture_output=True,
+                            text=True, check=True).stdout
+    assert "8096" in listed
