@@ -117,6 +117,7 @@ def _library() -> _Library | None:
 
 @functools.cache
 def _library_in(netns_inode: int) -> _Library | None:
+    """The context of the namespace `netns_inode` (the argument is the cache key)."""
     try:
         return _Library(ctypes.CDLL("libnftables.so.1"))
     except (OSError, AttributeError):
