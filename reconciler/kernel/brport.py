@@ -19,7 +19,7 @@ import socket
 import struct
 from collections.abc import Iterator
 
-from reconciler.kernel.rtnl import pick_attributes
+from reconciler.kernel.rtnl import pick_attributes, receive
 
 NETLINK_ROUTE = 0
 AF_BRIDGE = 7
@@ -35,7 +35,6 @@ _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
 _NLATTR = struct.Struct("=HH")
 _PORT_ATTRS = (IFLA_IFNAME, IFLA_PROTINFO)
-_BUFFER = bytearray(1 << 20)
 
 
 def _nested(data: bytes, wanted: tuple[int, ...]) -> dict[int, bytes]:
@@ -48,8 +47,7 @@ def _exchange(msg_type: int, flags: int, body: bytes) -> Iterator[bytes]:
         sock.bind((0, 0))
         sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), msg_type, flags, 1, 0) + body)
         while True:
-            size = sock.recv_into(_BUFFER)  # reused: a fresh 1 MiB per recv cost more
-            data = bytes(memoryview(_BUFFER)[:size])  # than the kernel's whole dump
+            data = receive(sock)
             offset = 0
             while offset + _NLMSGHDR.size <= len(data):
                 length, kind, _, _, _ = _NLMSGHDR.unpack_from(data, offset)

@@ -22,6 +22,8 @@ import socket
 import struct
 from collections.abc import Collection, Iterator
 
+from reconciler.kernel.rtnl import receive
+
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_CTNETLINK = 1
 IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_DELETE = 1, 2
@@ -72,7 +74,7 @@ class _Ctnetlink:
     def _replies(self, seq: int) -> Iterator[bytes]:
         """Bodies (after nfgenmsg) of the replies to `seq`, until DONE or the ACK."""
         while True:
-            data = self.sock.recv(1 << 20)
+            data = receive(self.sock)
             offset = 0
             while offset + _NLMSGHDR.size <= len(data):
                 length, kind, _, got, _ = _NLMSGHDR.unpack_from(data, offset)

@@ -63,6 +63,16 @@ _RECV_BUFFER = 1 << 20
 _buffers = threading.local()
 
 
+def receive(sock: socket.socket) -> bytes:
+    """The next datagram of a netlink socket, through this thread's reused buffer
+    (every netlink reader of cnm: rtnetlink, bridge ports, conntrack)."""
+    buffer: bytearray | None = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = bytearray(_RECV_BUFFER)
+    size = sock.recv_into(buffer)
+    return bytes(memoryview(buffer)[:size])
+
+
 @dataclass(frozen=True)
 class Link:
     index: int
@@ -103,15 +113,6 @@ class Route:
     oif: int | None
     gateway: str | None
     dst: str | None = None
-
-
-def _attributes(data: bytes, offset: int, end: int) -> Iterator[tuple[int, bytes]]:
-    while offset + 4 <= end:
-        length, kind = _NLATTR.unpack_from(data, offset)
-        if length < 4:
-            return
-        yield kind & 0x3FFF, data[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
 
 
 def pick_attributes(
@@ -168,7 +169,8 @@ def _parse_link(msg: bytes, offset: int) -> Link:
     kind = _text(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None
     mode = None
     if kind == "macvlan" and IFLA_INFO_DATA in info:
-        data = dict(_attributes(info[IFLA_INFO_DATA], 0, len(info[IFLA_INFO_DATA])))
+        data = pick_attributes(info[IFLA_INFO_DATA], 0, len(info[IFLA_INFO_DATA]),
+                               (IFLA_MACVLAN_MODE,))
         if IFLA_MACVLAN_MODE in data:
             number = _u32(data[IFLA_MACVLAN_MODE])
             mode = next((n for n, v in MACVLAN_MODES.items() if v == number), str(number))
@@ -250,13 +252,6 @@ class Rtnl:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _receive(self) -> bytes:
-        buffer: bytearray | None = getattr(_buffers, "buffer", None)
-        if buffer is None:
-            buffer = _buffers.buffer = bytearray(_RECV_BUFFER)
-        size = self._sock.recv_into(buffer)
-        return bytes(memoryview(buffer)[:size])
-
     def _dump(self, msg_type: int, body: bytes) -> Iterator[tuple[int, bytes, int]]:
         """Yield (message type, whole buffer, payload offset) of every dumped message."""
         yield from self._exchange(msg_type, NLM_F_REQUEST | NLM_F_DUMP, body)
@@ -272,7 +267,7 @@ class Rtnl:
         self._sock.send(header + body)
         single = not flags & NLM_F_DUMP and not flags & NLM_F_ACK
         while True:
-            data = self._receive()
+            data = receive(self._sock)
             offset = 0
             while offset + _NLMSGHDR.size <= len(data):
                 length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
