@@ -266,33 +266,23 @@ class LoadCache:
             objects += entry.objects
             for where, line in entry.field_lines.items():
                 field_lines.setdefault(where, line)
-        if problems:
-            raise ManifestError(problems)
-        manifests = Manifests.build(objects)
-        problems = validate(manifests, field_lines=field_lines)
-        if problems:
-            raise ManifestError(problems)
+        manifests = _validated(objects, field_lines, problems)
         self._last = (key, manifests)
         return manifests
 
     @staticmethod
     def _parse_file(file: str, stamp: tuple[int, ...] | None) -> _LoadedFile:
         problems: list[ManifestProblem] = []
-        objects: list[tuple[Manifest, ManifestSource]] = []
-        field_lines: dict[tuple[ResourceKey, str], int] = {}
         text = _read_file(file, problems)
         documents = _parse(text, _printable(file), problems) if text is not None else []
-        for document in documents:
-            obj = _to_object(document, problems)
-            if obj is None:
-                continue
-            objects.append((obj, document.source))
-            for path, line in document.lines.items():
-                field_lines.setdefault((obj.key, path), line)
+        objects, field_lines = _objects(documents, problems)
         return _LoadedFile(stamp or (), tuple(objects), field_lines, tuple(problems))
 
 
-def _finish(documents: list[_Document], problems: list[ManifestProblem]) -> Manifests:
+def _objects(
+    documents: list[_Document], problems: list[ManifestProblem]
+) -> tuple[list[tuple[Manifest, ManifestSource]], dict[tuple[ResourceKey, str], int]]:
+    """The model objects of `documents` (problems appended), with the line of each field."""
     objects: list[tuple[Manifest, ManifestSource]] = []
     field_lines: dict[tuple[ResourceKey, str], int] = {}
     for document in documents:
@@ -302,6 +292,15 @@ def _finish(documents: list[_Document], problems: list[ManifestProblem]) -> Mani
         objects.append((obj, document.source))
         for path, line in document.lines.items():
             field_lines.setdefault((obj.key, path), line)
+    return objects, field_lines
+
+
+def _validated(
+    objects: list[tuple[Manifest, ManifestSource]],
+    field_lines: dict[tuple[ResourceKey, str], int],
+    problems: list[ManifestProblem],
+) -> Manifests:
+    """The manifests of `objects`, unless they or the problems so far say otherwise."""
     if problems:
         raise ManifestError(problems)
     manifests = Manifests.build(objects)
@@ -309,6 +308,10 @@ def _finish(documents: list[_Document], problems: list[ManifestProblem]) -> Mani
     if problems:
         raise ManifestError(problems)
     return manifests
+
+
+def _finish(documents: list[_Document], problems: list[ManifestProblem]) -> Manifests:
+    return _validated(*_objects(documents, problems), problems)
 
 
 # --- reading files ---
