@@ -69,11 +69,18 @@ def compute_plan(
 def observe_set(set_name: str, session: KernelSession | None = None) -> State:
     """Observe one apply set (needs privileges); namespaces are read on every core."""
     require_privileges("observation")
+    return _observe_live(set_name, session)[1]
+
+
+def _observe_live(
+    set_name: str, session: KernelSession | None
+) -> tuple[LiveObservation, State]:
+    """A fresh live observation and its state; `session` learns the namespaces seen."""
     live = LiveObservation(set_name)
     state = live.state()
     if session is not None:
         session.netns_seen.update(live.identities)
-    return state
+    return live, state
 
 
 def plan_manifests(
@@ -178,9 +185,7 @@ def apply_planned(
     require_privileges("apply")
     start = time.monotonic()
     with apply_lock(lock_timeout, notify), KernelSession() as session:
-        live = LiveObservation(set_name)
-        observed = live.state()
-        session.netns_seen.update(live.identities)
+        live, observed = _observe_live(set_name, session)
         planned = planner(observed)
         debris = find_debris(session.rtnl(None))
         if planned.plan.empty:
