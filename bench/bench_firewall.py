@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -28,8 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-INSIDE = "CNM_BENCH_INSIDE"
+from common import REPO, is_inside, isolate, reenter_isolated, timed_cnm
 
 
 def manifests(ports: int, endpoints: int, first_port: int = 10000) -> str:
@@ -52,16 +50,6 @@ def manifests(ports: int, endpoints: int, first_port: int = 10000) -> str:
     return "---\n".join(docs)
 
 
-def timed(*args: str) -> float:
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "reconciler", *args],
-                            capture_output=True, text=True, cwd=REPO)
-    elapsed = time.perf_counter() - start
-    if result.returncode not in (0, 2):
-        raise SystemExit(f"cnm {' '.join(args)} failed:\n{result.stderr[-2000:]}")
-    return elapsed
-
-
 def nft_rules() -> int:
     out = subprocess.run(["nft", "-j", "list", "table", "inet", "cnm"], capture_output=True,
                          text=True, check=True).stdout
@@ -71,16 +59,16 @@ def nft_rules() -> int:
 def cli_round(ports: int, endpoints: int, directory: Path) -> dict[str, float]:
     directory.mkdir()
     (directory / "all.yaml").write_text(manifests(ports, endpoints))
-    results = {"apply": timed("apply", "-f", str(directory), "--yes")}
+    results = {"apply": timed_cnm("apply", "-f", str(directory), "--yes")}
     if nft_rules() < ports:
         raise SystemExit(f"apply left {nft_rules()} rules for {ports} ports")
-    results["noop_plan"] = timed("plan", "-f", str(directory))
+    results["noop_plan"] = timed_cnm("plan", "-f", str(directory))
     text = (directory / "all.yaml").read_text()
     (directory / "all.yaml").write_text(text.replace("hostPort: 10000}", "hostPort: 9999}", 1))
-    results["change_one_port"] = timed("apply", "-f", str(directory), "--yes")
+    results["change_one_port"] = timed_cnm("apply", "-f", str(directory), "--yes")
     subprocess.run(["nft", "delete", "table", "inet", "cnm"], check=True)
-    results["repair_deleted_table"] = timed("apply", "-f", str(directory), "--yes")
-    results["delete"] = timed("delete", "-f", str(directory), "--yes")
+    results["repair_deleted_table"] = timed_cnm("apply", "-f", str(directory), "--yes")
+    results["delete"] = timed_cnm("delete", "-f", str(directory), "--yes")
     return results
 
 
@@ -128,10 +116,7 @@ def in_process_round(ports: int, endpoints: int, per_rule: bool) -> dict[str, fl
 
 
 def inside(ports: int, endpoints: int, repeat: int, per_rule: bool) -> None:
-    for directory in ("/run/netns", "/etc/netns", "/run/cnm"):
-        os.makedirs(directory, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "cnm-bench", directory], check=True)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    isolate()
     work = Path(tempfile.mkdtemp(prefix="cnm-bench-fw-"))
     try:
         cli: dict[str, list[float]] = {}
@@ -162,14 +147,10 @@ def main() -> None:
     parser.add_argument("--per-rule", action="store_true",
                         help="also time one nft process per rule (slow), once")
     args = parser.parse_args()
-    if os.environ.get(INSIDE) == "1":
+    if is_inside():
         inside(args.ports, args.endpoints, args.repeat, args.per_rule)
         return
-    if os.geteuid() != 0:
-        raise SystemExit("bench: run as root (it creates namespaces)")
-    env = {**os.environ, INSIDE: "1"}
-    os.execvpe("unshare", ["unshare", "--net", "--mount", "--propagation", "private",
-                           sys.executable, *sys.argv], env)
+    reenter_isolated()
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+from common import EXTRA_PAIR, REPO, isolate, sandboxed_endpoints, timed, timed_cnm
+
 SCENARIOS = ("create", "observe", "add_one", "delete")
 SUBNET = ipaddress.IPv4Network("10.200.0.0/16")
 MARK_START, MARK_END = "<!-- bench-scale:start -->", "<!-- bench-scale:end -->"
@@ -39,52 +39,14 @@ MARK_START, MARK_END = "<!-- bench-scale:start -->", "<!-- bench-scale:end -->"
 # --- inside a throw-away namespace --------------------------------------------
 
 
-def _isolate() -> None:
-    for directory in ("/run/netns", "/etc/netns", "/run/cnm"):
-        os.makedirs(directory, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "cnm-bench", directory], check=True)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-
-
-def _manifests(n: int) -> str:
-    docs = [
-        "apiVersion: cnm/v1\nkind: Network\nmetadata: {name: bench}\n"
-        f"spec: {{ipam: [{{subnet: {SUBNET}}}]}}\n"
-    ]
-    for i in range(n):
-        docs.append(f"apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {{name: s{i:04d}}}\n")
-        docs.append(
-            f"apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {{name: e{i:04d}}}\n"
-            f"spec: {{network: bench, sandbox: s{i:04d}}}\n"
-        )
-    return "---\n".join(docs)
-
-
-def _run(command: list[str], stdin: str | None = None) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(command, input=stdin, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode not in (0, 2):
-        raise SystemExit(f"{' '.join(command[:4])} failed:\n{result.stderr[-2000:]}")
-    return elapsed
-
-
-def _cnm(*args: str) -> float:
-    return _run([sys.executable, "-m", "reconciler", *args])
-
-
 def run_cnm(n: int, work: Path) -> dict[str, float]:
-    (work / "all.yaml").write_text(_manifests(n))
-    times = {"create": _cnm("apply", "-f", str(work), "--yes")}
+    (work / "all.yaml").write_text(sandboxed_endpoints(n, str(SUBNET)))
+    times = {"create": timed_cnm("apply", "-f", str(work), "--yes")}
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    times["observe"] = _cnm("plan", "-f", str(work))
-    (work / "extra.yaml").write_text(
-        "apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {name: extra}\n---\n"
-        "apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {name: extra}\n"
-        "spec: {network: bench, sandbox: extra}\n"
-    )
-    times["add_one"] = _cnm("apply", "-f", str(work), "--yes")
-    times["delete"] = _cnm("delete", "-f", str(work), "--yes")
+    times["observe"] = timed_cnm("plan", "-f", str(work))
+    (work / "extra.yaml").write_text(EXTRA_PAIR)
+    times["add_one"] = timed_cnm("apply", "-f", str(work), "--yes")
+    times["delete"] = timed_cnm("delete", "-f", str(work), "--yes")
     times["peak_mb"] = peak_kib / 1024
     return times
 
@@ -101,22 +63,22 @@ def _expert_create(names: list[tuple[str, str, int]]) -> float:
     host += [f"link add {veth} type veth peer name eth0 netns {ns}" for ns, veth, _ in names]
     host += [f"link set {veth} master br0 up" for _, veth, _ in names]
     start = time.perf_counter()
-    _run(["ip", "-batch", "-"], "\n".join(host) + "\n")
+    timed(["ip", "-batch", "-"], "\n".join(host) + "\n")
     for ns, _, i in names:
         batch = (f"link set lo up\naddr add {_address(i)} dev eth0\nlink set eth0 up\n"
                  f"route add default via {SUBNET.network_address + 1}\n")
-        _run(["ip", "-n", ns, "-batch", "-"], batch)
+        timed(["ip", "-n", ns, "-batch", "-"], batch)
     return time.perf_counter() - start
 
 
 def _expert_observe(namespaces: list[str]) -> float:
     start = time.perf_counter()
-    _run(["ip", "-j", "-d", "link", "show"])
-    _run(["ip", "-j", "addr", "show"])
+    timed(["ip", "-j", "-d", "link", "show"])
+    timed(["ip", "-j", "addr", "show"])
     for ns in namespaces:
-        _run(["ip", "-n", ns, "-j", "-d", "link", "show"])
-        _run(["ip", "-n", ns, "-j", "addr", "show"])
-        _run(["ip", "-n", ns, "-j", "route", "show"])
+        timed(["ip", "-n", ns, "-j", "-d", "link", "show"])
+        timed(["ip", "-n", ns, "-j", "addr", "show"])
+        timed(["ip", "-n", ns, "-j", "route", "show"])
     return time.perf_counter() - start
 
 
@@ -127,7 +89,7 @@ def run_expert(n: int) -> dict[str, float]:
     times["add_one"] = _expert_create([("extra", "vextra", n)])
     start = time.perf_counter()
     batch = [f"netns del {ns}" for ns, _, _ in names] + ["netns del extra", "link del br0"]
-    _run(["ip", "-batch", "-"], "\n".join(batch) + "\n")
+    timed(["ip", "-batch", "-"], "\n".join(batch) + "\n")
     while any(name.startswith("v") for name in os.listdir("/sys/class/net")):
         time.sleep(0.005)  # the kernel destroys namespaces asynchronously: count until done
     times["delete"] = time.perf_counter() - start
@@ -135,7 +97,7 @@ def run_expert(n: int) -> dict[str, float]:
 
 
 def inside(tool: str, n: int) -> None:
-    _isolate()
+    isolate()
     with tempfile.TemporaryDirectory(prefix="cnm-scale-") as work:
         result = run_cnm(n, Path(work)) if tool == "cnm" else run_expert(n)
     print(json.dumps(result))

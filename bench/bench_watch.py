@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-INSIDE = "CNM_BENCH_INSIDE"
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, is_inside, isolate, reenter_isolated
+
 _SECONDS_RE = re.compile(r" in (\d+\.\d+) s$")
 
 
@@ -164,10 +164,7 @@ def _host_veth(sandbox: str) -> str:
 
 
 def inside(sizes: list[int], repeat: int, log: str | None) -> None:
-    for directory in ("/run/netns", "/etc/netns", "/run/cnm"):
-        os.makedirs(directory, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "cnm-bench", directory], check=True)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    isolate()
     work = Path(tempfile.mkdtemp(prefix="cnm-bench-watch-"))
     try:
         print(f"| N | scenario | actions | reconcile median s (min-max of {repeat}) "
@@ -189,14 +186,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--log", metavar="FILE", help="write the watcher's whole log here")
     args = parser.parse_args()
-    if os.environ.get(INSIDE) == "1":
+    if is_inside():
         inside(args.sizes, args.repeat, args.log)
         return
-    if os.geteuid() != 0:
-        raise SystemExit("bench: run as root (it creates namespaces)")
-    env = {**os.environ, INSIDE: "1"}
-    os.execvpe("unshare", ["unshare", "--net", "--mount", "--propagation", "private",
-                           sys.executable, *sys.argv], env)
+    reenter_isolated()
 
 
 if __name__ == "__main__":
