@@ -512,30 +512,33 @@ def test_without_nft_only_bridge_networks_need_it(tmp_path: Path) -> None:
     assert not [name for name in links() if name.startswith("br-")]  # the firewall step is first
 
 
+def _one_published_port(tmp_path: Path, subnet: str, host_port: int) -> Path:
+    """Manifests of network `web`, sandbox s1 and endpoint e1 publishing `host_port`."""
+    directory = tmp_path / "m"
+    write_manifests(directory, f"""\
+apiVersion: cnm/v1
+kind: Network
+metadata: {{name: web}}
+spec: {{ipam: [{{subnet: {subnet}}}]}}
+---
+apiVersion: cnm/v1
+kind: Sandbox
+metadata: {{name: s1}}
+---
+apiVersion: cnm/v1
+kind: Endpoint
+metadata: {{name: e1}}
+spec: {{network: web, sandbox: s1, ports: [{{containerPort: 80, hostPort: {host_port}}}]}}
+""")
+    return directory
+
+
 def test_hairpin_drift_is_shown_and_repaired_port_by_port(tmp_path: Path) -> None:
     """Hairpin mode on an endpoint's bridge port: set as desired, a change by hand shows
     in the plan and is put back; read independently with `bridge -d link`."""
     from reconciler.kernel import brport
 
-    directory = tmp_path / "m"
-    write_manifests(directory, """\
-apiVersion: cnm/v1
-kind: Network
-metadata: {name: web}
-spec: {ipam: [{subnet: 10.95.0.0/24}]}
----
-apiVersion: cnm/v1
-kind: Sandbox
-metadata: {name: s1}
----
-apiVersion: cnm/v1
-kind: Endpoint
-metadata: {name: e1}
-spec:
-  network: web
-  sandbox: s1
-  ports: [{containerPort: 80, hostPort: 8095}]
-""")
+    directory = _one_published_port(tmp_path, "10.95.0.0/24", 8095)
     assert cnm("apply", "-f", str(directory), "--yes").returncode == 0
     veth = next(name for name, link in links().items() if link.get("master") == "br-web")
 
@@ -560,22 +563,7 @@ def test_libnftables_in_process_and_the_nft_command_agree(tmp_path: Path) -> Non
     path (CNM_NFT) must read back the very same ruleset from what the library wrote."""
     from reconciler.kernel import nft
 
-    directory = tmp_path / "m"
-    write_manifests(directory, """\
-apiVersion: cnm/v1
-kind: Network
-metadata: {name: web}
-spec: {ipam: [{subnet: 10.96.0.0/24}]}
----
-apiVersion: cnm/v1
-kind: Sandbox
-metadata: {name: s1}
----
-apiVersion: cnm/v1
-kind: Endpoint
-metadata: {name: e1}
-spec: {network: web, sandbox: s1, ports: [{containerPort: 80, hostPort: 8096}]}
-""")
+    directory = _one_published_port(tmp_path, "10.96.0.0/24", 8096)
     assert nft._library() is not None, "libnftables.so.1 comes with the nftables package"
     assert cnm("apply", "-f", str(directory), "--yes").returncode == 0
     in_process = nft.read_ruleset()
