@@ -124,15 +124,21 @@ def _owned_netns(ctx: ApplyContext, name: str, owner: Owner) -> bool:
     """True if netns `name` exists and is this sandbox's; refuse if it is someone else's."""
     if not netns.is_netns(netns.netns_path(name)):
         return False
-    seen = ctx.session.netns_seen.get(name)
-    if seen is not None and seen == (netns.identity(name), owner.marker()):
-        return True  # the very namespace this apply observed as ours
+    if _seen_as_ours(ctx, name, owner):
+        return True
     loopback = _loopback(ctx.session.rtnl(name))
     if loopback.alias != owner.marker():
         raise ConflictError(
             f"{owner.key}: netns {name} exists and is not owned by it ({loopback.alias!r})"
         )
     return True
+
+
+def _seen_as_ours(ctx: ApplyContext, name: str, owner: Owner) -> bool:
+    """True when this apply observed netns `name` labelled as `owner`'s, and it is still
+    that very namespace (under the apply lock, nobody else of cnm relabels it)."""
+    seen = ctx.session.netns_seen.get(name)
+    return seen is not None and seen == (netns.identity(name), owner.marker())
 
 
 def _loopback(rtnl: Rtnl) -> Link:
@@ -160,7 +166,7 @@ def update_sandbox(ctx: ApplyContext, resource: Resource) -> None:
     observed = ctx.observed.get(resource.key)
     known_good = (
         observed is not None and observed.get("lo_up") is True
-        and ctx.session.netns_seen.get(name) == (netns.identity(name), resource.owner.marker())
+        and _seen_as_ours(ctx, name, resource.owner)
     )
     if not known_good:
         rtnl = ctx.session.rtnl(name)

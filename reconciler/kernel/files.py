@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from reconciler.kernel.netns import NETNS_ETC_DIR
 
@@ -18,18 +17,20 @@ MANAGED_FILES: Mapping[str, str] = {
 _MAX_FILE = 1 << 20
 
 
-def sandbox_dir(netns_name: str) -> Path:
-    return NETNS_ETC_DIR / netns_name
+def sandbox_dir(netns_name: str) -> str:
+    """/etc/netns/<netns>, as a string: these paths are built for every sandbox of a
+    big host, and `pathlib` costs several times the system calls they lead to."""
+    return f"{NETNS_ETC_DIR}/{netns_name}"
 
 
 def read_files(netns_name: str) -> dict[str, str | None]:
     """Current contents of the managed files (None when absent).
 
     Plain descriptors and string paths: observation reads these for every
-    sandbox, and `open()` with a `Path` costs several times the system calls.
+    sandbox.
     """
     result: dict[str, str | None] = {}
-    directory = f"{NETNS_ETC_DIR}/{netns_name}/"
+    directory = sandbox_dir(netns_name) + "/"
     for attr, filename in MANAGED_FILES.items():
         try:
             fd = os.open(directory + filename, os.O_RDONLY | os.O_CLOEXEC)
@@ -49,7 +50,7 @@ def write_files(netns_name: str, wanted: Mapping[str, object]) -> None:
 
     A file that already has the wanted content is left alone.
     """
-    directory = f"{NETNS_ETC_DIR}/{netns_name}"
+    directory = sandbox_dir(netns_name)
     current = read_files(netns_name)
     for attr, filename in MANAGED_FILES.items():
         if attr not in wanted or wanted[attr] == current[attr]:
@@ -74,7 +75,7 @@ def write_files(netns_name: str, wanted: Mapping[str, object]) -> None:
 
 def remove_files(netns_name: str) -> None:
     """Remove the managed files, then the directory if nothing else is in it."""
-    directory = f"{NETNS_ETC_DIR}/{netns_name}"
+    directory = sandbox_dir(netns_name)
     for filename in MANAGED_FILES.values():
         for path in (f"{directory}/{filename}", f"{directory}/.{filename}.cnm-tmp"):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):

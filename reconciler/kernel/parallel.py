@@ -56,9 +56,8 @@ def with_files_read(fragment: _Observation, name: str) -> _Observation:
     if len(sandboxes) != 1:
         return fragment
     sandbox = sandboxes[0]
-    attrs = {**sandbox.attrs, **files.read_files(name)}
     return replace(fragment, resources={**fragment.resources,
-                                        sandbox.key: replace(sandbox, attrs=attrs)})
+                                        sandbox.key: sandbox.extended(files.read_files(name))})
 
 
 def _read_all(set_name: str, names: Iterable[str], *, with_files: bool = True) -> Reads:
