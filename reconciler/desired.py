@@ -186,7 +186,7 @@ def _sandbox_attrs(sandbox: Sandbox, own: Sequence[str], peers: str) -> dict[str
         "netns": sandbox.netns_name,
         "lo_up": True,
         "files.hostname": hostname_file(sandbox),
-        "files.hosts": hosts_file(sandbox, list(own), peers),
+        "files.hosts": hosts_file(sandbox, own, peers),
         "files.resolv.conf": resolv_conf_file(sandbox),
     }
 

@@ -41,7 +41,7 @@ from pydantic import (
 
 from reconciler import naming
 from reconciler.errors import ManifestProblem
-from reconciler.state import ResourceKey
+from reconciler.state import ResourceKey, item_order
 
 API_VERSION: Literal["cnm/v1"] = "cnm/v1"
 SUPPORTED_DRIVERS = ("bridge", "macvlan", "null", "host")
@@ -396,7 +396,7 @@ class Manifests:
         object.__setattr__(self, "sandboxes", _sorted_view(self.sandboxes))
         object.__setattr__(self, "endpoints", _sorted_view(self.endpoints))
         object.__setattr__(self, "sources", MappingProxyType(dict(sorted(
-            self.sources.items(), key=lambda item: (item[0].kind, item[0].name)))))
+            self.sources.items(), key=item_order))))
 
     @classmethod
     def build(cls, objects: Sequence[tuple[Manifest, ManifestSource]]) -> Manifests:

@@ -170,7 +170,8 @@ def _thaw(value: AttrValue) -> object:
     return value
 
 
-def _item_order(item: tuple[ResourceKey, Resource]) -> tuple[str, str]:
+def item_order(item: tuple[ResourceKey, object]) -> tuple[str, str]:
+    """Sort key of a (ResourceKey, value) pair: `key_order` of its key."""
     return (item[0].kind, item[0].name)
 
 
@@ -198,7 +199,7 @@ class State:
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "resources",
-            MappingProxyType(dict(sorted(self.resources.items(), key=_item_order))),
+            MappingProxyType(dict(sorted(self.resources.items(), key=item_order))),
         )
         object.__setattr__(self, "occupied", MappingProxyType(dict(sorted(self.occupied.items()))))
 
