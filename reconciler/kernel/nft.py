@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 from reconciler import firewall
 from reconciler.errors import KernelError
@@ -135,7 +134,7 @@ def _outcome(status: int, out: str, err: str, what: str) -> str | None:
 
 
 def read_ruleset() -> firewall.Ruleset:
-    """cnm's tables as the kernel shows them now (read-only; both listed concurrently).
+    """cnm's tables as the kernel shows them now (read-only).
 
     Without `nft` installed there is nothing cnm could have written: an empty
     ruleset, so that sets without bridge networks need no nftables at all (an
@@ -144,30 +143,30 @@ def read_ruleset() -> firewall.Ruleset:
     if not installed():
         return firewall.Ruleset()
     library = _library()
-    if library is not None:
-        found: list[dict[str, Any]] = []
-        for family in firewall.FAMILIES:
-            what = f"list table {family} {firewall.TABLE}"
-            out = _outcome(*library.run(what), what)
-            if out:
-                found += json.loads(out).get("nftables", [])
-        return firewall.Ruleset.from_nft(found)
-    running = [
-        (family, _spawn(["-j", "list", "table", family, firewall.TABLE], None))
-        for family in firewall.FAMILIES
-    ]
-    objects: list[dict[str, Any]] = []
+    listings = _list_in_process(library) if library is not None else _list_by_processes()
+    return firewall.Ruleset.from_nft(
+        [item for out in listings if out for item in json.loads(out).get("nftables", [])]
+    )
+
+
+def _list_commands() -> list[str]:
+    return [f"list table {family} {firewall.TABLE}" for family in firewall.FAMILIES]
+
+
+def _list_in_process(library: _Library) -> list[str | None]:
+    return [_outcome(*library.run(what), what) for what in _list_commands()]
+
+
+def _list_by_processes() -> list[str | None]:
+    """The listings of cnm's tables, the `nft` processes running concurrently."""
+    running = [(what, _spawn(["-j", *what.split()], None)) for what in _list_commands()]
     try:
-        for family, process in running:
-            out = _finish(process, None, f"list table {family} {firewall.TABLE}")
-            if out:
-                objects += json.loads(out).get("nftables", [])
+        return [_finish(process, None, what) for what, process in running]
     finally:
         for _, process in running:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    return firewall.Ruleset.from_nft(objects)
 
 
 def run_transaction(tx: firewall.Transaction) -> None:
