@@ -203,7 +203,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         _say(f"Saved this plan to {args.out}; `cnm apply {args.out}` applies exactly it, "
              "and refuses if the kernel changes before.")
     if not args.observed:
-        _note_debris()
+        _note_debris(planned.observed)
     if args.detailed_exitcode and not planned.plan.empty:
         return EXIT_CHANGES
     return EXIT_OK
@@ -300,8 +300,8 @@ def cmd_apply_saved(args: argparse.Namespace) -> int:
     return _report(result, args.output)
 
 
-def _note_debris() -> None:
-    debris = engine.pending_debris()
+def _note_debris(observed: State) -> None:
+    debris = engine.pending_debris(observed)
     if debris:
         _say(engine.debris_note(debris))
 

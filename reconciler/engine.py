@@ -187,15 +187,18 @@ def apply_planned(
     with apply_lock(lock_timeout, notify), KernelSession() as session:
         live, observed = _observe_live(set_name, session)
         planned = planner(observed)
-        debris = find_debris(session.rtnl(None))
+        # Under the lock no cnm run can leave new debris: what is found now is all there is.
+        debris = find_debris(session.rtnl(None)) if _has_orphans(observed) else []
         if planned.plan.empty:
-            clear_debris(session, notify)
+            if debris:
+                clear_debris(session, notify)
             return ApplyResult(planned, time.monotonic() - start)
         if debris:
             _tell(notify, debris_note(debris))
         if confirm is not None and not confirm(planned):
             return planned
-        clear_debris(session, notify)
+        if debris:
+            clear_debris(session, notify)
         execute_verified(
             planned, planner if manifests is not None else None, session, progress=progress,
             notify=notify, rollback=rollback, confirm_seconds=confirm_seconds, live=live,
@@ -218,12 +221,18 @@ def debris_note(debris: Sequence[object]) -> str:
             "by an interrupted cnm run.")
 
 
-def pending_debris(session: KernelSession | None = None) -> list[str]:
+def pending_debris(observed: State) -> list[str]:
     """What the next apply would remove as debris (read-only; for `cnm plan`)."""
-    if session is not None:
-        return [str(d) for d in find_debris(session.rtnl(None))]
+    if not _has_orphans(observed):
+        return []
     with KernelSession() as own:
         return [str(d) for d in find_debris(own.rtnl(None))]
+
+
+def _has_orphans(observed: State) -> bool:
+    """Debris is always among the links observation saw with cnm's group and no label:
+    without any, the host need not be listed again to look for it."""
+    return any(name.startswith("link:") for name in observed.orphans)
 
 
 def _tell(say: Progress | None, text: str) -> None:
