@@ -10,8 +10,9 @@ real `cnm watch` and times, R times each:
   add     one new file: a network, a sandbox and an endpoint of their own (3 creates)
   remove  that file removed again (3 deletes)
   drift   a host veth deleted by hand (1 create, found through netlink events)
-  shared  (once) one more endpoint on the big network: every sandbox's hosts file
-          lists it, so the plan has N+2 actions
+  shared  one more endpoint (in a sandbox of its own) on the big network: every
+          sandbox's hosts file lists it, so the plan has N+2 actions; then its
+          file removed again (N+2 actions too)
 
 "reconcile" is the time the watcher reports in its log line (load, plan, apply,
 verify); "end to end" runs from the file write (or the `ip link del`) to that
@@ -140,8 +141,11 @@ def run_size(n: int, repeat: int, work: Path, log: str | None
             record("drift: host veth deleted by hand", 1, measure(
                 watch, lambda veth=veth: subprocess.run(["ip", "link", "del", veth], check=True),
                 f"+Endpoint/e{r:04d}"))
-        record(f"shared: +1 endpoint on the {n}-endpoint network", n + 2, measure(
-            watch, lambda: (directory / "more.yaml").write_text(pair(n)), f"+Endpoint/e{n:04d}"))
+            more = directory / "more.yaml"
+            record(f"shared: +1 endpoint on the {n}-endpoint network", n + 2, measure(
+                watch, lambda more=more: more.write_text(pair(n)), f"+Endpoint/e{n:04d}"))
+            record("shared: that endpoint removed again", n + 2, measure(
+                watch, more.unlink, f"-Endpoint/e{n:04d}"))
     finally:
         watch.stop()
         if log:

@@ -40,10 +40,15 @@ def reenter_isolated() -> None:
 
 
 def isolate() -> None:
-    """Private tmpfs over /run/netns, /etc/netns and /run/cnm; `lo` up."""
+    """Private tmpfs over /run/netns, /etc/netns and /run/cnm; `lo` up.
+
+    sysfs is mounted again too: /sys/class/net lists the links of the namespace
+    that mounted it, so without a fresh one it shows the machine's own.
+    """
     for directory in ("/run/netns", "/etc/netns", "/run/cnm"):
         os.makedirs(directory, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "cnm-bench", directory], check=True)
+    subprocess.run(["mount", "-t", "sysfs", "cnm-bench", "/sys"], check=True)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
