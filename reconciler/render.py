@@ -65,20 +65,86 @@ def _is_text_block(value: AttrValue) -> bool:
 
 
 def _text_change(old: AttrValue, new: AttrValue) -> str:
-    old_lines = old.splitlines() if isinstance(old, str) else []
-    new_lines = new.splitlines() if isinstance(new, str) else []
-    if old is None:
-        return f"write ({len(new_lines)} lines)"
-    if new is None:
+    """`rewrite (+A -R lines)`: A lines of the new text appear nowhere in the old, R the
+    reverse (so a line that only moved counts in neither)."""
+    if not isinstance(old, str):
+        return f"write ({len(new.splitlines()) if isinstance(new, str) else 0} lines)"
+    if not isinstance(new, str):
         return "remove"
+    added, removed = _changed_line_counts(old, new)
+    return f"rewrite (+{added} -{removed} lines)"
+
+
+#: Line breaks other than "\n" that str.splitlines() also splits on (ASCII, then not).
+_OTHER_ASCII_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e"
+_OTHER_BREAKS = "\x85\u2028\u2029"
+#: Up to this many lines between the common head and tail, each is looked up in the
+#: other text directly; more, and both texts are turned into sets of lines.
+_FEW_LINES = 64
+
+
+def _changed_line_counts(old: str, new: str) -> tuple[int, int]:
+    """(lines of `new` not in `old`, lines of `old` not in `new`), as line sets would say.
+
+    A hosts file of a big network has a line per peer, and one peer more changes
+    it in every sandbox: the lines the two texts share at the start and at the
+    end are skipped with string comparisons, and only the few lines in between
+    are looked up, instead of splitting both texts into lines per sandbox.
+    """
+    if old and new and _only_newlines(old) and _only_newlines(new):
+        head = _common_head(old, new)
+        tail = _common_tail(old[head:], new[head:])
+        old_middle = old[head:len(old) - tail].splitlines()
+        new_middle = new[head:len(new) - tail].splitlines()
+        if len(old_middle) + len(new_middle) <= _FEW_LINES:
+            return (sum(1 for line in new_middle if not _has_line(old, line)),
+                    sum(1 for line in old_middle if not _has_line(new, line)))
+    old_lines, new_lines = old.splitlines(), new.splitlines()
     old_set, new_set = set(old_lines), set(new_lines)
     if len(old_set) == len(old_lines) and len(new_set) == len(new_lines):
-        # no repeated line: set arithmetic gives the same counts, without a Python loop
-        # per line (a hosts file of a big network has a line per peer, in every sandbox)
-        return f"rewrite (+{len(new_set - old_set)} -{len(old_set - new_set)} lines)"
-    added = sum(1 for line in new_lines if line not in old_set)
-    removed = sum(1 for line in old_lines if line not in new_set)
-    return f"rewrite (+{added} -{removed} lines)"
+        return len(new_set - old_set), len(old_set - new_set)  # no repeated line
+    return (sum(1 for line in new_lines if line not in old_set),
+            sum(1 for line in old_lines if line not in new_set))
+
+
+def _only_newlines(text: str) -> bool:
+    """No line break but "\n" (one substring search per character: a character class
+    regex scans several times slower)."""
+    return not any(c in text for c in _OTHER_ASCII_BREAKS) and (
+        text.isascii() or not any(c in text for c in _OTHER_BREAKS))
+
+
+def _common_head(a: str, b: str) -> int:
+    """Length of the longest run of whole lines ("\n"-ended) both texts start with."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:  # longest common prefix, by halving: slices compare in C
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return a.rfind("\n", 0, low) + 1
+
+
+def _common_tail(a: str, b: str) -> int:
+    """Length of a run of whole lines both texts end with (maybe one line short)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[len(a) - middle:] == b[len(b) - middle:]:
+            low = middle
+        else:
+            high = middle - 1
+    # The common end may begin inside a line: it is cut to start after the first line
+    # end in it, which both texts share, so it begins at a line start in both.
+    start = len(a) - low
+    line_end = a.find("\n", start)
+    return 0 if line_end < 0 else len(a) - (line_end + 1)
+
+
+def _has_line(text: str, line: str) -> bool:
+    """`line in text.splitlines()` for a text without other line breaks than "\n"."""
+    return f"\n{line}\n" in f"\n{text}" + ("" if text.endswith("\n") else "\n")
 
 
 def describe(resource: Resource) -> str:

@@ -177,7 +177,9 @@ def update_sandbox(ctx: ApplyContext, resource: Resource) -> None:
         loopback = _loopback(rtnl)
         if loopback.alias != resource.owner.marker() or not loopback.up:
             rtnl.set_link(LOOPBACK_INDEX, alias=resource.owner.marker(), up=True)
-    files.write_files(name, dict(resource.attrs))
+    # The files as observed, when this apply saw this very namespace as this sandbox's.
+    seen = observed.attrs if known_good and observed is not None else None
+    files.write_files(name, resource.attrs, seen)
 
 
 def delete_sandbox(ctx: ApplyContext, resource: Resource) -> None:

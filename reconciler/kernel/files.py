@@ -45,15 +45,21 @@ def read_files(netns_name: str) -> dict[str, str | None]:
     return result
 
 
-def write_files(netns_name: str, wanted: Mapping[str, object]) -> None:
+def write_files(
+    netns_name: str, wanted: Mapping[str, object], current: Mapping[str, object] | None = None
+) -> None:
     """Make the managed files match `wanted` (attr -> content or None), atomically per file.
 
-    A file that already has the wanted content is left alone.
+    A file that already has the wanted content is left alone. `current`: the
+    contents as this apply observed them (under its lock), so that a peer joining
+    a big network does not read every sandbox's files once more; without, they
+    are read now.
     """
     directory = sandbox_dir(netns_name)
-    current = read_files(netns_name)
+    if current is None:
+        current = read_files(netns_name)
     for attr, filename in MANAGED_FILES.items():
-        if attr not in wanted or wanted[attr] == current[attr]:
+        if attr not in wanted or wanted[attr] == current.get(attr):
             continue
         content = wanted[attr]
         target = f"{directory}/{filename}"
@@ -61,9 +67,13 @@ def write_files(netns_name: str, wanted: Mapping[str, object]) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
             continue
-        os.makedirs(directory, exist_ok=True)
         temporary = f"{directory}/.{filename}.cnm-tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        try:
+            fd = os.open(temporary, flags, 0o644)
+        except FileNotFoundError:  # the directory is missing
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(temporary, flags, 0o644)
         try:
             data = str(content).encode("utf-8")
             while data:
