@@ -145,7 +145,7 @@ def run_size(n: int, repeat: int, work: Path, log: str | None
             record(f"shared: +1 endpoint on the {n}-endpoint network", n + 2, measure(
                 watch, lambda more=more: more.write_text(pair(n)), f"+Endpoint/e{n:04d}"))
             record("shared: that endpoint removed again", n + 2, measure(
-                watch, more.unlink, f"-Endpoint/e{n:04d}"))
+                watch, more.unlink, f"{n} updated, 2 deleted"))
     finally:
         watch.stop()
         if log:

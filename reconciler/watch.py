@@ -296,8 +296,8 @@ class Watcher:
                 elif kind == "run":
                     self.live.mark_netns_list()
                     self.pending.kernel.add("/run/netns")
-                elif parts:
-                    self.live.mark(parts[0])
+                elif parts:  # only the sandbox's files: its links did not change
+                    self.live.mark_files(parts[0])
                     self.pending.kernel.add(f"/etc/netns/{parts[0]}")
                 return
         file = self._manifest_file(change, path)
