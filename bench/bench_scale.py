@@ -55,7 +55,7 @@ def _address(i: int) -> str:
     return f"{SUBNET.network_address + 2 + i}/{SUBNET.prefixlen}"
 
 
-def _expert_create(names: list[tuple[str, str, int]]) -> float:
+def expert_create(names: list[tuple[str, str, int]]) -> float:
     gateway = f"{SUBNET.network_address + 1}/{SUBNET.prefixlen}"
     host = [f"netns add {ns}" for ns, _, _ in names]
     if not any(ns == "extra" for ns, _, _ in names):
@@ -84,9 +84,9 @@ def _expert_observe(namespaces: list[str]) -> float:
 
 def run_expert(n: int) -> dict[str, float]:
     names = [(f"s{i:04d}", f"v{i:04d}", i) for i in range(n)]
-    times = {"create": _expert_create(names)}
+    times = {"create": expert_create(names)}
     times["observe"] = _expert_observe([ns for ns, _, _ in names])
-    times["add_one"] = _expert_create([("extra", "vextra", n)])
+    times["add_one"] = expert_create([("extra", "vextra", n)])
     start = time.perf_counter()
     batch = [f"netns del {ns}" for ns, _, _ in names] + ["netns del extra", "link del br0"]
     timed(["ip", "-batch", "-"], "\n".join(batch) + "\n")

@@ -16,12 +16,7 @@ from reconciler import faults
 from reconciler.confirm import Interrupts, Outcome, wait_for_confirmation
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError, VerifyError
-from reconciler.kernel.apply import (
-    ApplyContext,
-    release_namespaces,
-    run_step,
-    settle_teardown,
-)
+from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
 from reconciler.kernel.debris import find_debris, remove_debris
 from reconciler.kernel.firewall_steps import run_own_step
 from reconciler.kernel.live import LiveObservation
@@ -129,21 +124,16 @@ def execute(
     steps = planned.plan.steps()
     acted_on = {a.key.name for a in planned.plan.actions
                 if a.key.kind == "Endpoint" and a.verb != "delete"}
-    try:
-        for number, step in enumerate(steps, 1):
-            if step.verb != "delete":
-                settle_teardown(ctx)
-            elif step.action.key.kind != "Sandbox":
-                release_namespaces(ctx)  # the sandbox deletes are over: tear down in one batch
-            if progress is not None:
-                progress(f"[{number}/{len(steps)}] {step.verb} {step.action.key}")
-            if faults.skip_step(number):
-                continue
-            if not run_own_step(step, planned.desired, progress, acted_on):
-                run_step(ctx, step)
-            faults.point(f"after step {number}/{len(steps)}: {step.verb} {step.action.key}")
-    finally:  # a failed step must not keep removed namespaces alive through the rollback
-        release_namespaces(ctx)
+    for number, step in enumerate(steps, 1):
+        if step.verb != "delete":
+            settle_teardown(ctx)
+        if progress is not None:
+            progress(f"[{number}/{len(steps)}] {step.verb} {step.action.key}")
+        if faults.skip_step(number):
+            continue
+        if not run_own_step(step, planned.desired, progress, acted_on):
+            run_step(ctx, step)
+        faults.point(f"after step {number}/{len(steps)}: {step.verb} {step.action.key}")
     settle_teardown(ctx)
 
 

@@ -37,15 +37,13 @@ BRIDGE_PORTS = "BridgePorts"
 
 #: Execution order. The firewall goes first, so deletes remove rules before the
 #: links they name, and isolation rules exist before a new bridge comes up. Then
-#: deletes (endpoints before the sandboxes and networks they sit in), then creates
-#: and updates (namespaces, bridges, then veths). Sandboxes go before networks:
-#: the veths of their endpoints leave the bridge in the kernel's teardown of the
-#: namespaces, and the bridge, deleted after, has no ports left to take off one by one.
+#: deletes (endpoints before the networks and sandboxes they sit in), then creates
+#: and updates (namespaces, bridges, then veths).
 PHASES: tuple[tuple[StepVerb, str], ...] = (
     ("update", FIREWALL),
     ("delete", "Endpoint"),
-    ("delete", "Sandbox"),
     ("delete", "Network"),
+    ("delete", "Sandbox"),
     ("create", "Sandbox"),
     ("update", "Sandbox"),
     ("create", "Network"),

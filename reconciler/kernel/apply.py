@@ -9,7 +9,6 @@ same netlink message (the crash-safe part of the marker), then labelled.
 from __future__ import annotations
 
 import errno
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,9 +42,6 @@ class ApplyContext:
     observed: State
     #: veth host ends whose namespace was removed: the kernel deletes them soon.
     dying: list[tuple[str, Owner]] = field(default_factory=list)
-    #: descriptors keeping removed namespaces alive until the delete phase ends
-    #: (see netns.detach_netns); settle_teardown lets them go
-    held: list[int] = field(default_factory=list)
     #: bridge ifindex per network name, filled on first use
     bridges: dict[str, int] = field(default_factory=dict)
     #: netns names this plan removes (their endpoints go with them)
@@ -190,7 +186,7 @@ def delete_sandbox(ctx: ApplyContext, resource: Resource) -> None:
         files.remove_files(name)
         faults.point(f"{resource.key}: files removed, netns not yet")
         ctx.session.forget(name)
-        ctx.held.append(netns.detach_netns(name))
+        netns.remove_netns(name)
         ctx.dying.extend(
             (str(r.get("veth")), r.owner)
             for r in ctx.endpoints_in(resource.key.name)
@@ -207,7 +203,6 @@ def settle_teardown(ctx: ApplyContext) -> None:
     for all of them after the delete phases costs one teardown, not one per
     sandbox. A host end still there after the grace period is deleted.
     """
-    release_namespaces(ctx)
     host = ctx.session.rtnl(None)
     deadline = time.monotonic() + NETNS_TEARDOWN_GRACE
     for veth, owner in ctx.dying:
@@ -217,12 +212,6 @@ def settle_teardown(ctx: ApplyContext) -> None:
         if link is not None:
             host.delete_link(link.index)
     ctx.dying.clear()
-
-
-def release_namespaces(ctx: ApplyContext) -> None:
-    """Let the namespaces this apply removed go: the kernel tears them down together."""
-    while ctx.held:
-        os.close(ctx.held.pop())
 
 
 # --- Network (bridge) ----------------------------------------------------------

@@ -29,3 +29,15 @@ def test_scale_benchmark_runs_both_tools_at_small_size() -> None:
             if line.startswith(("| 2 |", "| 3 |"))]
     assert rows == ["create", "observe", "add_one", "delete"] * 2
     assert "Peak memory of `cnm apply`" in result.stdout
+
+
+def test_delete_floor_benchmark_runs_both_removals_at_small_size() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_delete_floor.py"), "--sizes", "3",
+         "--repeat", "1"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|")[2].strip() for line in result.stdout.splitlines()
+            if line.startswith("| 3 |")]
+    assert rows == ["one by one", "held"]

@@ -100,34 +100,3 @@ def test_a_failed_worker_costs_time_not_correctness(tmp_path: Path) -> None:
     assert sorted(reads) == names
     assert {n: r[0] for n, r in reads.items() if isinstance(r, tuple)} \
         == {n: r[0] for n, r in single.items() if isinstance(r, tuple)}
-
-
-def test_deleting_many_sandboxes_in_process_leaves_nothing_open(tmp_path: Path) -> None:
-    """Removed namespaces are held open only while the sandbox deletes run (so the
-    kernel tears them down in one batch); the apply's process keeps none of them."""
-    from reconciler import engine
-
-    directory = tmp_path / "m"
-    write_manifests(directory, _manifests(SANDBOXES))
-    assert cnm("apply", "-f", str(directory), "--yes").returncode == 0
-    manifests = engine.load_manifests([str(directory)])
-    assert _open_namespaces() == []
-    engine.apply_planned(
-        None, lambda observed: engine.deletion_plan(manifests, observed), "default")
-    assert _open_namespaces() == []
-    assert ip_json("netns", "list") == []
-    assert [link["ifname"] for link in ip_json("link")] == ["lo"]
-    assert cnm("plan", "-f", str(directory), "--detailed-exitcode").returncode == 2
-
-
-def _open_namespaces() -> list[int]:
-    """Descriptors of namespaces this process holds open (files on the nsfs device)."""
-    nsfs = os.stat("/proc/self/ns/net").st_dev
-    held = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.stat(int(fd)).st_dev == nsfs:
-                held.append(int(fd))
-        except OSError:  # the descriptor listdir itself used
-            continue
-    return held

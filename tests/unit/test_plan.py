@@ -30,11 +30,10 @@ def test_every_verb_kind_pair_has_a_phase() -> None:
     assert len(PHASES) == len(set(PHASES))
 
 
-def test_endpoints_go_first_and_sandboxes_before_networks() -> None:
-    """Sandboxes before networks: the namespaces' teardown takes the veths off the bridge."""
+def test_deletes_run_in_reverse_of_creates() -> None:
     creates = [kind for verb, kind in PHASES if verb == "create"]
     deletes = [kind for verb, kind in PHASES if verb == "delete"]
-    assert deletes == ["Endpoint", "Sandbox", "Network"]
+    assert deletes == ["Endpoint", "Network", "Sandbox"]
     assert creates.index("Endpoint") > creates.index("Network")
     assert creates.index("Endpoint") > creates.index("Sandbox")
 
