@@ -41,3 +41,15 @@ def test_delete_floor_benchmark_runs_both_removals_at_small_size() -> None:
     rows = [line.split("|")[2].strip() for line in result.stdout.splitlines()
             if line.startswith("| 3 |")]
     assert rows == ["one by one", "held"]
+
+
+def test_phases_benchmark_runs_every_scenario_at_small_size() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_phases.py"), "--size", "3", "--repeat", "1"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|")[2:4] for line in result.stdout.splitlines()
+            if line.startswith("| 3 |")]
+    assert [(name.strip(), actions.strip()) for name, actions in rows] == [
+        ("noop", "0"), ("add-shared", "5"), ("add-own", "3"), ("delete", "7")]
