@@ -17,7 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import EXTRA_PAIR, is_inside, isolate, reenter_isolated, sandboxed_endpoints, timed_cnm
+from common import EXTRA_PAIR, isolate, run_isolated, sandboxed_endpoints, timed_cnm
 
 
 def run_size(n: int, work: Path) -> dict[str, float]:
@@ -60,10 +60,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    if is_inside():
-        inside(args.sizes, args.repeat)
-        return
-    reenter_isolated()
+    run_isolated(lambda: inside(args.sizes, args.repeat))
 
 
 if __name__ == "__main__":

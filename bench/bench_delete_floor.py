@@ -29,7 +29,7 @@ import sys
 import time
 
 from bench_scale import expert_create
-from common import REPO, is_inside, isolate, reenter_isolated, timed
+from common import REPO, isolate, run_isolated, timed
 
 sys.path.insert(0, str(REPO))
 from reconciler.kernel import netns  # noqa: E402  (the repository, as bench_scale runs it)
@@ -87,10 +87,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    if is_inside():
-        inside(args.sizes, args.repeat)
-        return
-    reenter_isolated()
+    run_isolated(lambda: inside(args.sizes, args.repeat))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import REPO, is_inside, isolate, reenter_isolated, timed_cnm
+from common import REPO, isolate, run_isolated, timed_cnm
 
 
 def manifests(ports: int, endpoints: int, first_port: int = 10000) -> str:
@@ -147,10 +147,7 @@ def main() -> None:
     parser.add_argument("--per-rule", action="store_true",
                         help="also time one nft process per rule (slow), once")
     args = parser.parse_args()
-    if is_inside():
-        inside(args.ports, args.endpoints, args.repeat, args.per_rule)
-        return
-    reenter_isolated()
+    run_isolated(lambda: inside(args.ports, args.endpoints, args.repeat, args.per_rule))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import EXTRA_PAIR, REPO, is_inside, isolate, reenter_isolated, sandboxed_endpoints
+from common import EXTRA_PAIR, REPO, isolate, run_isolated, sandboxed_endpoints
 
 SCENARIOS = ("noop", "add-shared", "add-own", "delete")
 PHASES = ("import", "load", "observe", "plan", "render", "execute", "verify")
@@ -134,10 +134,7 @@ def main() -> None:
     if args.phases_of:
         print(json.dumps(phases(*args.phases_of)))
         return
-    if is_inside():
-        inside(args.size, args.repeat)
-        return
-    reenter_isolated()
+    run_isolated(lambda: inside(args.size, args.repeat))
 
 
 if __name__ == "__main__":

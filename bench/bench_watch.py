@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import REPO, is_inside, isolate, reenter_isolated
+from common import REPO, isolate, run_isolated
 
 _SECONDS_RE = re.compile(r" in (\d+\.\d+) s$")
 
@@ -190,10 +190,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--log", metavar="FILE", help="write the watcher's whole log here")
     args = parser.parse_args()
-    if is_inside():
-        inside(args.sizes, args.repeat, args.log)
-        return
-    reenter_isolated()
+    run_isolated(lambda: inside(args.sizes, args.repeat, args.log))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +29,15 @@ EXTRA_PAIR = (
 
 def is_inside() -> bool:
     return os.environ.get(INSIDE) == "1"
+
+
+def run_isolated(inside: Callable[[], None]) -> None:
+    """Call `inside` in the copy of this command that runs in a throw-away namespace;
+    from the outside, start that copy (`reenter_isolated`)."""
+    if is_inside():
+        inside()
+        return
+    reenter_isolated()
 
 
 def reenter_isolated() -> None:
