@@ -41,6 +41,12 @@ def _nested(data: bytes, wanted: tuple[int, ...]) -> dict[int, bytes]:
     return pick_attributes(data, 0, len(data), wanted)
 
 
+def _hairpin(port_attrs: bytes) -> bool:
+    """The hairpin flag in a nest of bridge port attributes (IFLA_PROTINFO or the
+    link's slave data): absent counts as off."""
+    return _nested(port_attrs, (IFLA_BRPORT_MODE,)).get(IFLA_BRPORT_MODE, b"\0")[:1] == b"\1"
+
+
 def _exchange(msg_type: int, flags: int, body: bytes) -> Iterator[bytes]:
     """Send one request in the current network namespace; yield each reply message."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
@@ -77,8 +83,7 @@ def hairpin_ports() -> dict[str, tuple[int, bool]]:
         if IFLA_IFNAME not in attrs or IFLA_PROTINFO not in attrs:
             continue
         name = attrs[IFLA_IFNAME].split(b"\0", 1)[0].decode()
-        mode = _nested(attrs[IFLA_PROTINFO], (IFLA_BRPORT_MODE,)).get(IFLA_BRPORT_MODE, b"\0")
-        ports[name] = (index, mode[:1] == b"\1")
+        ports[name] = (index, _hairpin(attrs[IFLA_PROTINFO]))
     return ports
 
 
@@ -93,8 +98,7 @@ def hairpin_of(index: int) -> bool | None:
                                                       IFLA_INFO_SLAVE_DATA))
         if info.get(IFLA_INFO_SLAVE_KIND, b"").split(b"\0", 1)[0] != b"bridge":
             return None
-        data = _nested(info.get(IFLA_INFO_SLAVE_DATA, b""), (IFLA_BRPORT_MODE,))
-        return data.get(IFLA_BRPORT_MODE, b"\0")[:1] == b"\1"
+        return _hairpin(info.get(IFLA_INFO_SLAVE_DATA, b""))
     return None
 
 

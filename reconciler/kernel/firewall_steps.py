@@ -81,8 +81,9 @@ def _sync_some_ports(desired: State, names: Collection[str]) -> None:
     with Rtnl() as host:
         for name in sorted(names):
             endpoint = desired.get(ResourceKey("Endpoint", name))
-            wanted = endpoint.get("hairpin") if endpoint is not None else None
-            veth = endpoint.get("veth") if endpoint is not None else None
+            if endpoint is None:
+                continue
+            wanted, veth = endpoint.get("hairpin"), endpoint.get("veth")
             if not isinstance(wanted, bool) or not isinstance(veth, str):
                 continue
             link = host.link(veth)

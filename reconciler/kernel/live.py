@@ -306,12 +306,11 @@ class LiveObservation:
 
 
 def _only_files_differ(action: Action) -> bool:
-    """True for a Sandbox update that changes nothing but its files (hosts, resolv.conf...)."""
-    want, have = action.desired, action.observed
-    if want is None or have is None:
+    """True for a Sandbox update that changes nothing but its files (hosts, resolv.conf...):
+    the plan's own changes say so, no need to compare the two resources again."""
+    if action.desired is None or action.observed is None:
         return False
-    keys = set(want.attrs) | set(have.attrs)
-    return all(k.startswith("files.") for k in keys if want.get(k) != have.get(k))
+    return all(change.path.startswith("files.") for change in action.changes)
 
 
 def _sandboxes_swapped(
