@@ -2,8 +2,8 @@
 
 A `State` maps a `ResourceKey` (kind, name) to a frozen `Resource`: the
 kernel-visible attributes of one CNM object of one apply set. Attribute values
-are JSON-like (str, int, bool, None, or tuples of those), already normalised
-(sorted tuples, canonical address text), so equality means "no drift".
+are JSON-like (str, int, bool, None, a `Drift`, or tuples of those), already
+normalised (sorted tuples, canonical address text), so equality means "no drift".
 
 A desired resource may leave an attribute out: that means "the user did not
 say", and the diff ignores whatever the kernel has there.
@@ -25,7 +25,6 @@ from typing import Literal
 
 Kind = Literal["Network", "Sandbox", "Endpoint"]
 KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint")
-
 
 
 class DriftReason(enum.Enum):

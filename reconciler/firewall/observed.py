@@ -1,6 +1,6 @@
 """Observed attributes: the firewall attributes of each resource read back from the rules
 the kernel shows (`attach`). A value is only read where the rules present are exactly the
-rules cnm writes for it; anything else is a `Drift`."""
+rules cnm writes for it; rules that fit no value make it a `Drift`."""
 
 from __future__ import annotations
 
