@@ -15,6 +15,10 @@ an IPv4 and an IPv6 address and a default route), then times, R times each:
   decode links    cnm's decoder on the host links dump captured once (no kernel)
   pyroute2 links  (--pyroute2) pyroute2's `MarshalRtnl` on that same captured dump
 
+Each is reported as wall-clock time and as this process's CPU time (user +
+system, the kernel's work for the dump included), which other load on the
+machine disturbs less.
+
     python3 bench/bench_netlink.py --sizes 1000 [--repeat 5] [--pyroute2] [--against /work/main]
 
 Each round runs in a fresh process per checkout (this one, and --against's),
@@ -147,12 +151,13 @@ def measure(repeat: int, with_pyroute2: bool) -> dict[str, list[float]]:
         slow = pyroute2_decoder()
         jobs["pyroute2 links"] = lambda: slow(datagrams)
         assert slow(datagrams) == decode(datagrams) == len(host.links())
-    times: dict[str, list[float]] = {name: [] for name in jobs}
+    times: dict[str, list[float]] = {}
     for _ in range(repeat):
         for name, job in jobs.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             job()
-            times[name].append(time.perf_counter() - start)
+            times.setdefault(name, []).append(time.perf_counter() - start)
+            times.setdefault(f"{name} (CPU)", []).append(time.process_time() - cpu)
     host.close()
     return times
 

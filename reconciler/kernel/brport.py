@@ -50,18 +50,24 @@ def _exchange(msg_type: int, flags: int, body: bytes) -> list[Reply]:
         return sock.exchange(msg_type, flags, body)
 
 
+def decode_port(data: bytes, offset: int, end: int) -> tuple[str, int, bool] | None:
+    """(name, ifindex, hairpin on) of an AF_BRIDGE RTM_NEWLINK payload; None if it is not
+    a port's (a bridge itself has no IFLA_PROTINFO)."""
+    _, _, index, _, _ = IFINFOMSG.unpack_from(data, offset)
+    attrs = pick_attributes(data, offset + IFINFOMSG.size, end, _PORT_ATTRS)
+    if IFLA_IFNAME not in attrs or IFLA_PROTINFO not in attrs:
+        return None
+    return text(attrs[IFLA_IFNAME]), index, _hairpin(attrs[IFLA_PROTINFO])
+
+
 def hairpin_ports() -> dict[str, tuple[int, bool]]:
     """Every bridge port of this namespace: name -> (ifindex, hairpin mode on)."""
     ports: dict[str, tuple[int, bool]] = {}
     request = IFINFOMSG.pack(AF_BRIDGE, 0, 0, 0, 0)
     for kind, data, offset, end in _exchange(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, request):
-        if kind != RTM_NEWLINK:
-            continue
-        _, _, index, _, _ = IFINFOMSG.unpack_from(data, offset)
-        attrs = pick_attributes(data, offset + IFINFOMSG.size, end, _PORT_ATTRS)
-        if IFLA_IFNAME not in attrs or IFLA_PROTINFO not in attrs:
-            continue
-        ports[text(attrs[IFLA_IFNAME])] = (index, _hairpin(attrs[IFLA_PROTINFO]))
+        port = decode_port(data, offset, end) if kind == RTM_NEWLINK else None
+        if port is not None:
+            ports[port[0]] = port[1:]
     return ports
 
 

@@ -24,11 +24,11 @@ import selectors
 import socket
 from collections.abc import Iterable
 
+from reconciler.kernel.brport import decode_port
 from reconciler.kernel.netlink import (
     HEADER,
     NETLINK_NETFILTER,
     NETLINK_ROUTE,
-    nested,
     open_socket,
     pick_attributes,
     text,
@@ -224,8 +224,7 @@ class KernelEvents:
 # --- the host's links, addresses, routes and bridge ports, kept from notifications ---
 
 AF_BRIDGE = 7
-IFLA_IFNAME, IFLA_PROTINFO, IFLA_BRPORT_MODE = 3, 12, 4
-_PORT_ATTRS = (IFLA_IFNAME, IFLA_PROTINFO)
+IFLA_IFNAME = 3
 RT_TABLE_MAIN = 254
 IFF_UP = 0x1
 
@@ -324,12 +323,13 @@ class HostTable:
         body = HEADER.size
         family, _, index, flags, _ = IFINFOMSG.unpack_from(message, body)
         if family == AF_BRIDGE:  # a bridge port's notice: its hairpin flag
-            attrs = pick_attributes(message, body + IFINFOMSG.size, len(message), _PORT_ATTRS)
-            name = text(attrs.get(IFLA_IFNAME, b""))
-            if kind == RTM_DELLINK or IFLA_PROTINFO not in attrs:
-                return self._ports.pop(name, None) is not None
-            mode = nested(attrs[IFLA_PROTINFO], (IFLA_BRPORT_MODE,)).get(IFLA_BRPORT_MODE, b"\0")
-            port = (index, mode[:1] == b"\1")
+            decoded = decode_port(message, body, len(message)) if kind == RTM_NEWLINK else None
+            if decoded is None:
+                attrs = pick_attributes(message, body + IFINFOMSG.size, len(message),
+                                        (IFLA_IFNAME,))
+                return self._ports.pop(text(attrs.get(IFLA_IFNAME, b"")), None) is not None
+            name, _, hairpin = decoded
+            port = (index, hairpin)
             old_port, self._ports[name] = self._ports.get(name), port
             return old_port != port
         if kind == RTM_DELLINK:

@@ -198,8 +198,10 @@ class NetlinkSocket:
     """
 
     def __init__(self, protocol: int, namespace: str | None = None, *,
-                 strict: bool = False) -> None:
-        self.sock = open_socket(protocol, namespace)
+                 strict: bool = False, sock: socket.socket | None = None) -> None:
+        """A socket of `protocol` in netns `namespace`; `sock`: one already bound to use
+        instead (the unit tests pass a scripted stand-in)."""
+        self.sock = open_socket(protocol, namespace) if sock is None else sock
         try:
             if strict:  # the kernel checks requests strictly and may filter dumps by them
                 self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
@@ -229,13 +231,14 @@ class NetlinkSocket:
         first reply. An error reply raises OSError(errno). A dump the kernel marks
         interrupted is read again, up to DUMP_ATTEMPTS times (then DumpInterrupted).
         """
-        attempts = DUMP_ATTEMPTS if flags & NLM_F_DUMP == NLM_F_DUMP else 1
-        for _ in range(attempts):
+        if flags & NLM_F_DUMP != NLM_F_DUMP:
+            return self._once(msg_type, flags, body)[0]
+        for _ in range(DUMP_ATTEMPTS):
             replies, interrupted = self._once(msg_type, flags, body)
             if not interrupted:
                 return replies
             self.interrupted_dumps += 1
-        raise DumpInterrupted(msg_type, attempts)
+        raise DumpInterrupted(msg_type, DUMP_ATTEMPTS)
 
     def _once(self, msg_type: int, flags: int, body: bytes) -> tuple[list[Reply], bool]:
         self._seq = seq = self._seq % 0xFFFFFFFF + 1
