@@ -97,8 +97,9 @@ def _their_link(m: Any) -> rtnl.Link:
     kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
     mode = None
     if kind == "macvlan":
-        mode = info.get_attr("IFLA_INFO_DATA").get_attr("IFLA_MACVLAN_MODE")
-        mode = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru"}.get(mode, mode)
+        mode = info.get_attr("IFLA_INFO_DATA").get_attr("IFLA_MACVLAN_MODE")  # its name
+        number = rtnl.MACVLAN_MODES.get(mode, mode)
+        mode = mode if number in rtnl.MACVLAN_MODES.values() else str(number)
     return rtnl.Link(
         index=m["index"], name=m.get_attr("IFLA_IFNAME"), flags=m["flags"],
         mtu=m.get_attr("IFLA_MTU") or 0, master=m.get_attr("IFLA_MASTER"),
