@@ -274,7 +274,8 @@ def test_bridge_port_hairpin(cnm: tuple[rtnl.Rtnl, Recorder], index: int, on: bo
                       [("IFLA_PROTINFO", {"attrs": [("IFLA_BRPORT_MODE", int(on))]})])
     # The one difference on purpose: cnm flags IFLA_PROTINFO nested. The kernel (br_setlink)
     # reads an unflagged IFLA_PROTINFO as the old bare STP port state byte, not as port
-    # attributes, so pyroute2's request would set the port's state, not its hairpin mode.
+    # attributes: sent to a bridge port of this machine's kernel, pyroute2's bytes get
+    # EINVAL (the "state" is the inner attribute's length, 5) and hairpin stays off.
     protinfo = 32  # after the header and ifinfomsg
     assert struct.unpack_from("=H", expected, protinfo + 2)[0] == brport.IFLA_PROTINFO
     expected = expected[: protinfo + 2] + struct.pack(
