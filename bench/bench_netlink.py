@@ -94,8 +94,8 @@ def cnm_decoder() -> Callable[[list[bytes]], int]:
             count = 0
             for data in datagrams:
                 for kind, _flags, offset, end in messages(data):
-                    if kind == 16:
-                        decode_link(data, offset + 16, end)
+                    if kind == 16:  # each message copied out first, as exchange() does
+                        decode_link(data[offset:end], 16, end - offset)
                         count += 1
             return count
     except ImportError:
