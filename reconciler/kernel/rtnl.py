@@ -6,8 +6,9 @@ reply parsed into Python objects) and ~0.25 s of imports per run, against
 tens of microseconds for the kernel's own work. Observation asks for three
 dumps (links, addresses, routes), skips statistics in the kernel
 (RTEXT_FILTER_SKIP_STATS) and decodes only what the diff needs; changes are
-single requests, each acknowledged. Nothing outside `reconciler/kernel/`
-speaks netlink.
+single requests, each acknowledged. The socket, the exchange and the attribute
+codec are `netlink.py`'s; this module knows rtnetlink's messages. pyroute2
+stays a test oracle (tests/unit/test_netlink_*_oracle.py).
 """
 
 from __future__ import annotations
