@@ -17,38 +17,35 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import socket
 import struct
 from collections.abc import Collection, Iterator
 
-from reconciler.kernel.rtnl import receive
+from reconciler.kernel.netlink import (
+    NETLINK_NETFILTER,
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NetlinkSocket,
+    pad,
+    walk_attributes,
+)
 
-NETLINK_NETFILTER = 12
 NFNL_SUBSYS_CTNETLINK = 1
 IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_DELETE = 1, 2
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 CTA_TUPLE_ORIG, CTA_STATUS, CTA_ZONE = 1, 3, 18
 CTA_TUPLE_IP, CTA_TUPLE_PROTO = 1, 2
 CTA_IP_V4_DST, CTA_IP_V6_DST = 2, 4
 CTA_PROTO_NUM, CTA_PROTO_DST_PORT = 1, 3
 IPS_SRC_NAT, IPS_DST_NAT = 1 << 4, 1 << 5
 
-_NLMSGHDR = struct.Struct("=IHHII")
 _NFGENMSG = struct.Struct("=BBH")
-_NLATTR = struct.Struct("=HH")
 
 
 def _attributes(data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
     """(type, payload, the whole attribute as received) of each attribute."""
-    offset = 0
-    while offset + 4 <= len(data):
-        length, kind = _NLATTR.unpack_from(data, offset)
-        if length < 4:
-            return
-        yield kind & 0x3FFF, data[offset + 4 : offset + length], data[offset : offset + length]
-        offset += (length + 3) & ~3
+    for kind, start, end in walk_attributes(data, 0, len(data)):
+        yield kind, data[start + 4 : end], data[start:end]
 
 
 def _nested(data: bytes) -> dict[int, bytes]:
@@ -57,49 +54,24 @@ def _nested(data: bytes) -> dict[int, bytes]:
 
 class _Ctnetlink:
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
-        self.sock.bind((0, 0))
-        self.seq = 0
+        self.netlink = NetlinkSocket(NETLINK_NETFILTER)
 
     def close(self) -> None:
-        self.sock.close()
+        self.netlink.close()
 
-    def _send(self, msg_type: int, flags: int, family: int, payload: bytes) -> int:
-        self.seq += 1
+    def _exchange(self, msg_type: int, flags: int, family: int, payload: bytes) -> list[bytes]:
+        """Bodies (after nfgenmsg) of the replies to one request."""
         body = _NFGENMSG.pack(family, 0, 0) + payload
         kind = (NFNL_SUBSYS_CTNETLINK << 8) | msg_type
-        self.sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, self.seq, 0) + body)
-        return self.seq
+        replies = self.netlink.exchange(kind, flags, body)
+        return [data[offset + _NFGENMSG.size : end] for _, data, offset, end in replies]
 
-    def _replies(self, seq: int) -> Iterator[bytes]:
-        """Bodies (after nfgenmsg) of the replies to `seq`, until DONE or the ACK."""
-        while True:
-            data = receive(self.sock)
-            offset = 0
-            while offset + _NLMSGHDR.size <= len(data):
-                length, kind, _, got, _ = _NLMSGHDR.unpack_from(data, offset)
-                message = data[offset : offset + length]
-                offset += (length + 3) & ~3
-                if got != seq:
-                    continue
-                if kind == NLMSG_DONE:
-                    return
-                if kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", message, _NLMSGHDR.size)[0]
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                    return
-                yield message[_NLMSGHDR.size + _NFGENMSG.size :]
-
-    def dump(self, family: int) -> Iterator[bytes]:
-        seq = self._send(IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, family, b"")
-        yield from self._replies(seq)
+    def dump(self, family: int) -> list[bytes]:
+        return self._exchange(IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, family, b"")
 
     def delete(self, family: int, attributes: bytes) -> None:
-        seq = self._send(IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, family, attributes)
         try:
-            for _ in self._replies(seq):
-                pass
+            self._exchange(IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, family, attributes)
         except OSError as exc:
             if exc.errno != errno.ENOENT:  # gone already (timed out meanwhile)
                 raise
@@ -129,14 +101,10 @@ def _stale(body: bytes, version: int, targets: Collection[tuple[int, str | None]
         dst = addresses.get(CTA_IP_V4_DST if version == 4 else CTA_IP_V6_DST)
         if dst is None or (port, str(ipaddress.ip_address(dst))) not in targets:
             return None
-    selector = _padded(attrs[CTA_TUPLE_ORIG][1])
+    selector = pad(attrs[CTA_TUPLE_ORIG][1])
     if CTA_ZONE in attrs:
-        selector += _padded(attrs[CTA_ZONE][1])
+        selector += pad(attrs[CTA_ZONE][1])
     return selector
-
-
-def _padded(attribute: bytes) -> bytes:
-    return attribute + b"\0" * (-len(attribute) % 4)
 
 
 def flush_udp(version: int, targets: Collection[tuple[int, str | None]]) -> int:

@@ -2,10 +2,10 @@
 
 `cnm watch` only needs to know *that* something changed in a namespace, and
 where, to re-read that namespace (see `kernel/live.py`); the messages are
-not decoded. Subscriptions are raw `AF_NETLINK` sockets bound to the link,
-address and route groups: one in the host namespace, one in each named
-namespace of an owned sandbox (opened inside it with `netns.entered`, a
-socket stays in the namespace it was created in).
+not decoded. Subscriptions are netlink sockets (`netlink.open_socket`) bound
+to the link, address and route groups: one in the host namespace, one in
+each named namespace of an owned sandbox (a socket stays in the namespace it
+was created in).
 
 A socket pins its namespace: a namespace removed by name lives on while a
 socket is open in it. So `release()` must be called before cnm removes a
@@ -20,16 +20,35 @@ Read-only: subscribing changes nothing in the kernel.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import selectors
 import socket
-import struct
 from collections.abc import Iterable
 
-from reconciler.kernel import netns
-from reconciler.kernel.rtnl import Address, Link, Route, _parse_link
+from reconciler.kernel.brport import decode_port
+from reconciler.kernel.netlink import (
+    HEADER,
+    NETLINK_NETFILTER,
+    NETLINK_ROUTE,
+    open_socket,
+    pick_attributes,
+    text,
+)
+from reconciler.kernel.rtnl import (
+    IFINFOMSG,
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_DELROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+    Address,
+    Link,
+    Route,
+    decode_address,
+    decode_link,
+    decode_route,
+)
 
-NETLINK_ROUTE = 0
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV4_ROUTE = 0x40
@@ -39,11 +58,9 @@ RTMGRP_IPV6_ROUTE = 0x400
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE \
     | RTMGRP_IPV6_ROUTE
 
-RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE, RTM_DELROUTE = 20, 21, 24, 25
 RT_SCOPE_UNIVERSE = 0
 #: Main table, or "look at RTA_TABLE" (tables above 255): where observed default routes live.
 _ROUTE_TABLES = (254, 252)
-_NLMSGHDR = struct.Struct("=IHHII")
 
 _SO_RCVBUFFORCE = 33
 _RCVBUF = 4 << 20
@@ -63,11 +80,11 @@ def relevant(data: bytes, host: bool) -> bool:
     triggering a read. Anything not understood counts as relevant.
     """
     offset = 0
-    while offset + _NLMSGHDR.size <= len(data):
-        length, kind = _NLMSGHDR.unpack_from(data, offset)[:2]
-        if length < _NLMSGHDR.size:
+    while offset + HEADER.size <= len(data):
+        length, kind = HEADER.unpack_from(data, offset)[:2]
+        if length < HEADER.size:
             return True
-        body = offset + _NLMSGHDR.size
+        body = offset + HEADER.size
         if kind in (RTM_NEWADDR, RTM_DELADDR):
             if body + 4 > len(data) or data[body + 3] == RT_SCOPE_UNIVERSE:
                 return True
@@ -83,15 +100,12 @@ def relevant(data: bytes, host: bool) -> bool:
 
 
 def _subscribe(namespace: Namespace) -> socket.socket:
-    with netns.entered(namespace):
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
-                             | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+    sock = open_socket(NETLINK_ROUTE, namespace, groups=GROUPS, nonblocking=True)
     try:
         try:  # a big buffer: an apply of many objects sends bursts of notifications
             sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
         except OSError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-        sock.bind((0, GROUPS))
     except BaseException:
         sock.close()
         raise
@@ -209,15 +223,8 @@ class KernelEvents:
 
 # --- the host's links, addresses, routes and bridge ports, kept from notifications ---
 
-RTM_NEWLINK, RTM_DELLINK = 16, 17
 AF_BRIDGE = 7
-_IFINFOMSG = struct.Struct("=BxHiII")
-_IFADDRMSG = struct.Struct("=BBBBI")
-_RTMSG = struct.Struct("=BBBBBBBBI")
-_NLATTR = struct.Struct("=HH")
-IFLA_IFNAME, IFLA_PROTINFO, IFLA_BRPORT_MODE = 3, 12, 4
-IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
+IFLA_IFNAME = 3
 RT_TABLE_MAIN = 254
 IFF_UP = 0x1
 
@@ -225,50 +232,14 @@ IFF_UP = 0x1
 RouteKey = tuple[int, str | None, int, int, int | None, str | None]
 
 
-def _attrs(data: bytes, offset: int, end: int) -> dict[int, bytes]:
-    found: dict[int, bytes] = {}
-    while offset + 4 <= end:
-        length, kind = _NLATTR.unpack_from(data, offset)
-        if length < 4:
-            break
-        found.setdefault(kind & 0x3FFF, data[offset + 4: offset + length])
-        offset += (length + 3) & ~3
-    return found
-
-
-def _u32(value: bytes) -> int:
-    return int(struct.unpack_from("=I", value)[0])
-
-
-def _ip(value: bytes | None) -> str | None:
-    return str(ipaddress.ip_address(value)) if value else None
-
-
 def parse_address(data: bytes, offset: int, end: int) -> Address | None:
     """An RTM_NEWADDR/DELADDR body as `rtnl.Address` (as `Rtnl.addresses()` decodes it)."""
-    _family, prefixlen, _flags, scope, index = _IFADDRMSG.unpack_from(data, offset)
-    attrs = _attrs(data, offset + _IFADDRMSG.size, end)
-    raw = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
-    if raw is None:
-        return None
-    address = ipaddress.ip_address(raw)
-    return Address(index, address.version, prefixlen, scope, str(address))
+    return decode_address(data, offset, end)
 
 
 def parse_route(data: bytes, offset: int, end: int) -> tuple[RouteKey, Route]:
     """An RTM_NEWROUTE/DELROUTE body as `rtnl.Route`, with the key that identifies it."""
-    family, dst_len, _, _, table, _, _, _, _ = _RTMSG.unpack_from(data, offset)
-    attrs = _attrs(data, offset + _RTMSG.size, end)
-    if RTA_TABLE in attrs:
-        table = _u32(attrs[RTA_TABLE])
-    route = Route(
-        version=4 if family == socket.AF_INET else 6,
-        dst_len=dst_len,
-        table=table,
-        oif=_u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None,
-        gateway=_ip(attrs.get(RTA_GATEWAY)),
-        dst=_ip(attrs.get(RTA_DST)),
-    )
+    route = decode_route(data, offset, end)
     return _route_key(route), route
 
 
@@ -318,9 +289,9 @@ class HostTable:
         """Apply a batch of notifications; True if observation could see a difference."""
         changed = False
         offset = 0
-        while offset + _NLMSGHDR.size <= len(data):
-            length, kind = _NLMSGHDR.unpack_from(data, offset)[:2]
-            if length < _NLMSGHDR.size:
+        while offset + HEADER.size <= len(data):
+            length, kind = HEADER.unpack_from(data, offset)[:2]
+            if length < HEADER.size:
                 self.valid = False
                 return True
             message = data[offset: offset + length]
@@ -328,7 +299,7 @@ class HostTable:
             if kind in (RTM_NEWLINK, RTM_DELLINK):
                 changed = self._link_notice(kind, message) or changed
             elif kind in (RTM_NEWADDR, RTM_DELADDR):
-                address = parse_address(message, _NLMSGHDR.size, len(message))
+                address = parse_address(message, HEADER.size, len(message))
                 if address is None:
                     continue
                 key = (address.index, address.version, address.prefixlen, address.address)
@@ -338,7 +309,7 @@ class HostTable:
                     self._addresses.pop(key, None)
                 changed = changed or address.scope == RT_SCOPE_UNIVERSE
             elif kind in (RTM_NEWROUTE, RTM_DELROUTE):
-                route_key, route = parse_route(message, _NLMSGHDR.size, len(message))
+                route_key, route = parse_route(message, HEADER.size, len(message))
                 if not _kept(route):
                     continue
                 if kind == RTM_NEWROUTE:
@@ -349,16 +320,16 @@ class HostTable:
         return changed
 
     def _link_notice(self, kind: int, message: bytes) -> bool:
-        body = _NLMSGHDR.size
-        family, _, index, flags, _ = _IFINFOMSG.unpack_from(message, body)
+        body = HEADER.size
+        family, _, index, flags, _ = IFINFOMSG.unpack_from(message, body)
         if family == AF_BRIDGE:  # a bridge port's notice: its hairpin flag
-            attrs = _attrs(message, body + _IFINFOMSG.size, len(message))
-            name = attrs.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode()
-            if kind == RTM_DELLINK or IFLA_PROTINFO not in attrs:
-                return self._ports.pop(name, None) is not None
-            protinfo = attrs[IFLA_PROTINFO]
-            mode = _attrs(protinfo, 0, len(protinfo)).get(IFLA_BRPORT_MODE, b"\0")
-            port = (index, mode[:1] == b"\1")
+            decoded = decode_port(message, body, len(message)) if kind == RTM_NEWLINK else None
+            if decoded is None:
+                attrs = pick_attributes(message, body + IFINFOMSG.size, len(message),
+                                        (IFLA_IFNAME,))
+                return self._ports.pop(text(attrs.get(IFLA_IFNAME, b"")), None) is not None
+            name, _, hairpin = decoded
+            port = (index, hairpin)
             old_port, self._ports[name] = self._ports.get(name), port
             return old_port != port
         if kind == RTM_DELLINK:
@@ -368,7 +339,7 @@ class HostTable:
             if gone is not None:
                 self._ports.pop(gone.name, None)
             return gone is not None
-        link = _parse_link(message, body)
+        link = decode_link(message, body, len(message))
         if not flags & IFF_UP:  # IPv4 flushes routes through a link that goes down, silently
             self._routes = {k: r for k, r in self._routes.items()
                             if not (r.oif == index and r.version == 4)}
@@ -392,20 +363,13 @@ class HostTable:
 
 # --- nftables changes (anyone's), as a trigger to read cnm's tables again ---
 
-NETLINK_NETFILTER = 12
 NFNLGRP_NFTABLES = 7
 
 
 def subscribe_nftables() -> socket.socket | None:
     """A socket that becomes readable when any nftables table changes (None if unavailable)."""
     try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
-                             | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
+        return open_socket(NETLINK_NETFILTER, groups=1 << (NFNLGRP_NFTABLES - 1),
+                           nonblocking=True)
     except OSError:
         return None
-    try:
-        sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
-    except OSError:
-        sock.close()
-        return None
-    return sock

@@ -6,6 +6,7 @@ thing it tests.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
@@ -105,6 +106,72 @@ def kernel_dump() -> dict[str, Any]:
         files[str(path)] = path.read_text() if path.is_file() else "<dir>"
     dump["files"] = files
     return dump
+
+
+def _owner(alias: str | None, set_name: str) -> tuple[str, str] | None:
+    """(kind, name) of a cnm marker of `set_name` ("cnm/v1 set=S Kind/name[ net=N]")."""
+    words = (alias or "").split()
+    if len(words) < 3 or words[:2] != ["cnm/v1", f"set={set_name}"] or "/" not in words[2]:
+        return None
+    kind, name = words[2].split("/", 1)
+    return kind, name
+
+
+def _global_addresses(netns: str | None) -> dict[str, list[str]]:
+    return {entry["ifname"]: sorted(f"{a['local']}/{a['prefixlen']}" for a in entry["addr_info"]
+                                    if a.get("scope") == "global")
+            for entry in ip_json("addr", "show", netns=netns)}
+
+
+def iproute2_view(set_name: str = "default") -> dict[str, dict[str, Any]]:
+    """What iproute2 shows of a set's bridge networks, sandboxes and veth endpoints, keyed
+    "Kind/name", in the attributes cnm observes (values as plain lists and numbers)."""
+    view: dict[str, dict[str, Any]] = {}
+    host = ip_json("-d", "link", "show")
+    host_addresses = _global_addresses(None)
+    networks: dict[str, str] = {}  # bridge name -> network name
+    host_ends: dict[str, dict[str, Any]] = {}  # endpoint name -> host end
+    for link in host:
+        owner = _owner(link.get("ifalias"), set_name)
+        kind = link.get("linkinfo", {}).get("info_kind")
+        if owner and owner[0] == "Network" and kind == "bridge":
+            networks[link["ifname"]] = owner[1]
+            addresses = host_addresses.get(link["ifname"], [])
+            view[f"Network/{owner[1]}"] = {
+                "bridge": link["ifname"], "mtu": link["mtu"], "addresses": addresses,
+                "subnets": sorted({str(ipaddress.ip_interface(a).network) for a in addresses}),
+                "up": "UP" in link["flags"]}
+        elif owner and owner[0] == "Endpoint" and kind == "veth":
+            host_ends[owner[1]] = link
+    for ns in netns_names():
+        links = ip_json("-d", "link", "show", netns=ns)
+        lo = next(link for link in links if link["ifname"] == "lo")
+        sandbox = _owner(lo.get("ifalias"), set_name)
+        if sandbox is None or sandbox[0] != "Sandbox":
+            continue
+        view[f"Sandbox/{sandbox[1]}"] = {"netns": ns, "lo_up": "UP" in lo["flags"]}
+        addresses = _global_addresses(ns)
+        gateways = {version: ip_json(f"-{version}", "route", "show", "table", "main",
+                                     "default", netns=ns) for version in (4, 6)}
+        for link in links:
+            owner = _owner(link.get("ifalias"), set_name)
+            if link["ifname"] == "lo" or owner is None or owner[0] != "Endpoint":
+                continue
+            host_end = host_ends.get(owner[1])
+            mine = addresses.get(link["ifname"], [])
+            view[f"Endpoint/{owner[1]}"] = {
+                "veth": host_end["ifname"] if host_end else None,
+                "network": networks.get(host_end.get("master", "")) if host_end else None,
+                "sandbox": sandbox[1], "ifname": link["ifname"], "mac": link["address"],
+                "mtu": link["mtu"],
+                "up": bool(host_end and "UP" in host_end["flags"] and "UP" in link["flags"]),
+                "ipv4": [a for a in mine if ":" not in a],
+                "ipv6": [a for a in mine if ":" in a],
+                **{f"gateway{v}": sorted(r["gateway"] for r in gateways[v]
+                                         if r.get("dev") == link["ifname"] and "gateway" in r)
+                   for v in (4, 6)},
+            }
+    return view
 
 
 def tcp_roundtrip(server_ns: str, client_ns: str, address: str, port: int = 8080) -> str:

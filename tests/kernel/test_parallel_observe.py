@@ -4,17 +4,19 @@ Both are speed-ups (issue 7) that must not change a single observed attribute:
 the state read by forked workers equals the state `observe()` reads in one
 process, and the live observation an apply verifies with equals a full
 observation after the apply, including the hosts files that changed in every
-sandbox when a peer joined.
+sandbox when a peer joined. And both equal what an independent observer,
+iproute2 (`ip -j`), shows of every attribute cnm reads from the kernel.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from reconciler.kernel import parallel
 
-from helpers import cnm, ip_json, many_endpoints, write_manifests
+from helpers import cnm, ip_json, iproute2_view, many_endpoints, write_manifests
 
 SANDBOXES = parallel.PARALLEL_MIN + 6  # enough to be read by more than one process
 
@@ -29,6 +31,29 @@ def _full_observation() -> dict[str, object]:
 
     with KernelSession() as session:
         return observe("default", session).to_json()
+
+
+def _as_list(value: object) -> object:
+    """An observed list attribute as a plain list, whether cnm holds it as a tuple or as
+    ", "-joined text (None: empty)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split(", ")
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _assert_agrees_with_iproute2(observed: dict[str, Any]) -> None:
+    """Every attribute iproute2 can show of every resource is the one cnm observed, and
+    both see the same resources."""
+    independent = iproute2_view()
+    mine = {f"{r['kind']}/{r['name']}": r["attrs"] for r in observed["resources"]}
+    assert sorted(mine) == sorted(independent)
+    for key, facts in independent.items():
+        for name, value in facts.items():
+            seen = mine[key].get(name)
+            seen = _as_list(seen) if isinstance(value, list) else seen
+            assert seen == value, f"{key} {name}: cnm observed {seen!r}, ip -j shows {value!r}"
 
 
 def test_parallel_reading_equals_one_process_and_verify_reads_again_what_changed(
@@ -51,6 +76,7 @@ def test_parallel_reading_equals_one_process_and_verify_reads_again_what_changed
     assert {n: r[0] for n, r in reads.items() if isinstance(r, tuple)} \
         == {n: r[0] for n, r in single.items() if isinstance(r, tuple)}
     assert engine.observe_set("default").to_json() == _full_observation()
+    _assert_agrees_with_iproute2(_full_observation())
 
     # one more peer: the hosts file of every sandbox changes (files-only updates),
     # plus a new namespace and veth pair; the apply's verification re-reads just that
@@ -67,6 +93,7 @@ def test_parallel_reading_equals_one_process_and_verify_reads_again_what_changed
     live.mark_plan(planned)
     after = live.state()
     assert after.to_json() == _full_observation()
+    _assert_agrees_with_iproute2(after.to_json())
     hosts = Path("/etc/netns/s000/hosts").read_text()
     assert f"\te{SANDBOXES:03d}\n" in hosts  # the new peer, by its endpoint name
     assert after.get(updates[0].key) is not None

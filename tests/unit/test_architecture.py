@@ -1,17 +1,20 @@
 """Import rules of docs/architecture.md, and the static checks, as tests.
 
-Third-party libraries stay behind one module each (yaml in the loader;
-netlink, raw or through a library, only in the kernel layer; a diff library,
-if one comes back, only in diff.py), and only the kernel layer and the engine
-above it may reach the kernel.
+Third-party libraries stay behind one module each (yaml in the loader,
+watchfiles in watch); pyroute2 and deepdiff are test oracles that no module
+of cnm imports, even indirectly; raw netlink sockets are opened only by
+`kernel/netlink.py`; and only the kernel layer and the engine above it may
+reach the kernel.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -21,8 +24,6 @@ PACKAGE = ROOT / "reconciler"
 
 #: third-party module -> the only places that may import it
 LIBRARY_HOMES = {
-    "pyroute2": ("reconciler/kernel/",),
-    "deepdiff": ("reconciler/diff.py",),
     "yaml": ("reconciler/loader.py",),
     "watchfiles": ("reconciler/watch.py",),
 }
@@ -68,6 +69,70 @@ def test_pure_modules_do_not_import_the_kernel_layer() -> None:
             if name.startswith(("reconciler.kernel", "reconciler.engine", "reconciler.cli")):
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offenders == []
+
+
+#: test oracles (README, "Libraries, and why"): in the `test` extra, never imported by cnm
+TEST_ORACLES = ("pyroute2", "deepdiff")
+#: the one module that opens raw netlink sockets
+NETLINK_HOME = "reconciler/kernel/netlink.py"
+AF_NETLINK = 16
+
+
+def test_test_oracles_are_imported_by_no_module_of_cnm() -> None:
+    """Import every module of `reconciler` in a fresh interpreter: neither oracle may be
+    loaded, directly or through any chain of imports; nor may cnm depend on them."""
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in _sources() if path.name != "__main__.py")
+    script = (f"import importlib, sys\nfor name in {modules!r}:\n"
+              "    importlib.import_module(name)\n"
+              f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(TEST_ORACLES)!r}))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"imported by cnm: {result.stdout.strip()}"
+    assert len(modules) > 40  # every module was imported, not just the package
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = " ".join(project["dependencies"])
+    assert not any(oracle in runtime for oracle in TEST_ORACLES)
+    test_extra = " ".join(project["optional-dependencies"]["test"])
+    assert all(oracle in test_extra for oracle in TEST_ORACLES)
+
+
+def _raw_netlink_uses(tree: ast.AST) -> list[int]:
+    """Lines that name AF_NETLINK or open a socket of address family 16 (AF_NETLINK)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "AF_NETLINK" \
+                or isinstance(node, ast.Name) and node.id == "AF_NETLINK" \
+                or isinstance(node, ast.alias) and node.name == "AF_NETLINK":
+            lines.append(getattr(node, "lineno", 0))
+        elif isinstance(node, ast.Call):
+            family = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "family")]
+            if any(isinstance(f, ast.Constant) and f.value == AF_NETLINK for f in family) \
+                    and ast.unparse(node.func).split(".")[-1] == "socket":
+                lines.append(node.lineno)
+    return lines
+
+
+def test_raw_netlink_sockets_are_opened_only_by_the_netlink_module() -> None:
+    offenders, home = [], []
+    for path in _sources():
+        relative = str(path.relative_to(ROOT))
+        lines = _raw_netlink_uses(ast.parse(path.read_text()))
+        (home if relative == NETLINK_HOME else offenders).extend(
+            f"{relative}:{line}" for line in lines)
+    assert offenders == []
+    assert home, "the netlink module opens no netlink socket: is NETLINK_HOME still right?"
+
+
+def test_the_raw_netlink_rule_sees_every_spelling() -> None:
+    spellings = ["socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)",
+                 "from socket import AF_NETLINK", "socket.socket(16, 3, 0)",
+                 "socket(family=16, type=3)"]
+    for source in spellings:
+        assert _raw_netlink_uses(ast.parse(source)), source
+    assert not _raw_netlink_uses(ast.parse("socket.socket(socket.AF_INET, 16)"))
 
 
 def _tool(name: str) -> list[str]:
