@@ -17,7 +17,8 @@ from typing import Any, NoReturn
 
 from reconciler import confirm, engine, loader, savedplan
 from reconciler.errors import CnmError, ManifestError
-from reconciler.model import Manifests, json_schema
+from reconciler.manifest_schema import json_schema
+from reconciler.model import Manifests
 from reconciler.plan import Plan, Verb
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.progress import ProgressReporter

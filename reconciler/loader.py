@@ -42,9 +42,9 @@ from reconciler.model import (
     Manifests,
     ManifestSource,
     show,
-    validate,
 )
 from reconciler.state import ResourceKey
+from reconciler.validation import validate
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_NODES = 100_000

@@ -27,8 +27,8 @@ LIBRARY_HOMES = {
     "watchfiles": ("reconciler/watch.py",),
 }
 #: modules that must stay pure (no kernel access, directly or through imports)
-PURE = ("model", "loader", "state", "ipam", "desired", "diff", "plan", "render", "naming",
-        "sandbox_files", "errors", "drivers", "firewall", "rollback")
+PURE = ("model", "validation", "manifest_schema", "loader", "state", "ipam", "desired", "diff",
+        "plan", "render", "naming", "sandbox_files", "errors", "drivers", "firewall", "rollback")
 
 
 def _imports(path: Path) -> set[str]:
