@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from pydantic import (
 )
 
 from reconciler import naming
+from reconciler.errors import show
 from reconciler.state import ResourceKey, item_order
 
 API_VERSION: Literal["cnm/v1"] = "cnm/v1"
@@ -77,15 +77,6 @@ _CONFIG = ConfigDict(
 
 
 # --- value parsers: one clear message per bad value instead of one per union member ---
-
-
-def show(value: object, limit: int = 64) -> str:
-    """A value as one short line for a message, in JSON spelling (strings double-quoted)."""
-    try:
-        text = json.dumps(value, default=str)
-    except (TypeError, ValueError):
-        text = json.dumps(repr(value))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _parse_address(value: object) -> object:

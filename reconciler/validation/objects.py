@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 
 from reconciler import naming
+from reconciler.errors import show
 from reconciler.model import (
     DnsConfig,
     Endpoint,
@@ -21,7 +22,6 @@ from reconciler.model import (
     IPNetwork,
     Network,
     Sandbox,
-    show,
 )
 from reconciler.state import ResourceKey
 from reconciler.validation.report import Reporter
