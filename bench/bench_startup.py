@@ -12,14 +12,19 @@ the CPU figures move less when other processes share the machine.
 The repository's bytecode is compiled first: an installed cnm has it, and
 without it (PYTHONDONTWRITEBYTECODE) every run would compile the sources again.
 
+`--instructions` counts instead the instructions each command executes, under
+valgrind (one run each): a figure no other process on the machine can move.
+
     python3 bench/bench_startup.py --repeat 21
     python3 bench/bench_startup.py --repeat 21 --baseline /path/to/other/checkout
+    python3 bench/bench_startup.py --instructions --baseline /path/to/other/checkout
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import re
 import resource
 import statistics
 import subprocess
@@ -102,16 +107,47 @@ def report(bare: Timings, runs: dict[tuple[str, str], Timings], checkouts: dict[
                   f"{cpu * 1000:.0f} | {cpu / bare_cpu:.2f} | {goal} |")
 
 
+def instructions(arguments: tuple[str, ...], cwd: Path) -> int | None:
+    """Instructions one fresh interpreter executes (valgrind's cachegrind, no cache model)."""
+    result = subprocess.run(
+        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+         sys.executable, *arguments], cwd=cwd, capture_output=True, text=True,
+    )
+    found = re.search(r"I\s+refs:\s+([\d,]+)", result.stderr)
+    return int(found.group(1).replace(",", "")) if result.returncode == 0 and found else None
+
+
+def report_instructions(checkouts: dict[str, Path]) -> None:
+    for root in checkouts.values():
+        compileall.compile_dir(str(root / "reconciler"), quiet=1)
+    bare = instructions(BARE, REPO)
+    if bare is None:
+        raise SystemExit("valgrind --tool=cachegrind did not run")
+    print("| checkout | command | instructions (millions) | × bare | target |")
+    print("|---|---|---|---|---|")
+    print(f"| | bare interpreter ({Path(sys.executable).name} -c pass) | {bare / 1e6:.0f} | 1 | |")
+    for label, root in checkouts.items():
+        for name, arguments, target in COMMANDS:
+            count = instructions(arguments, root)
+            shown = "failed |" if count is None else f"{count / 1e6:.0f} | {count / bare:.2f}"
+            print(f"| {label} | {name} | {shown} | ≤ {target:g}× |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=21)
     parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                         help="also time another checkout of cnm (e.g. main), interleaved")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions under valgrind instead of timing")
     args = parser.parse_args()
     checkouts = {"this": REPO}
     if args.baseline is not None:
         checkouts["baseline"] = args.baseline.resolve()
+    if args.instructions:
+        report_instructions(checkouts)
+        return
     report(*measure(checkouts, args.repeat), checkouts, args.repeat)
 
 
