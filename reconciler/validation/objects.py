@@ -38,6 +38,7 @@ _RESOLV_OPTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(?::[0-9]+)?$")
 
 
 def check_network(report: Reporter, network: Network) -> None:
+    """A network's driver options, bridge name and address pools."""
     key, spec = network.key, network.spec
     check_network_driver_options(report, network)
     if spec.bridge is not None:
@@ -146,6 +147,7 @@ def _check_overlaps_within(report: Reporter, network: Network) -> None:
 
 
 def overlap(a: IPNetwork, b: IPNetwork) -> bool:
+    """Whether two subnets share an address (never across families)."""
     return a.version == b.version and a.overlaps(b)
 
 
@@ -155,6 +157,7 @@ def pool_families(network: Network | None) -> set[int]:
 
 
 def check_sandbox(report: Reporter, sandbox: Sandbox) -> None:
+    """A sandbox's netns name and the contents of its hostname, resolv.conf and hosts."""
     key, spec = sandbox.key, sandbox.spec
     if spec.netns is not None and not naming.is_valid_netns_name(spec.netns):
         report.add(
@@ -224,6 +227,7 @@ def _extra_host_problem(entry: str) -> str | None:
 
 
 def check_endpoint(report: Reporter, endpoint: Endpoint) -> None:
+    """An endpoint's references, names, addresses and ports, against the network it joins."""
     key, spec = endpoint.key, endpoint.spec
     manifests = report.manifests
     _check_reference(report, key, "spec.network", "Network", spec.network, manifests.networks)
