@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The one place the version is written: pyproject.toml reads it from here
+#: (setuptools dynamic version), `cnm --version` prints it.
+__version__ = "0.1.0"
+
 _API_NAMES = ("Controller", "Network", "Endpoint", "Sandbox", "NotFoundError",
               "AlreadyExistsError", "InUseError")
 __all__ = list(_API_NAMES)

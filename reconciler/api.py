@@ -37,7 +37,6 @@ from reconciler.model import (
     Manifest,
     Manifests,
     ManifestSource,
-    validate,
 )
 from reconciler.model import (
     Endpoint as EndpointManifest,
@@ -50,6 +49,7 @@ from reconciler.model import (
 )
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.state import State
+from reconciler.validation import validate
 
 API_SOURCE = "<api>"
 #: Options `configure_network_driver` accepts, per driver (the NetworkSpec fields).

@@ -2,6 +2,12 @@
 
 Exit codes: 0 success (plan: no changes), 1 any error, 2 `plan
 --detailed-exitcode` found changes. Every error is one line on stderr.
+
+Each command imports the machinery it needs when it runs, not when this
+module loads: building the parser must not import pydantic, yaml, the engine
+or the kernel layer, so that `cnm --version` costs about one interpreter
+start and `cnm validate` never loads the kernel layer (docs/performance.md,
+"Start-up"; bench/bench_startup.py measures it).
 """
 
 from __future__ import annotations
@@ -13,16 +19,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from reconciler import confirm, engine, loader, savedplan
+from reconciler import __version__
 from reconciler.errors import CnmError, ManifestError
-from reconciler.model import Manifests, json_schema
-from reconciler.plan import Plan, Verb
-from reconciler.pools import DEFAULT_POOLS, AddressPool
-from reconciler.progress import ProgressReporter
-from reconciler.render import describe, render_json, render_markdown, render_text
-from reconciler.state import State
+
+if TYPE_CHECKING:
+    from reconciler import engine
+    from reconciler.model import Manifests
+    from reconciler.plan import Plan, Verb
+    from reconciler.pools import AddressPool
+    from reconciler.state import State
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpoint"}
@@ -42,6 +49,8 @@ def _add_pools(parser: argparse.ArgumentParser) -> None:
 
 
 def _pool(text: str) -> AddressPool:
+    from reconciler.pools import AddressPool
+
     try:
         return AddressPool.parse(text)
     except ValueError as exc:
@@ -49,6 +58,8 @@ def _pool(text: str) -> AddressPool:
 
 
 def _pools_of(args: argparse.Namespace) -> tuple[AddressPool, ...]:
+    from reconciler.pools import DEFAULT_POOLS
+
     return tuple(args.pools) if args.pools else DEFAULT_POOLS
 
 
@@ -80,6 +91,7 @@ def _add_files(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnm", description="Declarative container networks.")
+    parser.add_argument("--version", action="version", version=f"cnm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = sub.add_parser("validate", help="check manifests (no privileges needed)")
@@ -162,7 +174,10 @@ def _say(text: str) -> None:
 
 
 def _load(paths: Sequence[str]) -> Manifests:
-    return engine.load_manifests(paths, stdin=sys.stdin)
+    """Load and validate (the loader alone: `cnm validate` needs nothing more)."""
+    from reconciler.loader import load
+
+    return load(paths, stdin=sys.stdin)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -174,6 +189,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _observed_from_file(path: str, set_name: str) -> State:
+    from reconciler.state import State
+
     try:
         data = json.loads(Path(path).read_text())
         state = State.from_json(data)
@@ -185,12 +202,16 @@ def _observed_from_file(path: str, set_name: str) -> State:
 
 
 def _print_plan(plan: Plan, output: str) -> None:
+    from reconciler.render import render_json, render_markdown, render_text
+
     renderers = {"json": render_json, "markdown": render_markdown}
     sys.stdout.write(renderers.get(output, render_text)(plan))
     sys.stdout.flush()
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from reconciler import engine, savedplan
+
     manifests = _load(args.paths)
     if args.observed:
         observed = _observed_from_file(args.observed, args.set_name)
@@ -229,6 +250,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if args.paths:
             raise CnmError("give either -f PATH or a saved plan file, not both")
         return cmd_apply_saved(args)
+    from reconciler import engine
+
     if not args.paths:
         raise CnmError("nothing to apply: give -f PATH (manifests) or a saved plan file")
     manifests = _load(args.paths)
@@ -263,6 +286,9 @@ def _apply_with_progress(
     **options: Any,
 ) -> engine.ApplyResult | engine.Planned:
     """engine.apply_planned with step progress on stderr: a bar on a terminal for long plans."""
+    from reconciler import engine
+    from reconciler.progress import ProgressReporter
+
     reporter = ProgressReporter() if output == "text" else None
     try:
         return engine.apply_planned(
@@ -276,6 +302,8 @@ def _apply_with_progress(
 
 def cmd_apply_saved(args: argparse.Namespace) -> int:
     """`cnm apply PLANFILE`: exactly the saved plan, refused if the kernel changed since."""
+    from reconciler import engine, savedplan
+
     saved = savedplan.read_saved_plan(args.planfile)
     if args.set_name not in ("default", saved.set_name):
         raise CnmError(f"{args.planfile} is for apply set '{saved.set_name}', not "
@@ -301,17 +329,23 @@ def cmd_apply_saved(args: argparse.Namespace) -> int:
 
 
 def _note_debris(observed: State) -> None:
+    from reconciler import engine
+
     debris = engine.pending_debris(observed)
     if debris:
         _say(engine.debris_note(debris))
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
+    from reconciler import confirm
+
     print(confirm.confirm_pending())
     return EXIT_OK
 
 
 def _report(result: engine.ApplyResult | engine.Planned, output: str) -> int:
+    from reconciler import engine
+
     if isinstance(result, engine.Planned):
         _say("Apply cancelled.")
         return EXIT_ERROR
@@ -329,6 +363,8 @@ def _report(result: engine.ApplyResult | engine.Planned, output: str) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    from reconciler import engine
+
     manifests = _load(args.paths)
     args.output, args.dry_run = "text", False
     result = _apply_with_progress(
@@ -339,6 +375,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    from reconciler import engine
+    from reconciler.render import describe
+    from reconciler.yaml_documents import dump_yaml
+
     state = engine.observe_set(args.set_name)
     kind = KIND_WORDS.get(args.kind) if args.kind else None
     order = {k: i for i, k in enumerate(KIND_WORDS.values())}
@@ -349,7 +389,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps([r.to_json() for r in resources], indent=2))
     elif args.output == "yaml":
-        sys.stdout.write(loader.dump_yaml([r.to_json() for r in resources]))
+        sys.stdout.write(dump_yaml([r.to_json() for r in resources]))
     else:
         rows = [(str(r.key), describe(r)) for r in resources]
         width = max([len(k) for k, _ in rows] + [len("OBJECT")]) + 2
@@ -360,11 +400,14 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_observe(args: argparse.Namespace) -> int:
+    from reconciler import engine
+
     print(json.dumps(engine.observe_set(args.set_name).to_json(), indent=2, sort_keys=True))
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from reconciler import engine
     from reconciler.export import export_state
 
     if args.observed:
@@ -391,6 +434,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from reconciler.manifest_schema import json_schema
+
     print(json.dumps(json_schema(), indent=2, sort_keys=True))
     return EXIT_OK
 
@@ -425,6 +470,10 @@ def run() -> NoReturn:
     Everything cnm must finish (sockets, the lock, files) is closed by then; the
     output streams are flushed here.
     """
+    # cnm validates with pydantic but uses no pydantic plugin; without this, building
+    # the first model reads the metadata of every installed distribution to look for
+    # plugins (~3 % of `cnm validate`). A user's own setting still wins.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     code = main()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nobody to tell

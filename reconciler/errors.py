@@ -7,6 +7,7 @@ CLI can print one line and `watch` can decide to retry or to wait for a fix.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from dataclasses import dataclass
 
@@ -25,6 +26,15 @@ def printable(text: str) -> str:
         if unicodedata.category(c) in _UNSAFE_CATEGORIES else c
         for c in text
     )
+
+
+def show(value: object, limit: int = 64) -> str:
+    """A value as one short line for a message, in JSON spelling (strings double-quoted)."""
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        text = json.dumps(repr(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class CnmError(Exception):

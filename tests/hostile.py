@@ -28,7 +28,7 @@ import yaml
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from reconciler.model import json_schema
+from reconciler.manifest_schema import json_schema
 
 SCALE = max(1, int(os.environ.get("CNM_FUZZ_SCALE", "1")))
 

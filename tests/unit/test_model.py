@@ -1,4 +1,4 @@
-"""The manifest model and every cross-object rule of `model.validate`.
+"""The manifest model and every cross-object rule of `validation.validate`.
 
 Rules are exercised through `load_text` so that each test also pins the exact
 `file:line: Kind/name: field:` prefix a user sees.
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from reconciler.errors import ManifestError
 from reconciler.loader import load_text
+from reconciler.manifest_schema import json_schema
 from reconciler.model import (
     DnsConfig,
     Endpoint,
@@ -28,10 +29,9 @@ from reconciler.model import (
     PortMapping,
     Sandbox,
     SandboxSpec,
-    json_schema,
-    validate,
 )
 from reconciler.state import ResourceKey
+from reconciler.validation import validate
 
 FILE = "m.yaml"
 

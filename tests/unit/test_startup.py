@@ -1,0 +1,66 @@
+"""A command imports only what it needs (what is loaded, not how long it takes:
+bench/bench_startup.py measures the time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import reconciler
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Loaded by no command that only parses its arguments.
+HEAVY = ("pydantic", "yaml", "reconciler.model", "reconciler.engine", "reconciler.kernel")
+#: Loaded by no command that never touches the kernel.
+KERNEL_SIDE = ("reconciler.engine", "reconciler.kernel", "reconciler.desired",
+               "reconciler.firewall", "reconciler.drivers", "reconciler.watch", "watchfiles")
+
+
+def _modules_after(*args: str) -> list[str]:
+    """The modules `cnm ARGS` has loaded when it is done (run in a fresh interpreter)."""
+    code = (
+        "import json, sys\n"
+        "from reconciler import cli\n"
+        "try:\n"
+        f"    cli.main({list(args)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, env=env, timeout=60)
+    loaded: list[str] = json.loads(result.stderr.strip().splitlines()[-1])
+    return loaded
+
+
+def _under(modules: list[str], packages: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in packages)]
+
+
+def test_version_and_help_load_nothing_heavy() -> None:
+    for args in (("--version",), ("--help",), ("validate", "--help")):
+        assert _under(_modules_after(*args), HEAVY) == [], args
+
+
+def test_validate_loads_no_kernel_side_module() -> None:
+    loaded = _modules_after("validate", "-f", "examples/quickstart")
+    assert "reconciler.loader" in loaded
+    assert _under(loaded, KERNEL_SIDE) == []
+    assert "reconciler.manifest_schema" not in loaded  # only `cnm schema` needs it
+
+
+def test_version_prints_the_one_version() -> None:
+    result = subprocess.run([sys.executable, "-m", "reconciler", "--version"], capture_output=True,
+                            text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0
+    assert result.stdout == f"cnm {reconciler.__version__}\n"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" in project["project"]["dynamic"]
+    dynamic = project["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "reconciler.__version__"}
