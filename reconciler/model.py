@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
 from pydantic import (
     AliasGenerator,
@@ -40,16 +40,21 @@ from pydantic import (
 )
 
 from reconciler import naming
+from reconciler.drivers import names as driver_names
 from reconciler.errors import ManifestProblem
 from reconciler.state import ResourceKey, item_order
 
 API_VERSION: Literal["cnm/v1"] = "cnm/v1"
-SUPPORTED_DRIVERS = ("bridge", "macvlan", "null", "host")
-#: Drivers whose endpoints get no interface of their own, hence no addresses.
-ADDRESSLESS_DRIVERS = ("null", "host")
 #: Longest hostname / domainname the kernel stores (__NEW_UTS_LEN).
 UTS_NAME_MAX = 64
 DNS_NAME_MAX = 253
+
+if TYPE_CHECKING:
+    DriverName: TypeAlias = str
+    MacvlanMode: TypeAlias = str
+else:  # the registered drivers' names (drivers/names.py): a Literal of what is there
+    DriverName = Literal[driver_names.NAMES]
+    MacvlanMode = Literal[driver_names.MACVLAN_MODES]
 
 IPAddress: TypeAlias = IPv4Address | IPv6Address
 IPNetwork: TypeAlias = IPv4Network | IPv6Network
@@ -182,7 +187,7 @@ class NetworkSpec(BaseModel):
 
     model_config = _CONFIG
 
-    driver: Literal["bridge", "macvlan", "null", "host"] = "bridge"
+    driver: DriverName = driver_names.DEFAULT
     bridge: str | None = None
     mtu: StrictInt | None = Field(default=None, ge=68, le=65535)
     internal: StrictBool = False
@@ -190,13 +195,12 @@ class NetworkSpec(BaseModel):
     masquerade: StrictBool = True
     ipam: list[IpamPool] = []
     parent: str | None = None
-    mode: Literal["bridge", "private", "vepa", "passthru"] | None = None
+    mode: MacvlanMode | None = None
 
     @field_validator("driver", mode="before")
     @classmethod
-    def _null_driver(cls, value: object) -> object:
-        """YAML reads `driver: null` as no value; the user meant the driver called null."""
-        return "null" if value is None else value
+    def _driver_from_yaml(cls, value: object) -> object:
+        return driver_names.from_yaml(value)
 
 
 class DnsConfig(BaseModel):
@@ -527,28 +531,15 @@ def _check_duplicates(report: _Reporter) -> None:
 
 
 def _check_network(report: _Reporter, network: Network) -> None:
+    from reconciler import drivers  # the drivers import this module
+
     key, spec = network.key, network.spec
-    if spec.driver not in SUPPORTED_DRIVERS:
-        report.add(
-            key,
-            "spec.driver",
-            f"driver '{spec.driver}' is not supported yet (supported: "
-            f"{', '.join(SUPPORTED_DRIVERS)})",
-        )
-    if spec.driver != "macvlan":
-        for name in ("parent", "mode"):
-            if getattr(spec, name) is not None:
-                report.add(key, f"spec.{name}", f"{name} is for macvlan networks only; remove it")
-    elif spec.parent is None:
-        report.add(key, "spec.parent", "a macvlan network needs spec.parent, the host "
-                   "interface its endpoints hang off (e.g. eth1)")
-    else:
-        _check_ifname(report, key, "spec.parent", spec.parent)
-    if spec.driver != "bridge" and spec.bridge is not None:
-        report.add(key, "spec.bridge", "bridge is for bridge networks only; remove it")
-    if spec.driver in ADDRESSLESS_DRIVERS and spec.ipam:
-        report.add(key, "spec.ipam", f"a {spec.driver} network takes no ipam: its endpoints get "
-                   "no interface of their own; remove spec.ipam")
+    for path, message in drivers.network_problems(network):
+        report.add(key, path, message)
+    for option in drivers.driver_for(spec.driver).interface_options:
+        value = getattr(spec, option)
+        if value is not None:
+            _check_ifname(report, key, f"spec.{option}", value)
     if spec.bridge is not None:
         _check_ifname(report, key, "spec.bridge", spec.bridge)
     for index, pool in enumerate(spec.ipam):
@@ -716,27 +707,21 @@ def _check_endpoint(report: _Reporter, endpoint: Endpoint) -> None:
     for index, alias in enumerate(spec.aliases):
         _check_dns_name(report, key, f"spec.aliases.{index}", alias)
     network = manifests.networks.get(spec.network)
-    if network is not None and network.spec.driver in ADDRESSLESS_DRIVERS:
-        for path, value in (("spec.ipv4Address", spec.ipv4_address),
-                            ("spec.ipv6Address", spec.ipv6_address),
-                            ("spec.macAddress", spec.mac_address)):
-            if value is not None:
-                report.add(key, path, f"{network.key} uses the {network.spec.driver} driver: "
-                           "its endpoints have no interface to address; remove it")
-        if spec.ports and network.spec.driver == "null":
-            report.add(key, "spec.ports", f"{network.key} uses the null driver: nothing can "
-                       "be published; remove spec.ports")
-        elif spec.ports:
-            report.add(key, "spec.ports", f"{network.key} uses the host driver: services listen "
-                       "on the host's addresses themselves, nothing is published; remove "
-                       "spec.ports")
-    elif network is not None:
+    if network is None:
+        return
+    from reconciler import drivers  # the drivers import this module
+
+    driver = drivers.driver_for(network.spec.driver)
+    if driver.has_interfaces:
         for path, address in (
             ("spec.ipv4Address", spec.ipv4_address),
             ("spec.ipv6Address", spec.ipv6_address),
         ):
             if address is not None:
                 _check_static_address(report, key, path, address, network)
+    for path, message in driver.check_endpoint(endpoint, network):
+        report.add(key, path, message)
+    if driver.publishes_ports:
         _check_ports(report, endpoint, network)
 
 
@@ -744,11 +729,6 @@ def _check_ports(report: _Reporter, endpoint: Endpoint, network: Network) -> Non
     """Published ports must be reachable: not on internal networks, hostIP a usable
     unicast address of a family the network has a pool of."""
     families = _families(network) or {4}  # no ipam: a default pool, which is IPv4
-    if endpoint.spec.ports and network.spec.driver != "bridge":
-        report.add(endpoint.key, "spec.ports", f"{network.key} uses the {network.spec.driver} "
-                   "driver: its endpoints are reached on their own addresses, nothing is "
-                   "published (only bridge networks publish ports); remove spec.ports")
-        return
     for index, port in enumerate(endpoint.spec.ports):
         if network.spec.internal:
             report.add(
@@ -883,16 +863,19 @@ def _check_subnet_overlaps(report: _Reporter) -> None:
 
 def _check_host_sandboxes(report: _Reporter) -> None:
     """A sandbox on a host network is the host namespace itself: it cannot join others."""
+    from reconciler.drivers import driver_for  # the drivers import this module
+
     networks = report.manifests.networks
     for sandbox in report.manifests.sandboxes.values():
         joined = report.manifests.endpoints_of_sandbox(sandbox.metadata.name)
-        drivers = {
-            e.metadata.name: networks[e.spec.network].spec.driver
+        shares_host = {
+            e.metadata.name: driver_for(networks[e.spec.network].spec.driver)
+            .shares_host_namespace
             for e in joined if e.spec.network in networks
         }
-        if "host" in drivers.values() and len(drivers) > 1:
-            others = sorted(name for name, driver in drivers.items() if driver != "host")
-            hosts = sorted(name for name, driver in drivers.items() if driver == "host")
+        if any(shares_host.values()) and len(shares_host) > 1:
+            others = sorted(name for name, shares in shares_host.items() if not shares)
+            hosts = sorted(name for name, shares in shares_host.items() if shares)
             culprit = report.manifests.endpoints[(others or hosts[1:])[0]]
             report.add(culprit.key, "spec.sandbox",
                        f"{sandbox.key} joins a host network (Endpoint/{hosts[0]}), so it is the "
@@ -900,19 +883,22 @@ def _check_host_sandboxes(report: _Reporter) -> None:
 
 
 def _check_bridge_names(report: _Reporter) -> None:
+    """Two networks cannot be the same host link (two bridges of one name)."""
+    from reconciler.drivers import driver_for  # the drivers import this module
+
     owners: dict[str, Network] = {}
     for network in report.manifests.networks.values():
-        if network.spec.driver != "bridge":
+        link = driver_for(network.spec.driver).network_link_name(network)
+        if link is None:
             continue
-        first = owners.setdefault(network.bridge_name, network)
+        first = owners.setdefault(link, network)
         if first is network:
             continue
         culprit, other = _pick_culprit(first, network, lambda n: n.spec.bridge is not None)
         report.add(
             culprit.key,
             "spec.bridge",
-            f"bridge name {network.bridge_name} is also used by {other.key}; "
-            "set a distinct spec.bridge",
+            f"bridge name {link} is also used by {other.key}; set a distinct spec.bridge",
         )
 
 

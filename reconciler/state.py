@@ -2,8 +2,10 @@
 
 A `State` maps a `ResourceKey` (kind, name) to a frozen `Resource`: the
 kernel-visible attributes of one CNM object of one apply set. Attribute values
-are JSON-like (str, int, bool, None, or tuples of those), already normalised
-(sorted tuples, canonical address text), so equality means "no drift".
+are JSON-like (str, int, bool, None, or tuples of those) or an `MtuPair`,
+already normalised (sorted tuples, canonical address text), so equality means
+"no drift". Address lists are tuples; `external()` is the one place that
+gives them (and an `MtuPair`) the text form plans and JSON documents show.
 
 A desired resource may leave an attribute out: that means "the user did not
 say", and the diff ignores whatever the kernel has there.
@@ -21,14 +23,32 @@ from typing import Literal
 Kind = Literal["Network", "Sandbox", "Endpoint"]
 KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint")
 
-AttrValue = str | int | bool | None | tuple["AttrValue", ...]
 
-#: Attributes the kernel cannot change in place: a difference forces replacement.
-REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
+
+@dataclass(frozen=True, order=True)
+class MtuPair:
+    """The MTUs of an endpoint's two ends when they differ (cnm always sets one MTU, so
+    this is drift: a plan shows it as `host/sandbox`)."""
+
+    host: int
+    sandbox: int
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.sandbox}"
+
+
+AttrValue = str | int | bool | None | MtuPair | tuple["AttrValue", ...]
+
+#: Attributes holding addresses ("address/prefix", or gateway addresses), as tuples.
+ADDRESS_LISTS = frozenset({"ipv4", "ipv6", "gateway4", "gateway6"})
+
+#: Attributes the kernel cannot change in place, whatever the driver: a difference
+#: forces replacement. Each driver adds its own (`drivers.REPLACEMENT_FIELDS`).
+COMMON_REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "Network": frozenset({"driver", "bridge", "subnets"}),
+        "Network": frozenset({"driver", "subnets"}),
         "Sandbox": frozenset({"netns"}),
-        "Endpoint": frozenset({"network", "sandbox", "veth", "parent", "mode"}),
+        "Endpoint": frozenset({"network", "sandbox"}),
     }
 )
 
@@ -104,9 +124,33 @@ def freeze(value: object) -> AttrValue:
     """Turn lists into tuples recursively so attribute values are hashable and comparable."""
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
-    if value is None or isinstance(value, (str, int, bool)):
+    if value is None or isinstance(value, (str, int, bool, MtuPair)):
         return value
     raise TypeError(f"unsupported attribute value {value!r}")
+
+
+def external(name: str, value: AttrValue) -> AttrValue:
+    """Attribute `name` as plans, JSON documents and saved states show it: an address
+    list as one ", "-joined text, an `MtuPair` as "host/sandbox" (the forms these
+    documents have always had). The one place typed values become text."""
+    if name in ADDRESS_LISTS and isinstance(value, tuple):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, MtuPair):
+        return str(value)
+    return value
+
+
+def internal(name: str, value: AttrValue) -> AttrValue:
+    """The typed value of attribute `name` read back from its `external` form."""
+    if not isinstance(value, str):
+        return value
+    if name in ADDRESS_LISTS:
+        return tuple(v.strip() for v in value.split(",") if v.strip()) or None
+    if name == "mtu":
+        host, slash, sandbox = value.partition("/")
+        if slash and host.isdigit() and sandbox.isdigit():
+            return MtuPair(int(host), int(sandbox))
+    return value
 
 
 @dataclass(frozen=True)
@@ -149,7 +193,7 @@ class Resource:
             "kind": self.key.kind,
             "name": self.key.name,
             "set": self.set_name,
-            "attrs": {k: _thaw(v) for k, v in self.attrs.items()},
+            "attrs": {k: _thaw(external(k, v)) for k, v in self.attrs.items()},
         }
 
     @classmethod
@@ -160,7 +204,7 @@ class Resource:
         return cls(
             ResourceKey(str(data["kind"]), str(data["name"])),
             str(data["set"]),
-            {str(k): freeze(v) for k, v in attrs.items()},
+            {str(k): internal(str(k), freeze(v)) for k, v in attrs.items()},
         )
 
 
@@ -243,15 +287,3 @@ class State:
             frozenset(str(r) for r in reserved),
         )
 
-
-def kernel_names(resource: Resource) -> list[str]:
-    """The kernel names a resource claims, in the form used by `State.occupied`."""
-    kind = resource.key.kind
-    names: list[str] = []
-    if kind == "Network" and isinstance(resource.get("bridge"), str):
-        names.append(f"link:{resource.get('bridge')}")
-    elif kind == "Sandbox" and isinstance(resource.get("netns"), str):
-        names.append(f"netns:{resource.get('netns')}")
-    elif kind == "Endpoint" and isinstance(resource.get("veth"), str):
-        names.append(f"link:{resource.get('veth')}")
-    return names
