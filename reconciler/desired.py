@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from reconciler import naming
 from reconciler.drivers import EndpointContext, driver_for
-from reconciler.drivers.base import text_values
+from reconciler.drivers.common import text_values
 from reconciler.errors import ManifestError
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.memo import BuildMemo

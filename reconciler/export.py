@@ -26,7 +26,7 @@ from typing import Any
 from reconciler import firewall
 from reconciler.desired import build_desired
 from reconciler.drivers import driver_of, rebuild_networks
-from reconciler.drivers.base import text_values
+from reconciler.drivers.common import text_values
 from reconciler.errors import ManifestError
 from reconciler.loader import dump_yaml, load_text
 from reconciler.plan import make_plan

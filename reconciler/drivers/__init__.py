@@ -14,14 +14,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from reconciler.drivers.base import (
-    HOST_SANDBOX_KEY,
-    Driver,
-    EndpointContext,
-    FieldProblem,
-    LinkInfo,
-    StepContext,
-)
+from reconciler.drivers.base import HOST_SANDBOX_KEY, Driver, EndpointContext, FieldProblem
+from reconciler.drivers.kernel_view import LinkInfo, StepContext
 from reconciler.drivers.names import DEFAULT, NAMES
 from reconciler.state import COMMON_REPLACEMENT_FIELDS, Resource, State
 

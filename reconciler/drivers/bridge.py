@@ -14,14 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reconciler import faults, firewall, naming
-from reconciler.drivers.base import (
-    Driver,
-    EndpointContext,
-    FieldProblem,
-    LinkInfo,
-    Netlink,
-    PeerEnd,
-    StepContext,
+from reconciler.drivers.base import Driver, EndpointContext, FieldProblem
+from reconciler.drivers.common import (
     addresses,
     first_text,
     gateways,
@@ -31,6 +25,7 @@ from reconciler.drivers.base import (
     text_values,
     wants_ipv6,
 )
+from reconciler.drivers.kernel_view import LinkInfo, Netlink, PeerEnd, StepContext
 from reconciler.errors import KernelError
 from reconciler.naming import CNM_LINK_GROUP
 from reconciler.state import AttrValue, MtuPair, Owner, Resource, ResourceKey, State

@@ -13,9 +13,8 @@ from reconciler.drivers.base import (
     Driver,
     FieldProblem,
     NoKernelObjects,
-    addressless_problems,
-    no_ipam_problems,
 )
+from reconciler.drivers.common import addressless_problems, no_ipam_problems
 
 if TYPE_CHECKING:
     from reconciler.model import Endpoint, Network

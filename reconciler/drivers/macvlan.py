@@ -11,20 +11,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reconciler.drivers.base import (
-    Driver,
-    EndpointContext,
-    FieldProblem,
-    LinkInfo,
-    PeerEnd,
-    StepContext,
+from reconciler.drivers.base import Driver, EndpointContext, FieldProblem
+from reconciler.drivers.common import (
     addresses,
     gateways,
     interface_attrs,
     interface_summary,
-    owned_link,
     text_values,
 )
+from reconciler.drivers.kernel_view import LinkInfo, PeerEnd, StepContext, owned_link
 from reconciler.drivers.names import MACVLAN_MODES
 from reconciler.errors import KernelError
 from reconciler.naming import CNM_LINK_GROUP

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from reconciler import faults
 from reconciler.drivers import Driver, StepContext, driver_of
-from reconciler.drivers.base import LinkInfo, first_text, text_values, wants_ipv6
+from reconciler.drivers.common import first_text, text_values, wants_ipv6
+from reconciler.drivers.kernel_view import LinkInfo
 from reconciler.errors import ConflictError, KernelError
 from reconciler.kernel import files, netns
 from reconciler.kernel.observe import RT_TABLE_MAIN, global_addresses

@@ -130,10 +130,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from reconciler.drivers.base import (
-    Driver, EndpointContext, LinkInfo, NoKernelObjects, PeerEnd, addresses,
-    interface_attrs, interface_summary,
-)
+from reconciler.drivers.base import Driver, EndpointContext, NoKernelObjects
+from reconciler.drivers.common import addresses, interface_attrs, interface_summary
+from reconciler.drivers.kernel_view import LinkInfo, PeerEnd
 from reconciler.state import AttrValue, Resource
 
 
