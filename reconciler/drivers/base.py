@@ -137,7 +137,11 @@ class Driver(Protocol):
         networks_by_link: Mapping[int, str], host_link_names: Mapping[int, str],
     ) -> dict[str, AttrValue]:
         """The Endpoint resource of an endpoint's owned ends (at least one is given).
-        `networks_by_link` maps the ifindex of each network's host link to its name."""
+        `networks_by_link` maps the ifindex of each network's host link to its name.
+
+        Beyond the two ends, look up only `networks_by_link[host.master]` and
+        `host_link_names[peer.link.peer_index]`: `cnm watch` (kernel/live.py) reuses
+        an endpoint whose ends and those two lookups did not change."""
         ...
 
     def is_leftover(self, link: LinkInfo, masters: set[int], addressed: set[int]) -> bool:
