@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from reconciler import naming
+from reconciler.drivers import driver_for, network_problems
 from reconciler.drivers import names as driver_names
 from reconciler.errors import ManifestProblem
 from reconciler.state import ResourceKey, item_order
@@ -531,12 +532,10 @@ def _check_duplicates(report: _Reporter) -> None:
 
 
 def _check_network(report: _Reporter, network: Network) -> None:
-    from reconciler import drivers  # the drivers import this module
-
     key, spec = network.key, network.spec
-    for path, message in drivers.network_problems(network):
+    for path, message in network_problems(network):
         report.add(key, path, message)
-    for option in drivers.driver_for(spec.driver).interface_options:
+    for option in driver_for(spec.driver).interface_options:
         value = getattr(spec, option)
         if value is not None:
             _check_ifname(report, key, f"spec.{option}", value)
@@ -709,9 +708,7 @@ def _check_endpoint(report: _Reporter, endpoint: Endpoint) -> None:
     network = manifests.networks.get(spec.network)
     if network is None:
         return
-    from reconciler import drivers  # the drivers import this module
-
-    driver = drivers.driver_for(network.spec.driver)
+    driver = driver_for(network.spec.driver)
     if driver.has_interfaces:
         for path, address in (
             ("spec.ipv4Address", spec.ipv4_address),
@@ -863,8 +860,6 @@ def _check_subnet_overlaps(report: _Reporter) -> None:
 
 def _check_host_sandboxes(report: _Reporter) -> None:
     """A sandbox on a host network is the host namespace itself: it cannot join others."""
-    from reconciler.drivers import driver_for  # the drivers import this module
-
     networks = report.manifests.networks
     for sandbox in report.manifests.sandboxes.values():
         joined = report.manifests.endpoints_of_sandbox(sandbox.metadata.name)
@@ -884,8 +879,6 @@ def _check_host_sandboxes(report: _Reporter) -> None:
 
 def _check_bridge_names(report: _Reporter) -> None:
     """Two networks cannot be the same host link (two bridges of one name)."""
-    from reconciler.drivers import driver_for  # the drivers import this module
-
     owners: dict[str, Network] = {}
     for network in report.manifests.networks.values():
         link = driver_for(network.spec.driver).network_link_name(network)

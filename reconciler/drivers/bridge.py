@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reconciler import faults, firewall, naming
+from reconciler import faults, naming
 from reconciler.drivers.base import Driver, EndpointContext, FieldProblem
 from reconciler.drivers.common import (
     addresses,
@@ -71,6 +71,8 @@ class BridgeDriver:
     # --- desired resources ---
 
     def network_attrs(self, network: Network) -> dict[str, AttrValue] | None:
+        from reconciler import firewall  # see _firewall_spec
+
         pools = network.spec.ipam
         return {
             "driver": self.name,
@@ -85,6 +87,8 @@ class BridgeDriver:
         }
 
     def endpoint_attrs(self, ctx: EndpointContext) -> dict[str, AttrValue] | None:
+        from reconciler import firewall  # see _firewall_spec
+
         spec = ctx.endpoint.spec
         attrs: dict[str, AttrValue] = {
             "network": ctx.network.metadata.name,
@@ -265,8 +269,20 @@ class BridgeDriver:
             spec["mtu"] = mtu
         if ipam:
             spec["ipam"] = ipam
-        spec.update(firewall.network_spec(resource))
-        return spec
+        return spec | _firewall_spec(resource)
+
+
+def _firewall_spec(resource: Resource) -> dict[str, Any]:
+    """The firewall's manifest fields of a network.
+
+    The firewall module is imported where used: it imports the model, which
+    takes its `driver` vocabulary from this package, so importing it here at
+    the top would make importing the model first a cycle. No driver imports
+    the model at run time for the same reason.
+    """
+    from reconciler import firewall
+
+    return firewall.network_spec(resource)
 
 
 def _bridge_index(ctx: StepContext, network: str) -> int:

@@ -20,11 +20,14 @@ something else is listed in `ALLOWED` with its reason.
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from reconciler.drivers import REGISTRY
 from reconciler.drivers.names import NAMES
@@ -118,6 +121,16 @@ def test_the_rule_sees_what_it_should() -> None:
 def test_the_registry_is_the_names_file() -> None:
     assert tuple(REGISTRY) == NAMES
     assert all(driver.name == name for name, driver in REGISTRY.items())
+
+
+@pytest.mark.parametrize("module", ["model", "loader", "drivers", "drivers.bridge", "firewall"])
+def test_any_module_can_be_imported_first(module: str) -> None:
+    """The model takes its driver names from the drivers, which describe model objects:
+    no import order may make that a cycle (drivers import the model for types only)."""
+    result = subprocess.run([sys.executable, "-c", f"import reconciler.{module}"],
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
 
 
 # --- a new driver: one file and one line ------------------------------------------------
