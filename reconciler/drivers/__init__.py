@@ -51,13 +51,15 @@ def driver_for(name: str) -> Driver:
 
 
 def driver_of(resource: Resource) -> Driver | None:
-    """The driver that made (or would make) a Network or Endpoint resource; None for
-    anything else (a sandbox, or firewall rules whose links are gone)."""
-    if resource.key.kind in ("Network", "Endpoint"):
-        for driver in _ALL:
-            if driver.owns(resource):
-                return driver
-    return None
+    """The driver that made (or would make) a Network or Endpoint resource; None for a
+    Sandbox. One no driver claims (firewall rules whose links are gone) goes to the
+    default driver, as in observation: its steps find nothing of it to touch."""
+    if resource.key.kind not in ("Network", "Endpoint"):
+        return None
+    for driver in _ALL:
+        if driver.owns(resource):
+            return driver
+    return REGISTRY[DEFAULT]
 
 
 def network_link_driver(kind: str | None) -> Driver | None:

@@ -255,21 +255,19 @@ def _configure_interface(rtnl: Rtnl, link: LinkInfo, resource: Resource, marker:
 DriverStep = Callable[[Driver], Callable[[StepContext, Resource], None]]
 
 
-def _by_driver(select: DriverStep, *, deleting: bool = False) -> StepFn:
-    """The step that hands a resource to `select(its driver)`."""
+def _by_driver(select: DriverStep) -> StepFn:
+    """The step that hands a Network or Endpoint resource to `select(its driver)`."""
 
     def step(ctx: ApplyContext, resource: Resource) -> None:
         driver = driver_of(resource)
-        if driver is not None:
-            select(driver)(ctx, resource)
-        elif not deleting:
-            raise KernelError(f"{resource.key}: no driver makes it")
-        # else: no driver made it (firewall rules whose links are gone): no link to delete
+        if driver is None:
+            raise KernelError(f"{resource.key}: no driver makes a {resource.key.kind}")
+        select(driver)(ctx, resource)
 
     return step
 
 
-_delete_endpoint = _by_driver(lambda d: d.delete_endpoint, deleting=True)
+_delete_endpoint = _by_driver(lambda d: d.delete_endpoint)
 
 
 def delete_endpoint(ctx: ApplyContext, resource: Resource) -> None:
@@ -287,7 +285,7 @@ STEPS: Mapping[tuple[StepVerb, str], StepFn] = {
     ("delete", "Sandbox"): delete_sandbox,
     ("create", "Network"): _by_driver(lambda d: d.create_network),
     ("update", "Network"): _by_driver(lambda d: d.update_network),
-    ("delete", "Network"): _by_driver(lambda d: d.delete_network, deleting=True),
+    ("delete", "Network"): _by_driver(lambda d: d.delete_network),
     ("create", "Endpoint"): _by_driver(lambda d: d.create_endpoint),
     ("update", "Endpoint"): _by_driver(lambda d: d.update_endpoint),
     ("delete", "Endpoint"): delete_endpoint,
