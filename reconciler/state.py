@@ -2,17 +2,26 @@
 
 A `State` maps a `ResourceKey` (kind, name) to a frozen `Resource`: the
 kernel-visible attributes of one CNM object of one apply set. Attribute values
-are JSON-like (str, int, bool, None, or tuples of those) or an `MtuPair`,
-already normalised (sorted tuples, canonical address text), so equality means
-"no drift". Address lists are tuples; `external()` is the one place that
-gives them (and an `MtuPair`) the text form plans and JSON documents show.
+are JSON-like (str, int, bool, None, a `Drift`, an `MtuPair`, or tuples of
+those), already normalised (sorted tuples, canonical address text), so
+equality means "no drift". Address lists are tuples.
 
 A desired resource may leave an attribute out: that means "the user did not
 say", and the diff ignores whatever the kernel has there.
+
+An observed value no manifest could ask for (firewall rules changed by hand) is
+a `Drift`, never a sentinel string: it equals no desired value, so the diff
+always shows it, and plans print it as its text.
+
+Typed values have one text form, made in one place: `external()` (address
+lists joined with ", ", an `MtuPair` as "host/sandbox", a drift as its note)
+for plans, `thaw()` for JSON documents (`cnm observe`, saved plans), and
+`internal()` reads JSON back typed.
 """
 
 from __future__ import annotations
 
+import enum
 import operator
 import re
 from collections.abc import Iterator, Mapping
@@ -24,20 +33,117 @@ Kind = Literal["Network", "Sandbox", "Endpoint"]
 KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint")
 
 
+class DriftReason(enum.Enum):
+    """Why an observed value is not one cnm would write."""
 
-@dataclass(frozen=True, order=True)
-class MtuPair:
-    """The MTUs of an endpoint's two ends when they differ (cnm always sets one MTU, so
-    this is drift: a plan shows it as `host/sandbox`)."""
+    NO_RULES = "no rules"  # every rule of a firewall setting is gone
+    RULES_DIFFER = "rules differ"  # rules are there, but not the ones cnm writes for any value
 
-    host: int
-    sandbox: int
+
+class Drift:
+    """An observed attribute value (or list element) that no desired value equals.
+
+    `subject` names the part that drifted when the value is a list (a published
+    port's text). The text form, `(no rules)` or `8080->80/tcp (rules differ)`, is
+    how plans print a drift and how state JSON (`cnm observe`, saved plans) carries it.
+
+    Immutable and compared by value, like a frozen dataclass, but written out: this
+    module is imported by every command, and building a dataclass costs about a
+    millisecond at import.
+    """
+
+    __slots__ = ("reason", "subject")
+    reason: DriftReason
+    subject: str | None
+
+    def __init__(self, reason: DriftReason, subject: str | None = None) -> None:
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "subject", subject)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Drift is immutable (cannot set {name})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Drift is immutable (cannot delete {name})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Drift) and (self.reason, self.subject) == (
+            other.reason, other.subject)
+
+    def __hash__(self) -> int:
+        return hash((self.reason, self.subject))
+
+    def __reduce__(self) -> tuple[type[Drift], tuple[DriftReason, str | None]]:
+        return (Drift, (self.reason, self.subject))
+
+    def __repr__(self) -> str:
+        return f"Drift({self.reason}, {self.subject!r})"
 
     def __str__(self) -> str:
-        return f"{self.host}/{self.sandbox}"
+        note = f"({self.reason.value})"
+        return note if self.subject is None else f"{self.subject} {note}"
+
+    @classmethod
+    def from_text(cls, text: str) -> Drift | None:
+        """The drift whose text form `text` is; None for any other text."""
+        for reason in DriftReason:
+            note = f"({reason.value})"
+            if text == note:
+                return cls(reason)
+            if text.endswith(f" {note}"):
+                return cls(reason, text[:-len(note) - 1])
+        return None
 
 
-AttrValue = str | int | bool | None | MtuPair | tuple["AttrValue", ...]
+class MtuPair:
+    """The MTUs of an endpoint's two ends when they differ (cnm always sets one MTU, so
+    this is drift: plans show it as `host/sandbox`). Written out like `Drift`."""
+
+    __slots__ = ("host_end", "sandbox_end")
+    host_end: int
+    sandbox_end: int
+
+    def __init__(self, host_end: int, sandbox_end: int) -> None:
+        object.__setattr__(self, "host_end", host_end)
+        object.__setattr__(self, "sandbox_end", sandbox_end)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"an MtuPair is immutable (cannot set {name})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"an MtuPair is immutable (cannot delete {name})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MtuPair) and (self.host_end, self.sandbox_end) == (
+            other.host_end, other.sandbox_end)
+
+    def __hash__(self) -> int:
+        return hash((self.host_end, self.sandbox_end))
+
+    def __reduce__(self) -> tuple[type[MtuPair], tuple[int, int]]:
+        return (MtuPair, (self.host_end, self.sandbox_end))
+
+    def __repr__(self) -> str:
+        return f"MtuPair({self.host_end}, {self.sandbox_end})"
+
+    def __str__(self) -> str:
+        return f"{self.host_end}/{self.sandbox_end}"
+
+    @classmethod
+    def from_text(cls, text: str) -> MtuPair | None:
+        """The pair whose text form `text` is; None for any other text."""
+        host, slash, sandbox = text.partition("/")
+        if slash and host.isdigit() and sandbox.isdigit():
+            return cls(int(host), int(sandbox))
+        return None
+
+
+AttrValue = str | int | bool | None | Drift | MtuPair | tuple["AttrValue", ...]
+
+#: Attributes whose observed value may be a `Drift` or, for `ports`, hold some (the
+#: firewall's): only these read a drift's text form back from JSON as a drift, so
+#: that no other text (a hosts file, say) is ever taken for one.
+DRIFT_ATTRS = frozenset({"internal", "icc", "masquerade", "ports"})
 
 #: Attributes holding addresses ("address/prefix", or gateway addresses), as tuples.
 ADDRESS_LISTS = frozenset({"ipv4", "ipv6", "gateway4", "gateway6"})
@@ -124,32 +230,30 @@ def freeze(value: object) -> AttrValue:
     """Turn lists into tuples recursively so attribute values are hashable and comparable."""
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
-    if value is None or isinstance(value, (str, int, bool, MtuPair)):
+    if value is None or isinstance(value, (str, int, bool, Drift, MtuPair)):
         return value
     raise TypeError(f"unsupported attribute value {value!r}")
 
 
 def external(name: str, value: AttrValue) -> AttrValue:
-    """Attribute `name` as plans, JSON documents and saved states show it: an address
-    list as one ", "-joined text, an `MtuPair` as "host/sandbox" (the forms these
-    documents have always had). The one place typed values become text."""
+    """Attribute `name` as plans and JSON documents show it: an address list as one
+    ", "-joined text (the form these documents have always had); other values as
+    they are (`thaw` and `format_value` give a drift or an `MtuPair` its text)."""
     if name in ADDRESS_LISTS and isinstance(value, tuple):
         return ", ".join(str(v) for v in value)
-    if isinstance(value, MtuPair):
-        return str(value)
     return value
 
 
 def internal(name: str, value: AttrValue) -> AttrValue:
-    """The typed value of attribute `name` read back from its `external` form."""
+    """The typed value of attribute `name` read back from its JSON form."""
+    if name in DRIFT_ATTRS:
+        return _read_drift(value)
     if not isinstance(value, str):
         return value
     if name in ADDRESS_LISTS:
         return tuple(v.strip() for v in value.split(",") if v.strip()) or None
     if name == "mtu":
-        host, slash, sandbox = value.partition("/")
-        if slash and host.isdigit() and sandbox.isdigit():
-            return MtuPair(int(host), int(sandbox))
+        return MtuPair.from_text(value) or value
     return value
 
 
@@ -193,7 +297,7 @@ class Resource:
             "kind": self.key.kind,
             "name": self.key.name,
             "set": self.set_name,
-            "attrs": {k: _thaw(external(k, v)) for k, v in self.attrs.items()},
+            "attrs": {k: thaw(external(k, v)) for k, v in self.attrs.items()},
         }
 
     @classmethod
@@ -208,9 +312,22 @@ class Resource:
         )
 
 
-def _thaw(value: AttrValue) -> object:
+def thaw(value: AttrValue) -> object:
+    """An attribute value as plain JSON data (tuples as lists, a drift or an `MtuPair` as
+    its text); address lists need `external` first, which knows them by name."""
     if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
+        return [thaw(v) for v in value]
+    if isinstance(value, Drift | MtuPair):
+        return str(value)
+    return value
+
+
+def _read_drift(value: AttrValue) -> AttrValue:
+    """`value` read back from JSON with each drift text as the `Drift` it stands for."""
+    if isinstance(value, str):
+        return Drift.from_text(value) or value
+    if isinstance(value, tuple):
+        return tuple(_read_drift(v) for v in value)
     return value
 
 

@@ -1,6 +1,6 @@
-"""Typed attribute values: address lists are tuples and a veth pair's two MTUs an
-`MtuPair` inside cnm; plans, JSON documents and saved states show them as they always
-did ("a, b" and "1500/9000"), and read them back typed."""
+"""Typed attribute values: address lists are tuples, a veth pair's two MTUs an `MtuPair`
+and firewall drift a `Drift` inside cnm; plans, JSON documents and saved states show
+them as they always did ("a, b", "1500/9000", "(no rules)"), and read them back typed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ import json
 from reconciler.diff import Change
 from reconciler.plan import Action, Plan
 from reconciler.render import format_change, plan_document, render_text
-from reconciler.state import MtuPair, Resource, ResourceKey, State, external, internal
+from reconciler.state import (
+    Drift,
+    DriftReason,
+    MtuPair,
+    Resource,
+    ResourceKey,
+    State,
+    external,
+    internal,
+    thaw,
+)
 
 KEY = ResourceKey("Endpoint", "web")
 TYPED = {
@@ -19,6 +29,7 @@ TYPED = {
     "gateway6": None,
     "mtu": MtuPair(1500, 9000),
     "veth": "cnm0123456789",
+    "internal": Drift(DriftReason.NO_RULES),
 }
 SHOWN = {
     "ipv4": "10.0.0.2/24, 10.0.0.9/24",
@@ -27,6 +38,7 @@ SHOWN = {
     "gateway6": None,
     "mtu": "1500/9000",
     "veth": "cnm0123456789",
+    "internal": "(no rules)",
 }
 
 
@@ -40,9 +52,9 @@ def test_json_shows_the_text_forms_and_reads_them_back_typed() -> None:
     assert again.to_json() == state.to_json()
 
 
-def test_external_and_internal_are_inverse() -> None:
+def test_the_json_form_reads_back_as_the_value() -> None:
     for name, value in TYPED.items():
-        assert external(name, value) == SHOWN[name]
+        assert thaw(external(name, value)) == SHOWN[name]
         assert internal(name, SHOWN[name]) == value
     assert internal("mtu", 1500) == 1500 and internal("ipv4", "") is None
 
