@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler import engine
-from reconciler.drivers.host import HOST_SANDBOX_KEY
+from reconciler.drivers import HOST_SANDBOX_KEY, REGISTRY, driver_for
 from reconciler.errors import CnmError, ManifestError, ManifestProblem
 from reconciler.export import export_state
 from reconciler.kernel.netns import NETNS_RUN_DIR
@@ -54,10 +54,7 @@ from reconciler.validation import validate
 API_SOURCE = "<api>"
 #: Options `configure_network_driver` accepts, per driver (the NetworkSpec fields).
 DRIVER_OPTIONS: Mapping[str, frozenset[str]] = {
-    "bridge": frozenset({"mtu", "internal", "icc", "masquerade"}),
-    "macvlan": frozenset({"mtu", "parent", "mode"}),
-    "null": frozenset(),
-    "host": frozenset(),
+    name: driver.options for name, driver in REGISTRY.items()
 }
 
 
@@ -355,7 +352,7 @@ class Sandbox:
         """Where the namespace is: `/run/netns/<netns>` (libnetwork's sandbox key)."""
         manifest = self.manifest
         joined = [e for e in self.controller.endpoints() if e.manifest.spec.sandbox == self.name]
-        if any(e.network.driver == "host" for e in joined):
+        if any(driver_for(e.network.driver).shares_host_namespace for e in joined):
             return HOST_SANDBOX_KEY
         return str(NETNS_RUN_DIR / manifest.netns_name)
 

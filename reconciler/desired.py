@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from reconciler import naming
 from reconciler.drivers import EndpointContext, driver_for
+from reconciler.drivers.common import text_values
 from reconciler.errors import ManifestError
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.memo import BuildMemo
@@ -40,14 +41,11 @@ def held_addresses(observed: State) -> dict[str, list[IPAddress]]:
     held: dict[str, list[IPAddress]] = {}
     for resource in observed.of_kind("Endpoint"):
         addresses: list[IPAddress] = []
-        for attr in ("ipv4", "ipv6"):
-            value = resource.get(attr)
-            if isinstance(value, str):
-                for text in value.split(","):
-                    try:
-                        addresses.append(_interface_ip(text.strip()))
-                    except ValueError:
-                        continue
+        for text in text_values(resource, "ipv4", "ipv6"):
+            try:
+                addresses.append(_interface_ip(text))
+            except ValueError:
+                continue
         held[resource.key.name] = addresses
     return held
 

@@ -23,15 +23,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler import firewall, naming
+from reconciler import firewall
 from reconciler.desired import build_desired
-from reconciler.drivers.bridge import DEFAULT_MTU
+from reconciler.drivers import driver_of, rebuild_networks
+from reconciler.drivers.common import text_values
 from reconciler.errors import ManifestError
 from reconciler.loader import dump_yaml, load_text
 from reconciler.plan import make_plan
-from reconciler.render import format_value
+from reconciler.render import format_attr
 from reconciler.sandbox_files import HOSTS_HEADER
-from reconciler.state import Resource, ResourceKey, State
+from reconciler.state import Resource, State
 
 API_VERSION = "cnm/v1"
 _RESOLV_HEADER = "# Managed by cnm.\n"
@@ -62,60 +63,17 @@ def _document(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _strings(value: object) -> list[str]:
-    if isinstance(value, tuple):
-        return [str(v) for v in value]
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return []
+    return [str(v) for v in value] if isinstance(value, tuple) else []
 
 
 def _ips(endpoint: Resource) -> list[str]:
     """The endpoint's addresses without prefix, IPv4 first (the order hosts files use)."""
-    return [str(ipaddress.ip_interface(a).ip)
-            for attr in ("ipv4", "ipv6") for a in _strings(endpoint.get(attr))]
-
-
-def _macvlan_networks(observed: State) -> dict[str, Resource]:
-    """macvlan networks have no kernel object: rebuild each from its endpoints
-    (parent, mode, the subnets of their addresses, the gateway of their routes)."""
-    members: dict[str, list[Resource]] = defaultdict(list)
-    for endpoint in observed.of_kind("Endpoint"):
-        if endpoint.get("parent") is not None and endpoint.get("network") is not None:
-            members[str(endpoint.get("network"))].append(endpoint)
-    networks: dict[str, Resource] = {}
-    for name, endpoints in sorted(members.items()):
-        first = endpoints[0]
-        subnets = sorted({str(ipaddress.ip_interface(a).network)
-                          for e in endpoints for attr in ("ipv4", "ipv6")
-                          for a in _strings(e.get(attr))})
-        addresses = []
-        for subnet in subnets:
-            attr = "gateway4" if ipaddress.ip_network(subnet).version == 4 else "gateway6"
-            gateway = next((g for e in endpoints for g in _strings(e.get(attr))), None)
-            if gateway is not None:
-                addresses.append(f"{gateway}/{ipaddress.ip_network(subnet).prefixlen}")
-        networks[name] = Resource(
-            ResourceKey("Network", name), observed.set_name,
-            {"driver": "macvlan", "parent": first.get("parent"), "mode": first.get("mode"),
-             "subnets": tuple(subnets), "addresses": tuple(addresses)},
-        )
-    return networks
+    return [str(ipaddress.ip_interface(a).ip) for a in text_values(endpoint, "ipv4", "ipv6")]
 
 
 def _network_spec(resource: Resource) -> dict[str, Any]:
-    name = resource.key.name
-    spec: dict[str, Any] = {}
-    if resource.get("driver") == "macvlan":
-        spec["driver"] = "macvlan"
-        spec["parent"] = resource.get("parent")
-        if resource.get("mode") not in (None, "bridge"):
-            spec["mode"] = resource.get("mode")
-    bridge = resource.get("bridge")
-    if isinstance(bridge, str) and bridge != naming.default_bridge_name(name):
-        spec["bridge"] = bridge
-    mtu = resource.get("mtu")
-    if isinstance(mtu, int) and mtu != DEFAULT_MTU and resource.get("driver") == "bridge":
-        spec["mtu"] = mtu
+    """The network's IPAM pools (from its subnets and gateway addresses) inside the spec
+    its driver writes."""
     gateways = {str(ipaddress.ip_interface(a).network): str(ipaddress.ip_interface(a).ip)
                 for a in _strings(resource.get("addresses"))}
     pools = []
@@ -126,10 +84,8 @@ def _network_spec(resource: Resource) -> dict[str, Any]:
         if gateway is not None and gateway != str(network.network_address + 1):
             pool["gateway"] = gateway
         pools.append(pool)
-    if pools:
-        spec["ipam"] = pools
-    spec.update(firewall.network_spec(resource))
-    return spec
+    driver = driver_of(resource)
+    return driver.network_spec(resource, pools) if driver is not None else {}
 
 
 def _resolv_spec(text: object) -> dict[str, Any] | None:
@@ -227,7 +183,7 @@ def export_state(observed: State, *, with_mac: bool = False) -> Export:
     """Manifests that reproduce `observed` on an empty host, and what they cannot express."""
     result = Export()
     networks = {r.key.name: r for r in observed.of_kind("Network")}
-    networks.update(_macvlan_networks(observed))
+    networks.update(rebuild_networks(observed))
     sandboxes = {r.key.name: r for r in observed.of_kind("Sandbox")}
     endpoints: list[Resource] = []
     for endpoint in observed.of_kind("Endpoint"):
@@ -297,9 +253,9 @@ def _pin_addresses(result: Export, endpoints: list[Resource], set_name: str) -> 
             got = desired.get(endpoint.key)
             for attr, field_name in (("ipv4", "ipv4Address"), ("ipv6", "ipv6Address")):
                 have = endpoint.get(attr)
-                if (isinstance(have, str) and field_name not in specs[name]
+                if (isinstance(have, tuple) and have and field_name not in specs[name]
                         and (got is None or got.get(attr) != have)):
-                    specs[name][field_name] = str(ipaddress.ip_interface(have).ip)
+                    specs[name][field_name] = str(ipaddress.ip_interface(str(have[0])).ip)
                     pinned = True
         if not pinned:
             return
@@ -317,8 +273,9 @@ def _unexpressed(result: Export, observed: State) -> list[str]:
     for action in plan.actions:
         for change in action.changes:
             warnings.append(
-                f"{action.key}: {change.path} is {format_value(change.old)} in the kernel, which "
-                f"no manifest can say; applying the export makes it {format_value(change.new)}"
+                f"{action.key}: {change.path} is {format_attr(change.path, change.old)} in the "
+                f"kernel, which no manifest can say; applying the export makes it "
+                f"{format_attr(change.path, change.new)}"
             )
         if not action.changes:
             warnings.append(f"{action.key}: cannot be reproduced ({action.verb})")

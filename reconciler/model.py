@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AliasGenerator,
@@ -33,10 +33,18 @@ from pydantic import (
 )
 
 from reconciler import naming
+from reconciler.drivers import names as driver_names
 from reconciler.errors import show
 from reconciler.state import ResourceKey, item_order
 
 API_VERSION: Literal["cnm/v1"] = "cnm/v1"
+
+if TYPE_CHECKING:
+    DriverName: TypeAlias = str
+    MacvlanMode: TypeAlias = str
+else:  # the registered drivers' names (drivers/names.py): a Literal of what is there
+    DriverName = Literal[driver_names.NAMES]
+    MacvlanMode = Literal[driver_names.MACVLAN_MODES]
 
 IPAddress: TypeAlias = IPv4Address | IPv6Address
 IPNetwork: TypeAlias = IPv4Network | IPv6Network
@@ -157,7 +165,7 @@ class NetworkSpec(BaseModel):
 
     model_config = _CONFIG
 
-    driver: Literal["bridge", "macvlan", "null", "host"] = "bridge"
+    driver: DriverName = driver_names.DEFAULT
     bridge: str | None = None
     mtu: StrictInt | None = Field(default=None, ge=68, le=65535)
     internal: StrictBool = False
@@ -165,13 +173,12 @@ class NetworkSpec(BaseModel):
     masquerade: StrictBool = True
     ipam: list[IpamPool] = []
     parent: str | None = None
-    mode: Literal["bridge", "private", "vepa", "passthru"] | None = None
+    mode: MacvlanMode | None = None
 
     @field_validator("driver", mode="before")
     @classmethod
-    def _null_driver(cls, value: object) -> object:
-        """YAML reads `driver: null` as no value; the user meant the driver called null."""
-        return "null" if value is None else value
+    def _driver_from_yaml(cls, value: object) -> object:
+        return driver_names.from_yaml(value)
 
 
 class DnsConfig(BaseModel):

@@ -35,6 +35,10 @@ def default_bridge_name(network: str) -> str:
     return "br-" + _digest("bridge", network)[:12]
 
 
+#: What `host_veth_name` gives, and nothing else cnm names.
+HOST_VETH_RE = re.compile(r"^cnm[0-9a-f]{9}$")
+
+
 def host_veth_name(set_name: str, endpoint: str) -> str:
     """Host end of an endpoint's veth pair: `cnm` and 9 hex of (set, endpoint)."""
     return "cnm" + _digest("veth", set_name, endpoint)[:9]

@@ -13,17 +13,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from reconciler.diff import Change, diff_resources
+from reconciler.drivers import REPLACEMENT_FIELDS, driver_of, kernel_names
 from reconciler.errors import ConflictError
 from reconciler.firewall import needed_tables
-from reconciler.state import (
-    KINDS,
-    REPLACEMENT_FIELDS,
-    Resource,
-    ResourceKey,
-    State,
-    kernel_names,
-    key_order,
-)
+from reconciler.state import KINDS, Resource, ResourceKey, State, key_order
 
 Verb = Literal["create", "update", "delete", "replace"]
 StepVerb = Literal["create", "update", "delete"]
@@ -132,13 +125,10 @@ def check_conflicts(desired: State, observed: State) -> None:
             if mine is not None and name in kernel_names(mine):
                 continue
             problems.append(f"{resource.key}: {name.replace(':', ' ', 1)} is taken by {holder}")
-    for resource in desired.of_kind("Endpoint"):
-        parent = resource.get("parent")
-        if isinstance(parent, str) and f"link:{parent}" not in observed.occupied:
-            problems.append(
-                f"{resource.key}: Network/{resource.get('network')}: spec.parent: host link "
-                f"{parent} does not exist (a macvlan network needs an existing parent)"
-            )
+    for resource in desired:  # what the driver needs of the kernel (a macvlan's parent)
+        driver = driver_of(resource)
+        if driver is not None:
+            problems += driver.kernel_problems(resource, observed)
     if problems:
         raise ConflictError("; ".join(problems))
 

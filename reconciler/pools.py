@@ -14,6 +14,7 @@ import ipaddress
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from reconciler.drivers import driver_for
 from reconciler.errors import ManifestError, ManifestProblem
 from reconciler.model import IpamPool, Manifests, Network
 from reconciler.state import ResourceKey, State
@@ -82,9 +83,11 @@ def _kept_subnet(observed: State, name: str) -> IPv4Network | None:
 def assign_default_pools(
     manifests: Manifests, observed: State, pools: Sequence[AddressPool] = DEFAULT_POOLS
 ) -> Manifests:
-    """Manifests where every bridge network without `ipam` has one IPv4 pool."""
+    """Manifests where every network without `ipam` whose driver takes a default pool
+    (a bridge network) has one IPv4 pool."""
     needing = [
-        n for n in manifests.networks.values() if n.spec.driver == "bridge" and not n.spec.ipam
+        n for n in manifests.networks.values()
+        if not n.spec.ipam and driver_for(n.spec.driver).default_pools
     ]
     if not needing:
         return manifests

@@ -9,16 +9,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from reconciler import firewall
+from reconciler import drivers, firewall
 from reconciler.diff import Change
 from reconciler.plan import Action, Plan
-from reconciler.state import AttrValue, Resource, thaw
+from reconciler.state import AttrValue, Resource, external, thaw
 
 #: Version of the JSON plan document; bump on any incompatible change.
 PLAN_FORMAT_VERSION = "1.0"
 
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
 NO_CHANGES = "No changes. The kernel matches the manifests."
+
+
+def format_attr(path: str, value: AttrValue) -> str:
+    """One-line text of attribute `path`'s value (in its external form: state.external)."""
+    return format_value(external(path, value))
 
 
 def format_value(value: AttrValue) -> str:
@@ -33,7 +38,7 @@ def format_value(value: AttrValue) -> str:
         return f"({len(value.splitlines())} lines)"
     if isinstance(value, str):
         return value.rstrip("\n")
-    return str(value)  # an integer, or a Drift: `(no rules)`, `8080->80/tcp (rules differ)`
+    return str(value)  # an integer, a Drift (`(no rules)`), an MtuPair (`1500/9000`)
 
 
 #: A list change longer than this shows only what is added and removed.
@@ -41,12 +46,12 @@ LONG_CHANGE = 100
 
 
 def format_change(change: Change) -> str:
-    if _is_text_block(change.old) or _is_text_block(change.new):
-        return f"{change.path}: {_text_change(change.old, change.new)}"
-    plain = f"{change.path}: {format_value(change.old)} -> {format_value(change.new)}"
-    if len(plain) > LONG_CHANGE and isinstance(change.old, tuple) \
-            and isinstance(change.new, tuple):
-        return f"{change.path}: {_list_change(change.old, change.new)}"
+    old, new = external(change.path, change.old), external(change.path, change.new)
+    if _is_text_block(old) or _is_text_block(new):
+        return f"{change.path}: {_text_change(old, new)}"
+    plain = f"{change.path}: {format_value(old)} -> {format_value(new)}"
+    if len(plain) > LONG_CHANGE and isinstance(old, tuple) and isinstance(new, tuple):
+        return f"{change.path}: {_list_change(old, new)}"
     return plain
 
 
@@ -155,27 +160,9 @@ def describe(resource: Resource) -> str:
 
 
 def _describe_links(resource: Resource) -> str:
-    kind = resource.key.kind
-    if kind == "Network":
-        addresses = ", ".join(str(a) for a in _as_tuple(resource.get("addresses")))
-        text = f"bridge {resource.get('bridge')}"
-        return f"{text}  {addresses}" if addresses else text
-    if kind == "Sandbox":
+    if resource.key.kind == "Sandbox":
         return f"netns {resource.get('netns')}"
-    if kind == "Endpoint":
-        parent = resource.get("parent")
-        text = f"macvlan {parent}" if parent else f"veth {resource.get('veth')}"
-        if resource.get("sandbox") is not None:
-            text += f" -> {resource.get('sandbox')}:{resource.get('ifname')}"
-        held = [str(resource.get(a)) for a in ("ipv4", "ipv6") if resource.get(a)]
-        return f"{text}  {', '.join(held)}" if held else text
-    return ""
-
-
-def _as_tuple(value: AttrValue) -> tuple[AttrValue, ...]:
-    if isinstance(value, tuple):
-        return value
-    return () if value is None else (value,)
+    return drivers.describe(resource)  # networks and endpoints: as their driver says
 
 
 def action_lines(action: Action) -> list[str]:
@@ -193,7 +180,7 @@ def action_lines(action: Action) -> list[str]:
             lines.remove(format_change(first))
             head = (
                 f"{', '.join(forced_fields)} forces replacement: "
-                f"{format_value(first.old)} -> {format_value(first.new)}"
+                f"{format_attr(first.path, first.old)} -> {format_attr(first.path, first.new)}"
             )
         else:
             head = f"replaced because {', '.join(action.forced_by)}"
@@ -249,7 +236,9 @@ def _action_document(action: Action) -> dict[str, object]:
         "description": describe(resource) if resource is not None else "",
         "forced_by": list(action.forced_by),
         "changes": [
-            {"path": c.path, "old": thaw(c.old), "new": thaw(c.new)} for c in changes
+            {"path": c.path, "old": thaw(external(c.path, c.old)),
+             "new": thaw(external(c.path, c.new))}
+            for c in changes
         ],
     }
 
@@ -335,7 +324,8 @@ def _md_details(action: Action) -> str:
     blocks = [c for c in changes if _is_text_block(c.old) or _is_text_block(c.new)]
     if rows:
         out += ["| attribute | kernel now | after apply |", "| --- | --- | --- |"]
-        out += [f"| {_md_code(c.path)} | {_md_value(c.old)} | {_md_value(c.new)} |" for c in rows]
+        out += [f"| {_md_code(c.path)} | {_md_value(external(c.path, c.old))} | "
+                f"{_md_value(external(c.path, c.new))} |" for c in rows]
         out.append("")
     for change in blocks:
         out += [_md_text_diff(change.path, change.old, change.new)]

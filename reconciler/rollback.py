@@ -19,16 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.drivers import driver_of
 from reconciler.errors import CnmError
 from reconciler.plan import Plan, make_plan
 from reconciler.state import Resource, ResourceKey, State
-
-#: Attributes without which a resource cannot be created again, per kind.
-_NEEDED = {
-    "Network": ("bridge", "mtu"),
-    "Sandbox": ("netns",),
-    "Endpoint": ("veth", "network", "sandbox", "ifname", "mtu"),
-}
 
 
 class ApplyFailedError(CnmError):
@@ -48,11 +42,12 @@ class RestorePoint:
 
 
 def _restorable(resource: Resource) -> bool:
-    for attr in _NEEDED.get(resource.key.kind, ()):
-        value = resource.get(attr)
-        if value is None or (attr == "mtu" and not isinstance(value, int)):
-            return False
-    return True
+    """Whether the resource can be created again as it is: a sandbox needs its netns
+    name; a network or endpoint, whatever its driver needs."""
+    if resource.key.kind == "Sandbox":
+        return resource.get("netns") is not None
+    driver = driver_of(resource)
+    return driver is not None and driver.restorable(resource)
 
 
 def restore_target(snapshot: State) -> tuple[State, frozenset[ResourceKey]]:

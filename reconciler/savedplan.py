@@ -27,10 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.drivers import kernel_names
 from reconciler.errors import CnmError
 from reconciler.plan import Plan, make_plan
 from reconciler.render import plan_document, render_json
-from reconciler.state import ResourceKey, State, kernel_names
+from reconciler.state import ResourceKey, State
 
 SAVED_PLAN_FORMAT = "cnm-saved-plan"
 SAVED_PLAN_VERSION = 1

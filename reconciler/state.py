@@ -2,8 +2,9 @@
 
 A `State` maps a `ResourceKey` (kind, name) to a frozen `Resource`: the
 kernel-visible attributes of one CNM object of one apply set. Attribute values
-are JSON-like (str, int, bool, None, a `Drift`, or tuples of those), already
-normalised (sorted tuples, canonical address text), so equality means "no drift".
+are JSON-like (str, int, bool, None, a `Drift`, an `MtuPair`, or tuples of
+those), already normalised (sorted tuples, canonical address text), so
+equality means "no drift". Address lists are tuples.
 
 A desired resource may leave an attribute out: that means "the user did not
 say", and the diff ignores whatever the kernel has there.
@@ -11,6 +12,11 @@ say", and the diff ignores whatever the kernel has there.
 An observed value no manifest could ask for (firewall rules changed by hand) is
 a `Drift`, never a sentinel string: it equals no desired value, so the diff
 always shows it, and plans print it as its text.
+
+Typed values have one text form, made in one place: `external()` (address
+lists joined with ", ", an `MtuPair` as "host/sandbox", a drift as its note)
+for plans, `thaw()` for JSON documents (`cnm observe`, saved plans), and
+`internal()` reads JSON back typed.
 """
 
 from __future__ import annotations
@@ -89,19 +95,66 @@ class Drift:
         return None
 
 
-AttrValue = str | int | bool | None | Drift | tuple["AttrValue", ...]
+class MtuPair:
+    """The MTUs of an endpoint's two ends when they differ (cnm always sets one MTU, so
+    this is drift: plans show it as `host/sandbox`). Written out like `Drift`."""
+
+    __slots__ = ("host_end", "sandbox_end")
+    host_end: int
+    sandbox_end: int
+
+    def __init__(self, host_end: int, sandbox_end: int) -> None:
+        object.__setattr__(self, "host_end", host_end)
+        object.__setattr__(self, "sandbox_end", sandbox_end)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"an MtuPair is immutable (cannot set {name})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"an MtuPair is immutable (cannot delete {name})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MtuPair) and (self.host_end, self.sandbox_end) == (
+            other.host_end, other.sandbox_end)
+
+    def __hash__(self) -> int:
+        return hash((self.host_end, self.sandbox_end))
+
+    def __reduce__(self) -> tuple[type[MtuPair], tuple[int, int]]:
+        return (MtuPair, (self.host_end, self.sandbox_end))
+
+    def __repr__(self) -> str:
+        return f"MtuPair({self.host_end}, {self.sandbox_end})"
+
+    def __str__(self) -> str:
+        return f"{self.host_end}/{self.sandbox_end}"
+
+    @classmethod
+    def from_text(cls, text: str) -> MtuPair | None:
+        """The pair whose text form `text` is; None for any other text."""
+        host, slash, sandbox = text.partition("/")
+        if slash and host.isdigit() and sandbox.isdigit():
+            return cls(int(host), int(sandbox))
+        return None
+
+
+AttrValue = str | int | bool | None | Drift | MtuPair | tuple["AttrValue", ...]
 
 #: Attributes whose observed value may be a `Drift` or, for `ports`, hold some (the
 #: firewall's): only these read a drift's text form back from JSON as a drift, so
 #: that no other text (a hosts file, say) is ever taken for one.
 DRIFT_ATTRS = frozenset({"internal", "icc", "masquerade", "ports"})
 
-#: Attributes the kernel cannot change in place: a difference forces replacement.
-REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
+#: Attributes holding addresses ("address/prefix", or gateway addresses), as tuples.
+ADDRESS_LISTS = frozenset({"ipv4", "ipv6", "gateway4", "gateway6"})
+
+#: Attributes the kernel cannot change in place, whatever the driver: a difference
+#: forces replacement. Each driver adds its own (`drivers.REPLACEMENT_FIELDS`).
+COMMON_REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "Network": frozenset({"driver", "bridge", "subnets"}),
+        "Network": frozenset({"driver", "subnets"}),
         "Sandbox": frozenset({"netns"}),
-        "Endpoint": frozenset({"network", "sandbox", "veth", "parent", "mode"}),
+        "Endpoint": frozenset({"network", "sandbox"}),
     }
 )
 
@@ -177,9 +230,31 @@ def freeze(value: object) -> AttrValue:
     """Turn lists into tuples recursively so attribute values are hashable and comparable."""
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
-    if value is None or isinstance(value, (str, int, bool, Drift)):
+    if value is None or isinstance(value, (str, int, bool, Drift, MtuPair)):
         return value
     raise TypeError(f"unsupported attribute value {value!r}")
+
+
+def external(name: str, value: AttrValue) -> AttrValue:
+    """Attribute `name` as plans and JSON documents show it: an address list as one
+    ", "-joined text (the form these documents have always had); other values as
+    they are (`thaw` and `format_value` give a drift or an `MtuPair` its text)."""
+    if name in ADDRESS_LISTS and isinstance(value, tuple):
+        return ", ".join(str(v) for v in value)
+    return value
+
+
+def internal(name: str, value: AttrValue) -> AttrValue:
+    """The typed value of attribute `name` read back from its JSON form."""
+    if name in DRIFT_ATTRS:
+        return _read_drift(value)
+    if not isinstance(value, str):
+        return value
+    if name in ADDRESS_LISTS:
+        return tuple(v.strip() for v in value.split(",") if v.strip()) or None
+    if name == "mtu":
+        return MtuPair.from_text(value) or value
+    return value
 
 
 @dataclass(frozen=True)
@@ -222,7 +297,7 @@ class Resource:
             "kind": self.key.kind,
             "name": self.key.name,
             "set": self.set_name,
-            "attrs": {k: thaw(v) for k, v in self.attrs.items()},
+            "attrs": {k: thaw(external(k, v)) for k, v in self.attrs.items()},
         }
 
     @classmethod
@@ -233,16 +308,16 @@ class Resource:
         return cls(
             ResourceKey(str(data["kind"]), str(data["name"])),
             str(data["set"]),
-            {str(k): _read_drift(freeze(v)) if k in DRIFT_ATTRS else freeze(v)
-             for k, v in attrs.items()},
+            {str(k): internal(str(k), freeze(v)) for k, v in attrs.items()},
         )
 
 
 def thaw(value: AttrValue) -> object:
-    """An attribute value as plain JSON data (tuples as lists, a drift as its text)."""
+    """An attribute value as plain JSON data (tuples as lists, a drift or an `MtuPair` as
+    its text); address lists need `external` first, which knows them by name."""
     if isinstance(value, tuple):
         return [thaw(v) for v in value]
-    if isinstance(value, Drift):
+    if isinstance(value, Drift | MtuPair):
         return str(value)
     return value
 
@@ -329,15 +404,3 @@ class State:
             frozenset(str(r) for r in reserved),
         )
 
-
-def kernel_names(resource: Resource) -> list[str]:
-    """The kernel names a resource claims, in the form used by `State.occupied`."""
-    kind = resource.key.kind
-    names: list[str] = []
-    if kind == "Network" and isinstance(resource.get("bridge"), str):
-        names.append(f"link:{resource.get('bridge')}")
-    elif kind == "Sandbox" and isinstance(resource.get("netns"), str):
-        names.append(f"netns:{resource.get('netns')}")
-    elif kind == "Endpoint" and isinstance(resource.get("veth"), str):
-        names.append(f"link:{resource.get('veth')}")
-    return names

@@ -6,21 +6,37 @@ named namespace and no files of its own either.
 
 from __future__ import annotations
 
-from reconciler.drivers.base import EndpointContext
-from reconciler.model import Network
-from reconciler.state import AttrValue
+from typing import TYPE_CHECKING
 
-#: What `Endpoint.join` returns as the sandbox key of a host-mode sandbox.
-HOST_SANDBOX_KEY = "/proc/1/ns/net"
+from reconciler.drivers.base import (
+    HOST_SANDBOX_KEY,
+    Driver,
+    FieldProblem,
+    NoKernelObjects,
+)
+from reconciler.drivers.common import addressless_problems, no_ipam_problems
+
+if TYPE_CHECKING:
+    from reconciler.model import Endpoint, Network
+
+__all__ = ["DRIVER", "HOST_SANDBOX_KEY", "HostDriver"]
 
 
-class HostDriver:
+class HostDriver(NoKernelObjects):
     name = "host"
     has_interfaces = False
     shares_host_namespace = True
 
-    def network_attrs(self, network: Network) -> dict[str, AttrValue] | None:
-        return None
+    def check_network(self, network: Network) -> list[FieldProblem]:
+        return no_ipam_problems(network)
 
-    def endpoint_attrs(self, ctx: EndpointContext) -> dict[str, AttrValue] | None:
-        return None
+    def check_endpoint(self, endpoint: Endpoint, network: Network) -> list[FieldProblem]:
+        problems = addressless_problems(endpoint, network)
+        if endpoint.spec.ports:
+            problems.append(("spec.ports", f"{network.key} uses the host driver: services listen "
+                                           "on the host's addresses themselves, nothing is "
+                                           "published; remove spec.ports"))
+        return problems
+
+
+DRIVER: Driver = HostDriver()

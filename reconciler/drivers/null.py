@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from reconciler.drivers.base import EndpointContext
-from reconciler.model import Network
-from reconciler.state import AttrValue
+from typing import TYPE_CHECKING
+
+from reconciler.drivers.base import (
+    Driver,
+    FieldProblem,
+    NoKernelObjects,
+)
+from reconciler.drivers.common import addressless_problems, no_ipam_problems
+
+if TYPE_CHECKING:
+    from reconciler.model import Endpoint, Network
 
 
-class NullDriver:
+class NullDriver(NoKernelObjects):
     name = "null"
     has_interfaces = False
     shares_host_namespace = False
 
-    def network_attrs(self, network: Network) -> dict[str, AttrValue] | None:
-        return None
+    def check_network(self, network: Network) -> list[FieldProblem]:
+        return no_ipam_problems(network)
 
-    def endpoint_attrs(self, ctx: EndpointContext) -> dict[str, AttrValue] | None:
-        return None
+    def check_endpoint(self, endpoint: Endpoint, network: Network) -> list[FieldProblem]:
+        problems = addressless_problems(endpoint, network)
+        if endpoint.spec.ports:
+            problems.append(("spec.ports", f"{network.key} uses the null driver: nothing can "
+                                           "be published; remove spec.ports"))
+        return problems
+
+
+DRIVER: Driver = NullDriver()

@@ -30,9 +30,9 @@ def addresses_of(resource: Resource) -> dict[int, str]:
     """IP version -> the endpoint's address (without prefix length)."""
     found: dict[int, str] = {}
     for version in (4, 6):
-        text = text_attr(resource, f"ipv{version}")
-        if text:
-            found[version] = str(ipaddress.ip_interface(text.split(",")[0].strip()).ip)
+        held = resource.get(f"ipv{version}")  # a tuple of "address/prefix"
+        if isinstance(held, tuple) and held:
+            found[version] = str(ipaddress.ip_interface(str(held[0])).ip)
     return found
 
 

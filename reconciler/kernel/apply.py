@@ -4,16 +4,24 @@ Each step re-reads what it is about to touch, succeeds when its work is
 already done, and never changes or deletes a link or namespace that does not
 carry this object's marker. Links are created with cnm's link group in the
 same netlink message (the crash-safe part of the marker), then labelled.
+
+Sandboxes are this module's own; a Network or Endpoint step goes to the driver
+that made the resource (`drivers.driver_of`), which calls back into the
+driver-independent plumbing here through `ApplyContext` (claiming links,
+syncing addresses and routes, configuring an endpoint's interface).
 """
 
 from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler import faults
+from reconciler.drivers import Driver, StepContext, driver_of
+from reconciler.drivers.common import first_text, text_values, wants_ipv6
+from reconciler.drivers.kernel_view import LinkInfo
 from reconciler.errors import ConflictError, KernelError
 from reconciler.kernel import files, netns
 from reconciler.kernel.observe import RT_TABLE_MAIN, global_addresses
@@ -21,7 +29,7 @@ from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.naming import CNM_LINK_GROUP
 from reconciler.plan import Step, StepVerb
-from reconciler.state import Owner, Resource, ResourceKey, State, endpoint_marker
+from reconciler.state import Owner, Resource, ResourceKey, State
 
 #: `lo` is the first link of every network namespace.
 LOOPBACK_INDEX = 1
@@ -42,8 +50,8 @@ class ApplyContext:
     observed: State
     #: veth host ends whose namespace was removed: the kernel deletes them soon.
     dying: list[tuple[str, Owner]] = field(default_factory=list)
-    #: bridge ifindex per network name, filled on first use
-    bridges: dict[str, int] = field(default_factory=dict)
+    #: ifindex of each network's host link, by network name, filled by drivers on first use
+    network_links: dict[str, int] = field(default_factory=dict)
     #: netns names this plan removes (their endpoints go with them)
     removed_sandboxes: frozenset[str] = frozenset()
     _by_sandbox: dict[str, list[Resource]] = field(default_factory=dict)
@@ -54,6 +62,29 @@ class ApplyContext:
             for resource in self.observed.of_kind("Endpoint"):
                 self._by_sandbox.setdefault(str(resource.get("sandbox")), []).append(resource)
         return self._by_sandbox.get(sandbox, [])
+
+    # --- the plumbing drivers call (drivers.base.StepContext) ---
+
+    def rtnl(self, namespace: str | None) -> Rtnl:
+        return self.session.rtnl(namespace)
+
+    def claim_link(self, namespace: str | None, name: str, owner: Owner) -> Link | None:
+        return _claim_link(self.session.rtnl(namespace), name, owner)
+
+    def netns_of(self, sandbox: str) -> str:
+        key = ResourceKey("Sandbox", sandbox)
+        found = self.desired.get(key) or self.observed.get(key)
+        if found is None:
+            raise KernelError(f"Sandbox/{sandbox} is not known")
+        return str(found.get("netns"))
+
+    def sync_addresses(self, namespace: str | None, index: int, wanted: Sequence[str]) -> None:
+        _sync_addresses(self.session.rtnl(namespace), index, wanted)
+
+    def configure_interface(
+        self, namespace: str, link: LinkInfo, resource: Resource, marker: str
+    ) -> None:
+        _configure_interface(self.session.rtnl(namespace), link, resource, marker)
 
 
 StepFn = Callable[[ApplyContext, Resource], None]
@@ -69,22 +100,7 @@ def _claim_link(rtnl: Rtnl, name: str, owner: Owner) -> Link | None:
     raise ConflictError(f"{owner.key}: link {name} exists and is not owned by it ({link.alias!r})")
 
 
-def _text_values(resource: Resource, *attrs: str) -> list[str]:
-    values: list[str] = []
-    for attr in attrs:
-        value = resource.get(attr)
-        if isinstance(value, tuple):
-            values += [str(v) for v in value]
-        elif isinstance(value, str):
-            values += [v.strip() for v in value.split(",")]
-    return values
-
-
-def _int(resource: Resource, attr: str) -> int:
-    return int(str(resource.get(attr)))
-
-
-def _sync_addresses(rtnl: Rtnl, index: int, wanted: list[str]) -> None:
+def _sync_addresses(rtnl: Rtnl, index: int, wanted: Sequence[str]) -> None:
     """Make the link's global addresses exactly `wanted` ("addr/prefix")."""
     current = set(global_addresses(rtnl).get(index, []))
     for text in sorted(current - set(wanted)):
@@ -187,17 +203,17 @@ def delete_sandbox(ctx: ApplyContext, resource: Resource) -> None:
         faults.point(f"{resource.key}: files removed, netns not yet")
         ctx.session.forget(name)
         netns.remove_netns(name)
-        ctx.dying.extend(
-            (str(r.get("veth")), r.owner)
-            for r in ctx.endpoints_in(resource.key.name)
-            if r.get("veth") is not None
-        )
+        for endpoint in ctx.endpoints_in(resource.key.name):
+            driver = driver_of(endpoint)
+            host_end = driver.host_link(endpoint) if driver is not None else None
+            if host_end is not None:  # the kernel deletes it with the namespace
+                ctx.dying.append((host_end, endpoint.owner))
     else:  # the namespace is gone already: files a crash left behind
         files.remove_files(name)
 
 
 def settle_teardown(ctx: ApplyContext) -> None:
-    """Wait for the veth pairs of removed namespaces to disappear.
+    """Wait for the host ends of removed namespaces' endpoints (veth pairs) to disappear.
 
     The kernel destroys a namespace in a work queue, in batches: waiting once
     for all of them after the delete phases costs one teardown, not one per
@@ -214,193 +230,44 @@ def settle_teardown(ctx: ApplyContext) -> None:
     ctx.dying.clear()
 
 
-# --- Network (bridge) ----------------------------------------------------------
+# --- Endpoint interfaces (plumbing the drivers call) -------------------------------
 
 
-def create_network(ctx: ApplyContext, resource: Resource) -> None:
-    host = ctx.session.rtnl(None)
-    name = str(resource.get("bridge"))
-    if _claim_link(host, name, resource.owner) is None:
-        # No MTU in the creating message: the kernel keeps a bridge MTU as set by the
-        # user only when it changes it afterwards (update_network does); one given at
-        # creation floats with the ports and falls back to 1500 when the last leaves.
-        host.add_bridge(name, group=CNM_LINK_GROUP)
-        faults.point(f"{resource.key}: bridge created, not yet labelled")
-    update_network(ctx, resource)
-
-
-def update_network(ctx: ApplyContext, resource: Resource) -> None:
-    host = ctx.session.rtnl(None)
-    link = _claim_link(host, str(resource.get("bridge")), resource.owner)
-    if link is None:
-        raise KernelError(f"{resource.key}: bridge {resource.get('bridge')} vanished")
-    host.set_link(link.index, alias=resource.owner.marker(), mtu=_int(resource, "mtu"), up=True)
-    _sync_addresses(host, link.index, _text_values(resource, "addresses"))
-
-
-def delete_network(ctx: ApplyContext, resource: Resource) -> None:
-    host = ctx.session.rtnl(None)
-    link = _claim_link(host, str(resource.get("bridge")), resource.owner)
-    if link is not None:
-        host.delete_link(link.index)
-
-
-# --- Endpoint (veth pair) ---------------------------------------------------------
-
-
-def _netns_of_sandbox(ctx: ApplyContext, sandbox: str) -> str:
-    key = ResourceKey("Sandbox", sandbox)
-    found = ctx.desired.get(key) or ctx.observed.get(key)
-    if found is None:
-        raise KernelError(f"Sandbox/{sandbox} is not known")
-    return str(found.get("netns"))
-
-
-def _bridge_index(ctx: ApplyContext, network: str) -> int:
-    """ifindex of the network's bridge, looked up once per apply."""
-    cached = ctx.bridges.get(network)
-    if cached is not None:
-        return cached
-    resource = ctx.desired.get(ResourceKey("Network", network))
-    if resource is None:
-        raise KernelError(f"Network/{network} is not known")
-    link = _claim_link(ctx.session.rtnl(None), str(resource.get("bridge")), resource.owner)
-    if link is None:
-        raise KernelError(f"{resource.key}: bridge {resource.get('bridge')} is missing")
-    ctx.bridges[network] = link.index
-    return link.index
-
-
-def _marker(resource: Resource) -> str:
-    """Macvlan children also name their network: there is no bridge to read it from."""
-    if resource.get("parent") is not None:
-        return endpoint_marker(resource.owner, str(resource.get("network")))
-    return resource.owner.marker()
-
-
-def _owned_child(rtnl: Rtnl, resource: Resource) -> Link | None:
-    """The sandbox-side link carrying this endpoint's marker, if any."""
-    return next((link for link in rtnl.links() if Owner.parse(link.alias) == resource.owner),
-                None)
-
-
-def create_macvlan_endpoint(ctx: ApplyContext, resource: Resource) -> None:
-    namespace = _netns_of_sandbox(ctx, str(resource.get("sandbox")))
-    inside = ctx.session.rtnl(namespace)
-    child = _owned_child(inside, resource)
-    if child is None:
-        parent = ctx.session.rtnl(None).link(str(resource.get("parent")))
-        if parent is None:
-            raise KernelError(f"{resource.key}: parent link {resource.get('parent')} is missing")
-        mtu, mac = resource.get("mtu"), resource.get("mac")
-        ifname = str(resource.get("ifname"))
-        ctx.session.rtnl(None).add_macvlan(
-            ifname, parent=parent.index, mode=str(resource.get("mode")), netns_name=namespace,
-            group=CNM_LINK_GROUP, mtu=int(str(mtu)) if mtu else None,
-            mac=str(mac) if mac else None,
-        )
-        child = inside.link(ifname)
-        if child is None:
-            raise KernelError(f"{resource.key}: macvlan {ifname} vanished right after creation")
-    _configure_interface(inside, child, resource)
-
-
-def _wants_ipv6(resource: Resource) -> bool:
-    """IPv4-only interfaces get no IPv6 link-local address.
-
-    Otherwise every interface coming up sends DAD, MLD and router solicitations
-    that a bridge floods to all its ports: at 1000 endpoints on one bridge that
-    made creation quadratic (12 s instead of 5 s for the links alone).
-    """
-    return resource.get("ipv6") is not None
-
-
-def _configure_interface(rtnl: Rtnl, link: Link, resource: Resource) -> None:
+def _configure_interface(rtnl: Rtnl, link: LinkInfo, resource: Resource, marker: str) -> None:
     """Label, name, MTU, MAC, addresses and default routes of an endpoint's interface."""
     ifname = str(resource.get("ifname"))
     mac, mtu = resource.get("mac"), resource.get("mtu")
     if link.name != ifname:
         rtnl.set_link(link.index, up=False)  # the kernel renames only links that are down
-    rtnl.set_link(link.index, alias=_marker(resource), ipv6_link_local=_wants_ipv6(resource),
+    rtnl.set_link(link.index, alias=marker, ipv6_link_local=wants_ipv6(resource),
                   mtu=int(str(mtu)) if mtu is not None else None,
                   name=ifname if link.name != ifname else None,
                   mac=str(mac) if mac and mac != link.mac else None)
     rtnl.set_link(link.index, up=True)
-    _sync_addresses(rtnl, link.index, _text_values(resource, "ipv4", "ipv6"))
+    _sync_addresses(rtnl, link.index, text_values(resource, "ipv4", "ipv6"))
     for version in (4, 6):
-        gateway = resource.get(f"gateway{version}")
-        _sync_default_route(rtnl, link.index, version, str(gateway) if gateway else None)
+        _sync_default_route(rtnl, link.index, version, first_text(resource, f"gateway{version}"))
 
 
-def create_endpoint(ctx: ApplyContext, resource: Resource) -> None:
-    """Create the pair with its peer directly inside the sandbox (no move: ~0.5 ms, not 16).
-
-    A fresh pair is configured without reading it back beyond its two
-    indexes; a pair that already exists (an interrupted earlier apply) goes
-    through the full update.
-    """
-    if resource.get("parent") is not None:
-        create_macvlan_endpoint(ctx, resource)
-        return
-    host = ctx.session.rtnl(None)
-    veth = str(resource.get("veth"))
-    if _claim_link(host, veth, resource.owner) is not None:
-        update_endpoint(ctx, resource)
-        return
-    namespace = _netns_of_sandbox(ctx, str(resource.get("sandbox")))
-    ifname = str(resource.get("ifname"))
-    mac = resource.get("mac")
-    host.add_veth(
-        veth, mtu=_int(resource, "mtu"), group=CNM_LINK_GROUP, up=False,
-        master=_bridge_index(ctx, str(resource.get("network"))),
-        peer_name=ifname, peer_netns=namespace, peer_mac=str(mac) if mac else None,
-    )
-    faults.point(f"{resource.key}: veth pair created, not yet labelled")
-    host_link = host.link(veth)
-    inside = ctx.session.rtnl(namespace)
-    peer = inside.link(ifname)
-    if host_link is None or peer is None:
-        raise KernelError(f"{resource.key}: veth {veth} vanished right after its creation")
-    host.set_link(host_link.index, alias=resource.owner.marker(), up=True,
-                  ipv6_link_local=False)
-    faults.point(f"{resource.key}: host end labelled, sandbox end not yet")
-    inside.set_link(peer.index, alias=resource.owner.marker(), up=True,
-                    ipv6_link_local=_wants_ipv6(resource))
-    faults.point(f"{resource.key}: both ends labelled, not yet addressed")
-    for text in _text_values(resource, "ipv4", "ipv6"):
-        inside.add_address(peer.index, text)
-    for version in (4, 6):
-        gateway = resource.get(f"gateway{version}")
-        if gateway:
-            inside.replace_default_route(peer.index, str(gateway))
+# --- Network and Endpoint: the driver's steps ----------------------------------------
 
 
-def _peer_of(rtnl: Rtnl, resource: Resource, host_link: Link) -> Link:
-    """The sandbox end: by marker, else (an interrupted creation) by the host end's peer index."""
-    links = rtnl.links()
-    for link in links:
-        if Owner.parse(link.alias) == resource.owner:
-            return link
-    for link in links:
-        if link.index == host_link.peer_index and link.group == CNM_LINK_GROUP:
-            return link
-    raise KernelError(f"{resource.key}: the sandbox end of {host_link.name} is missing")
+DriverStep = Callable[[Driver], Callable[[StepContext, Resource], None]]
 
 
-def update_endpoint(ctx: ApplyContext, resource: Resource) -> None:
-    if resource.get("parent") is not None:
-        create_macvlan_endpoint(ctx, resource)  # idempotent: configures the existing child
-        return
-    host = ctx.session.rtnl(None)
-    veth = str(resource.get("veth"))
-    link = _claim_link(host, veth, resource.owner)
-    if link is None:
-        raise KernelError(f"{resource.key}: veth {veth} vanished")
-    mtu = _int(resource, "mtu")
-    host.set_link(link.index, alias=resource.owner.marker(), mtu=mtu, up=True,
-                  ipv6_link_local=False, master=_bridge_index(ctx, str(resource.get("network"))))
-    inside = ctx.session.rtnl(_netns_of_sandbox(ctx, str(resource.get("sandbox"))))
-    _configure_interface(inside, _peer_of(inside, resource, link), resource)
+def _by_driver(select: DriverStep) -> StepFn:
+    """The step that hands a Network or Endpoint resource to `select(its driver)`."""
+
+    def step(ctx: ApplyContext, resource: Resource) -> None:
+        driver = driver_of(resource)
+        if driver is None:
+            raise KernelError(f"{resource.key}: no driver makes a {resource.key.kind}")
+        select(driver)(ctx, resource)
+
+    return step
+
+
+_delete_endpoint = _by_driver(lambda d: d.delete_endpoint)
 
 
 def delete_endpoint(ctx: ApplyContext, resource: Resource) -> None:
@@ -409,27 +276,18 @@ def delete_endpoint(ctx: ApplyContext, resource: Resource) -> None:
         home = ctx.observed.get(ResourceKey("Sandbox", sandbox))
         if home is not None and home.get("netns") in ctx.removed_sandboxes:
             return  # removing the netns removes the pair at once (~1 ms instead of ~21 ms)
-        if resource.get("parent") is not None and home is not None:
-            inside = ctx.session.rtnl(str(home.get("netns")))
-            child = _owned_child(inside, resource)
-            if child is not None:
-                inside.delete_link(child.index)
-            return
-    host = ctx.session.rtnl(None)
-    link = _claim_link(host, str(resource.get("veth")), resource.owner)
-    if link is not None:
-        host.delete_link(link.index)
+    _delete_endpoint(ctx, resource)
 
 
 STEPS: Mapping[tuple[StepVerb, str], StepFn] = {
     ("create", "Sandbox"): create_sandbox,
     ("update", "Sandbox"): update_sandbox,
     ("delete", "Sandbox"): delete_sandbox,
-    ("create", "Network"): create_network,
-    ("update", "Network"): update_network,
-    ("delete", "Network"): delete_network,
-    ("create", "Endpoint"): create_endpoint,
-    ("update", "Endpoint"): update_endpoint,
+    ("create", "Network"): _by_driver(lambda d: d.create_network),
+    ("update", "Network"): _by_driver(lambda d: d.update_network),
+    ("delete", "Network"): _by_driver(lambda d: d.delete_network),
+    ("create", "Endpoint"): _by_driver(lambda d: d.create_endpoint),
+    ("update", "Endpoint"): _by_driver(lambda d: d.update_endpoint),
     ("delete", "Endpoint"): delete_endpoint,
 }
 

@@ -7,7 +7,9 @@ the link; when no manifest wants it any more (the user changed the manifests
 after the crash), nothing would ever claim it. This module finds such debris
 so that apply and delete can remove it.
 
-Only links that can be nothing but an interrupted creation qualify:
+Only links that can be nothing but an interrupted creation qualify, as the
+driver that creates links of their kind says (`Driver.is_leftover`). The
+bridge driver's, for instance:
 
 * a veth with cnm's group, no label, and a name of the form cnm derives for
   host ends (`cnm` + 9 hex digits): removing it removes its peer, which was
@@ -23,14 +25,12 @@ between those two requests while this runs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from reconciler.drivers import is_leftover
 from reconciler.kernel.observe import global_addresses
 from reconciler.kernel.rtnl import Rtnl
 from reconciler.naming import CNM_LINK_GROUP
-
-HOST_VETH_RE = re.compile(r"^cnm[0-9a-f]{9}$")
 
 
 @dataclass(frozen=True)
@@ -49,19 +49,10 @@ def find_debris(host: Rtnl) -> list[Debris]:
     candidates = [link for link in links if link.group == CNM_LINK_GROUP and not link.alias]
     if not candidates:
         return []
-    ports = {link.master for link in links if link.master}
+    masters = {link.master for link in links if link.master}
     addressed = set(global_addresses(host))
-    found = []
-    for link in candidates:
-        if link.kind == "veth" and HOST_VETH_RE.match(link.name):
-            found.append(Debris(link.index, link.name, "veth"))
-        elif (
-            link.kind == "bridge"
-            and not link.up
-            and link.index not in ports
-            and link.index not in addressed
-        ):
-            found.append(Debris(link.index, link.name, "bridge"))
+    found = [Debris(link.index, link.name, str(link.kind)) for link in candidates
+             if is_leftover(link, masters, addressed)]
     return sorted(found, key=lambda d: d.name)
 
 

@@ -1,8 +1,9 @@
 """Read-only observation: the kernel alone rebuilds the state of an apply set.
 
-Networks are bridges labelled with cnm's marker (ifalias); sandboxes are
-named netns whose `lo` carries the marker; endpoints are veth pairs whose
-two ends carry it. Addresses come back from the interfaces themselves, so
+Sandboxes are named netns whose `lo` carries cnm's marker (ifalias); the
+links of networks and endpoints carry it too, and the driver that makes links
+of their kind turns them back into resources (a bridge and veth pairs for the
+bridge driver, say). Addresses come back from the interfaces themselves, so
 IPAM needs no database. Nothing here writes to the kernel.
 
 Kernel-made details are dropped so they never show as drift: IPv6
@@ -17,12 +18,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.drivers import HOST_END_KINDS, endpoint_driver, network_link_driver
 from reconciler.kernel import files, netns
 from reconciler.kernel.firewall_steps import observe_firewall
 from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.naming import CNM_LINK_GROUP
-from reconciler.state import AttrValue, Owner, Resource, ResourceKey, State, marker_network
+from reconciler.state import AttrValue, Owner, Resource, ResourceKey, State
 
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE = 0
@@ -30,7 +32,7 @@ RT_SCOPE_UNIVERSE = 0
 
 @dataclass
 class _PeerEnd:
-    """The sandbox end of an endpoint's veth pair."""
+    """An endpoint's link inside its sandbox (drivers.base.PeerEnd)."""
 
     sandbox: str
     link: Link
@@ -45,6 +47,7 @@ class _Observation:
     occupied: dict[str, str] = field(default_factory=dict)
     orphans: set[str] = field(default_factory=set)
     reserved_prefixes: set[str] = field(default_factory=set)
+    #: ifindex of each owned network's host link (a bridge) -> the network's name
     bridge_networks: dict[int, str] = field(default_factory=dict)
     host_ends: dict[str, Link] = field(default_factory=dict)
     host_link_names: dict[int, str] = field(default_factory=dict)
@@ -105,10 +108,13 @@ def _observe_host(seen: _Observation, reader: Rtnl) -> None:
         if owner is None and link.group == CNM_LINK_GROUP and not link.alias:
             seen.orphans.add(f"link:{link.name}")
         mine = owner is not None and owner.set_name == seen.set_name
-        if mine and owner is not None and owner.kind == "Network" and link.kind == "bridge":
+        driver = network_link_driver(link.kind)
+        if mine and owner is not None and owner.kind == "Network" and driver is not None:
             seen.bridge_networks[link.index] = owner.name
-            seen.add("Network", owner.name, _network_attrs(link, addresses.get(link.index, [])))
-        elif mine and owner is not None and owner.kind == "Endpoint" and link.kind == "veth":
+            seen.add("Network", owner.name,
+                     driver.observe_network(link, addresses.get(link.index, [])))
+        elif mine and owner is not None and owner.kind == "Endpoint" \
+                and link.kind in HOST_END_KINDS:
             seen.host_ends[owner.name] = link
         else:
             seen.occupied[f"link:{link.name}"] = _describe_holder(owner, f"link {link.name}")
@@ -128,18 +134,6 @@ def _reserve_host_prefixes(
                 and route.oif not in mine:
             prefix = ipaddress.ip_network(f"{route.dst}/{route.dst_len}", strict=False)
             seen.reserved_prefixes.add(str(prefix))
-
-
-def _network_attrs(link: Link, addresses: list[str]) -> dict[str, AttrValue]:
-    subnets = sorted({str(ipaddress.ip_interface(a).network) for a in addresses})
-    return {
-        "driver": "bridge",
-        "bridge": link.name,
-        "mtu": link.mtu,
-        "subnets": tuple(subnets),
-        "addresses": tuple(addresses),
-        "up": link.up,
-    }
 
 
 def _observe_netns(
@@ -182,52 +176,11 @@ def _observe_netns(
         )
 
 
-def _joined(values: list[str]) -> str | None:
-    return ", ".join(values) if values else None
-
-
-def _macvlan_attrs(seen: _Observation, peer: _PeerEnd) -> dict[str, AttrValue]:
-    """A macvlan child: its network is in its marker, its parent is a host link."""
-    parent = peer.link.peer_index
-    return {
-        "network": marker_network(peer.link.alias),
-        "sandbox": peer.sandbox,
-        "parent": seen.host_link_names.get(parent) if parent is not None else None,
-        "mode": peer.link.macvlan_mode,
-        "up": peer.link.up,
-        "mtu": peer.link.mtu,
-        **_interface_attrs(peer),
-    }
-
-
-def _interface_attrs(peer: _PeerEnd) -> dict[str, AttrValue]:
-    v4 = [a for a in peer.addresses if ":" not in a]
-    v6 = [a for a in peer.addresses if ":" in a]
-    return {
-        "ifname": peer.link.name,
-        "mac": peer.link.mac,
-        "ipv4": _joined(v4),
-        "ipv6": _joined(v6),
-        "gateway4": _joined(peer.gateways[4]),
-        "gateway6": _joined(peer.gateways[6]),
-    }
-
-
 def _assemble_endpoints(seen: _Observation) -> None:
+    """Endpoints from their ends, each turned into a resource by the driver of its links."""
     for name in sorted(set(seen.host_ends) | set(seen.peer_ends)):
         host, peer = seen.host_ends.get(name), seen.peer_ends.get(name)
-        if host is None and peer is not None and peer.link.kind == "macvlan":
-            seen.add("Endpoint", name, _macvlan_attrs(seen, peer))
-            continue
-        attrs: dict[str, AttrValue] = {
-            "veth": host.name if host is not None else None,
-            "network": seen.bridge_networks.get(host.master or -1) if host is not None else None,
-            "sandbox": peer.sandbox if peer is not None else None,
-            "up": host is not None and peer is not None and host.up and peer.link.up,
-        }
-        if peer is not None:
-            host_mtu = host.mtu if host is not None else None
-            peer_mtu = peer.link.mtu
-            attrs["mtu"] = peer_mtu if host_mtu in (None, peer_mtu) else f"{host_mtu}/{peer_mtu}"
-            attrs.update(_interface_attrs(peer))
-        seen.add("Endpoint", name, attrs)
+        driver = endpoint_driver(host.kind if host is not None else None,
+                                 peer.link.kind if peer is not None else None)
+        seen.add("Endpoint", name, driver.observe_endpoint(
+            host, peer, seen.bridge_networks, seen.host_link_names))

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TypeVar
 
+from reconciler.drivers import driver_for
 from reconciler.errors import ManifestProblem
 from reconciler.model import Endpoint, IPAddress, IPNetwork, Network, PortMapping, Sandbox
 from reconciler.validation.objects import overlap, pool_families
@@ -66,13 +67,14 @@ def _check_host_sandboxes(report: Reporter) -> None:
     networks = report.manifests.networks
     for sandbox in report.manifests.sandboxes.values():
         joined = report.manifests.endpoints_of_sandbox(sandbox.metadata.name)
-        drivers = {
-            e.metadata.name: networks[e.spec.network].spec.driver
+        shares_host = {
+            e.metadata.name: driver_for(networks[e.spec.network].spec.driver)
+            .shares_host_namespace
             for e in joined if e.spec.network in networks
         }
-        if "host" in drivers.values() and len(drivers) > 1:
-            others = sorted(name for name, driver in drivers.items() if driver != "host")
-            hosts = sorted(name for name, driver in drivers.items() if driver == "host")
+        if any(shares_host.values()) and len(shares_host) > 1:
+            others = sorted(name for name, shares in shares_host.items() if not shares)
+            hosts = sorted(name for name, shares in shares_host.items() if shares)
             culprit = report.manifests.endpoints[(others or hosts[1:])[0]]
             report.add(culprit.key, "spec.sandbox",
                        f"{sandbox.key} joins a host network (Endpoint/{hosts[0]}), so it is the "
@@ -80,19 +82,20 @@ def _check_host_sandboxes(report: Reporter) -> None:
 
 
 def _check_bridge_names(report: Reporter) -> None:
+    """Two networks cannot be the same host link (two bridges of one name)."""
     owners: dict[str, Network] = {}
     for network in report.manifests.networks.values():
-        if network.spec.driver != "bridge":
+        link = driver_for(network.spec.driver).network_link_name(network)
+        if link is None:
             continue
-        first = owners.setdefault(network.bridge_name, network)
+        first = owners.setdefault(link, network)
         if first is network:
             continue
         culprit, other = _pick_culprit(first, network, lambda n: n.spec.bridge is not None)
         report.add(
             culprit.key,
             "spec.bridge",
-            f"bridge name {network.bridge_name} is also used by {other.key}; "
-            "set a distinct spec.bridge",
+            f"bridge name {link} is also used by {other.key}; set a distinct spec.bridge",
         )
 
 

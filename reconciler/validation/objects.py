@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 
 from reconciler import naming
+from reconciler.drivers import driver_for, network_problems
 from reconciler.errors import show
 from reconciler.model import (
     DnsConfig,
@@ -26,8 +27,6 @@ from reconciler.model import (
 from reconciler.state import ResourceKey
 from reconciler.validation.report import Reporter
 
-#: Drivers whose endpoints get no interface of their own, hence no addresses.
-ADDRESSLESS_DRIVERS = ("null", "host")
 #: Longest hostname / domainname the kernel stores (__NEW_UTS_LEN).
 UTS_NAME_MAX = 64
 DNS_NAME_MAX = 253
@@ -49,24 +48,14 @@ def check_network(report: Reporter, network: Network) -> None:
 
 
 def check_network_driver_options(report: Reporter, network: Network) -> None:
-    """The spec fields each driver takes or needs (parent and mode: macvlan; bridge: bridge;
-    ipam: not null or host). Kept in one function so that it can become a call to the
-    driver registry, where each driver states its own options."""
+    """The spec fields each driver takes or needs, as the network's driver states them."""
     key, spec = network.key, network.spec
-    if spec.driver != "macvlan":
-        for name in ("parent", "mode"):
-            if getattr(spec, name) is not None:
-                report.add(key, f"spec.{name}", f"{name} is for macvlan networks only; remove it")
-    elif spec.parent is None:
-        report.add(key, "spec.parent", "a macvlan network needs spec.parent, the host "
-                   "interface its endpoints hang off (e.g. eth1)")
-    else:
-        _check_ifname(report, key, "spec.parent", spec.parent)
-    if spec.driver != "bridge" and spec.bridge is not None:
-        report.add(key, "spec.bridge", "bridge is for bridge networks only; remove it")
-    if spec.driver in ADDRESSLESS_DRIVERS and spec.ipam:
-        report.add(key, "spec.ipam", f"a {spec.driver} network takes no ipam: its endpoints get "
-                   "no interface of their own; remove spec.ipam")
+    for path, message in network_problems(network):
+        report.add(key, path, message)
+    for option in driver_for(spec.driver).interface_options:
+        value = getattr(spec, option)
+        if value is not None:
+            _check_ifname(report, key, f"spec.{option}", value)
 
 
 def _check_ifname(report: Reporter, key: ResourceKey, path: str, name: str) -> None:
@@ -237,27 +226,19 @@ def check_endpoint(report: Reporter, endpoint: Endpoint) -> None:
     for index, alias in enumerate(spec.aliases):
         _check_dns_name(report, key, f"spec.aliases.{index}", alias)
     network = manifests.networks.get(spec.network)
-    if network is not None and network.spec.driver in ADDRESSLESS_DRIVERS:
-        for path, value in (("spec.ipv4Address", spec.ipv4_address),
-                            ("spec.ipv6Address", spec.ipv6_address),
-                            ("spec.macAddress", spec.mac_address)):
-            if value is not None:
-                report.add(key, path, f"{network.key} uses the {network.spec.driver} driver: "
-                           "its endpoints have no interface to address; remove it")
-        if spec.ports and network.spec.driver == "null":
-            report.add(key, "spec.ports", f"{network.key} uses the null driver: nothing can "
-                       "be published; remove spec.ports")
-        elif spec.ports:
-            report.add(key, "spec.ports", f"{network.key} uses the host driver: services listen "
-                       "on the host's addresses themselves, nothing is published; remove "
-                       "spec.ports")
-    elif network is not None:
+    if network is None:
+        return
+    driver = driver_for(network.spec.driver)
+    if driver.has_interfaces:
         for path, address in (
             ("spec.ipv4Address", spec.ipv4_address),
             ("spec.ipv6Address", spec.ipv6_address),
         ):
             if address is not None:
                 _check_static_address(report, key, path, address, network)
+    for path, message in driver.check_endpoint(endpoint, network):
+        report.add(key, path, message)
+    if driver.publishes_ports:
         _check_ports(report, endpoint, network)
 
 
@@ -265,11 +246,6 @@ def _check_ports(report: Reporter, endpoint: Endpoint, network: Network) -> None
     """Published ports must be reachable: not on internal networks, hostIP a usable
     unicast address of a family the network has a pool of."""
     families = pool_families(network) or {4}  # no ipam: a default pool, which is IPv4
-    if endpoint.spec.ports and network.spec.driver != "bridge":
-        report.add(endpoint.key, "spec.ports", f"{network.key} uses the {network.spec.driver} "
-                   "driver: its endpoints are reached on their own addresses, nothing is "
-                   "published (only bridge networks publish ports); remove spec.ports")
-        return
     for index, port in enumerate(endpoint.spec.ports):
         if network.spec.internal:
             report.add(

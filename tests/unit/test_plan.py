@@ -118,7 +118,7 @@ def test_adding_an_endpoint_does_not_readdress_others() -> None:
     endpoint_actions = {str(a.key): a.verb for a in plan if a.key.kind == "Endpoint"}
     assert endpoint_actions == {"Endpoint/a0": "create"}
     created = next(a for a in plan if str(a.key) == "Endpoint/a0")
-    assert created.desired is not None and created.desired.get("ipv4") == "10.0.0.4/24"
+    assert created.desired is not None and created.desired.get("ipv4") == ("10.0.0.4/24",)
 
 
 def test_resource_round_trips_through_json() -> None:

@@ -70,4 +70,5 @@ def test_endpoints_get_addresses_from_the_default_pool() -> None:
     )
     resource = desired.get(ResourceKey("Endpoint", "e"))
     assert isinstance(resource, Resource)
-    assert resource.get("ipv4") == "172.18.0.2/16" and resource.get("gateway4") == "172.18.0.1"
+    assert resource.get("ipv4") == ("172.18.0.2/16",)
+    assert resource.get("gateway4") == ("172.18.0.1",)
