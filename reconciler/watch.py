@@ -10,10 +10,11 @@ One loop, one thread doing kernel work:
 * SIGTERM / SIGINT and a periodic full resync (`--resync`, default 30 s).
 
 Triggers arriving together are coalesced (`--debounce`) into one reconcile:
-load (only changed files are parsed again, `loader.LoadCache`), plan against
-the in-memory observed state (`kernel/live.py`: only namespaces that had
-events are read again), apply under the same lock as `cnm apply`, re-read
-what the apply touched and verify that the plan is now empty.
+load (only changed files are parsed again, `loader.LoadCache`), then the
+very pipeline `cnm apply` runs (`pipeline.run`: lock, observe, plan, debris,
+execute, verify, roll back on failure) on the in-memory observed state
+(`kernel/live.py`: only namespaces that had events, or that the apply
+touched, are read again).
 
 A manifest tree that does not load or validate never prunes anything: the
 error is logged with its file:line and the last good manifests stay in force
@@ -22,8 +23,10 @@ that held objects and is now empty is taken for one being written (editors
 truncate, then write) and treated the same way; delete a file to remove its
 objects. Errors the kernel says are temporary (and a busy apply lock) are
 retried with exponential backoff; permanent ones are logged and the loop goes
-on. A stop signal ends the loop after the step in progress: the plan's
-remaining steps are left to the next run, which converges them.
+on. A failed step or verification rolls the apply back, as `cnm apply` does,
+and the log line says so. A stop signal ends the loop after the step in
+progress (no rollback): the plan's remaining steps are left to the next run,
+which converges them.
 
 Logging: one line per reconcile that was asked for by a file change, the
 start, a resync or a retry, or that changed something or failed. Kernel
@@ -42,24 +45,26 @@ import selectors
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from reconciler import engine
-from reconciler.diff import diff_resources
-from reconciler.errors import CnmError, ManifestError, VerifyError
+from reconciler import engine, pipeline
+from reconciler.errors import CnmError, ManifestError
 from reconciler.kernel import netns
 from reconciler.kernel.events import KernelEvents
 from reconciler.kernel.live import LiveObservation
-from reconciler.kernel.session import KernelSession, require_privileges
+from reconciler.kernel.session import require_privileges
 from reconciler.loader import YAML_SUFFIXES, LoadCache
-from reconciler.lock import apply_lock
 from reconciler.model import Manifests
-from reconciler.plan import Plan, Verb
+from reconciler.pipeline import ApplyOptions, ApplyResult, Hooks, VerifyError
+from reconciler.plan import Plan, Planned, Touched, Verb
+from reconciler.progress import DebrisRemoved, ProgressEvent, StepStarted
 from reconciler.render import SYMBOLS
+from reconciler.rollback import ApplyFailedError
 from reconciler.state import State
 
 Log = Callable[[str], None]
@@ -147,9 +152,12 @@ class Watcher:
         self.last_invalid: str | None = None
         #: seconds per phase of the reconcile in progress (logged with --verbose)
         self.phases: dict[str, float] = {}
-        #: (manifests, observed state) objects last found in sync: skip planning them again
-        self.converged: tuple[Manifests, State] | None = None
+        self._lapped = 0.0  # when the last phase ended
+        #: (manifests, observed state, desired state) objects last found in sync: skip
+        #: planning them again
+        self.converged: tuple[Manifests, State, State] | None = None
         self.roots = [Path(p).resolve() for p in options.paths]
+        self.observation = _Observed(self)
 
     # --- the loop ---
 
@@ -332,10 +340,11 @@ class Watcher:
 
     # --- one reconcile ---
 
-    def _phase(self, name: str, since: float) -> float:
+    def _lap(self, name: str) -> None:
+        """Phase `name` ends now (timings for --verbose)."""
         now = time.monotonic()
-        self.phases[name] = self.phases.get(name, 0.0) + now - since
-        return now
+        self.phases[name] = self.phases.get(name, 0.0) + now - self._lapped
+        self._lapped = now
 
     def _reconcile(self, trigger: Trigger) -> None:
         """One reconcile, without the cycle collector: reference counting frees almost
@@ -349,7 +358,7 @@ class Watcher:
             gc.enable()
 
     def _reconcile_now(self, trigger: Trigger) -> None:
-        start = time.monotonic()
+        start = self._lapped = time.monotonic()
         self.phases = {}
         self.count += 1
         if trigger.resync or trigger.start:
@@ -358,7 +367,7 @@ class Watcher:
             self.next_resync = start + self.options.resync
         previous = self.good
         manifests, invalid = self._manifests()
-        self._phase("load", start)
+        self._lap("load")
         if not (trigger.start or trigger.resync):
             # name what the files really changed, whichever event woke us up
             trigger.files = {self._display_name(f) for f in self.cache.changed}
@@ -375,7 +384,7 @@ class Watcher:
                           "(no good state so far)")
             return
         try:
-            plan = self._converge(manifests)
+            result = self._converge(manifests)
         except Stopped as stop:
             self._log(f"#{self.count} {trigger.describe()}: stop signal: halted before {stop}; "
                       "the next run converges the rest")
@@ -383,9 +392,10 @@ class Watcher:
         except Exception as exc:  # noqa: BLE001 - the loop must survive anything
             self.live.mark_all()
             message = exc.one_line() if isinstance(exc, CnmError) else f"internal error: {exc!r}"
+            cause = exc.cause if isinstance(exc, ApplyFailedError) and exc.cause else exc
             # a verify failure means something changed meanwhile: look again soon
-            if getattr(exc, "retryable", False) or not isinstance(exc, CnmError) \
-                    or isinstance(exc, VerifyError):
+            if getattr(cause, "retryable", False) or not isinstance(cause, CnmError) \
+                    or isinstance(cause, VerifyError):
                 self.backoff = min(RETRY_MAX, self.backoff * 2 if self.backoff else RETRY_FIRST)
                 self.retry_at = time.monotonic() + self.backoff
                 message += f" (temporary; retrying in {self.backoff:g} s)"
@@ -398,10 +408,13 @@ class Watcher:
         self.retry_at = None
         self.last_error = None
         seconds = time.monotonic() - start
+        plan = result.planned.plan
+        if result.debris:
+            notes.append(str(DebrisRemoved(result.debris)))
         if plan.empty:
             if trigger.quiet and not notes and not self.options.verbose:
                 return
-            notes.append(f"in sync ({len(self.live.state())} objects)")
+            notes.append(f"in sync ({len(result.observed)} objects)")
         else:
             notes.append("applied " + _plan_summary(plan))
         if self.options.verbose:
@@ -432,7 +445,7 @@ class Watcher:
         held = sorted({s.file for s in self.good.sources.values()} - now)
         return [f for f in held if os.path.isfile(f) and os.path.getsize(f) == 0]
 
-    def _observe(self) -> State:
+    def observe(self) -> State:
         """The in-memory observed state, current, with the owned namespaces followed."""
         for namespace in self.events.drain_all():
             self._kernel_changed(namespace)
@@ -450,69 +463,52 @@ class Watcher:
         self.phases["reads"] = self.phases.get("reads", 0) + reads
         return state
 
-    def _converge(self, manifests: Manifests) -> Plan:
-        began = time.monotonic()
-        with apply_lock(self.options.lock_timeout):
-            began = self._phase("lock", began)
-            observed = self._observe()
-            began = self._phase("observe", began)
-            if self.converged is not None and self.converged[0] is manifests \
-                    and self.converged[1] is observed:
-                return Plan(self.options.set_name, ())  # neither side changed since
-            engine.check_not_empty(manifests, observed, self.options.allow_empty)
-            planned = engine.compute_plan(manifests, observed)
-            began = self._phase("plan", began)
-            if planned.plan.empty:
-                self.converged = (manifests, observed)
-                return planned.plan
-            for name in _removed_netns(planned.plan):
-                self.events.release(name)  # our socket would keep the namespace alive
-            try:
-                with KernelSession() as session:
-                    session.netns_seen.update(self.live.identities)
-                    engine.execute(planned, session=session, progress=self._step)
-            finally:
-                self.live.mark_plan(planned)
-                began = self._phase("apply", began)
-            after = self._observe()
-            _verify(planned, after)
-            # in sync now: the echo of cnm's own writes, read back unchanged, needs no plan
-            self.converged = (manifests, after)
-            self._phase("verify", began)
-            return planned.plan
+    def _converge(self, manifests: Manifests) -> ApplyResult:
+        """One run of the pipeline (`cnm apply`'s own) on the in-memory observation."""
+        last = self.converged
 
-    def _step(self, message: str) -> None:
+        def planner(observed: State) -> Planned:
+            if last is not None and last[0] is manifests and last[1] is observed:
+                return Planned(Plan(observed.set_name, ()), last[2], observed)  # neither changed
+            engine.check_not_empty(manifests, observed, self.options.allow_empty)
+            return engine.compute_plan(manifests, observed)
+
+        result = pipeline.run(self.observation, planner, ApplyOptions(self.options.lock_timeout),
+                              Hooks(progress=self._step, phase=self._lap))
+        assert isinstance(result, ApplyResult)  # nothing asks for a confirmation
+        # in sync now: the echo of cnm's own writes, read back unchanged, needs no plan
+        self.converged = (manifests, result.observed, result.planned.desired)
+        return result
+
+    def _step(self, event: ProgressEvent) -> None:
         """Progress callback: a stop signal ends the apply before the next step starts."""
-        if self.stop_signal is not None and message.startswith("["):
-            raise Stopped("step " + message.split(" ", 1)[0].strip("[]").replace("/", " of ", 1))
+        if self.stop_signal is not None and isinstance(event, StepStarted):
+            raise Stopped(f"step {event.number} of {event.total}")
 
     def _log(self, text: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.log_line(f"{stamp} cnm watch {text}")
 
 
-def _verify(planned: engine.Planned, after: State) -> None:
-    """What the plan changed now matches the manifests (the rest was not touched).
+class _Observed:
+    """Watch's observation as the pipeline reads it: the in-memory state, current with
+    the notifications received so far (`Watcher.observe`); before an apply removes a
+    namespace, watch lets go of its subscription, which would keep the namespace alive."""
 
-    `engine.verify` re-plans everything; here the objects the plan acted on are
-    compared again, since drift elsewhere arrives as its own event anyway.
-    """
-    differing = []
-    for action in planned.plan.actions:
-        want, have = planned.desired.get(action.key), after.get(action.key)
-        if (want is None) != (have is None) or (
-            want is not None and have is not None and diff_resources(want, have)
-        ):
-            differing.append(str(action.key))
-    if differing:
-        raise VerifyError(f"the kernel still differs after apply: {_short(differing, LOG_KEYS)}")
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
 
+    @property
+    def identities(self) -> Mapping[str, Any]:
+        return self._watcher.live.identities
 
-def _removed_netns(plan: Plan) -> Iterator[str]:
-    for action in plan.actions:
-        sandbox = action.key.kind == "Sandbox" and action.observed is not None
-        if sandbox and action.verb in ("delete", "replace") and action.observed is not None:
-            yield str(action.observed.get("netns"))
+    def state(self) -> State:
+        return self._watcher.observe()
+
+    def mark_touched(self, touched: Touched) -> None:
+        for name in touched.removed:
+            self._watcher.events.release(name)
+        self._watcher.live.mark_touched(touched)
 
 
 def _plan_summary(plan: Plan) -> str:

@@ -281,13 +281,10 @@ def test_watch_shares_the_apply_lock(tmp_path: Path) -> None:
 
 def test_in_memory_observation_matches_a_full_observation(tmp_path: Path) -> None:
     from reconciler.kernel.live import LiveObservation
-    from reconciler.kernel.observe import observe
-    from reconciler.kernel.session import KernelSession
     from reconciler.state import ResourceKey
 
     def full() -> object:
-        with KernelSession() as session:
-            return observe("default", session)
+        return LiveObservation("default").state()  # a fresh one reads everything
 
     manifests = _quickstart(tmp_path)
     cnm("apply", "-f", str(manifests), "--yes", check=True)
@@ -321,12 +318,9 @@ def test_host_links_kept_from_notifications_match_a_full_observation(tmp_path: P
 
     from reconciler.kernel.events import KernelEvents
     from reconciler.kernel.live import LiveObservation
-    from reconciler.kernel.observe import observe
-    from reconciler.kernel.session import KernelSession
 
     def full() -> object:
-        with KernelSession() as session:
-            return observe("default", session)
+        return LiveObservation("default").state()  # a fresh one dumps the host itself
 
     manifests = _quickstart(tmp_path)
     live = LiveObservation("default", host_events=True)
