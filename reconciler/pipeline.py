@@ -71,6 +71,10 @@ class Observation(Protocol):
         """What an apply is about to change: read it again on the next `state()`."""
         ...
 
+    def reload_host(self) -> None:
+        """Read the host namespace from the kernel itself on the next `state()`."""
+        ...
+
 
 @dataclass(frozen=True)
 class ApplyOptions:
@@ -173,7 +177,7 @@ def _apply(
             execute(planned, session=session, touched=touched, progress=track)
             lap("apply")
             where[0] = "at verification"
-            verified = verify(planned, observation)
+            verified = verify(planned, observation, touched)
             lap("verify")
         except (CnmError, OSError, KeyboardInterrupt) as exc:
             raise _failed(exc, where[0], point, planned, options, hooks.progress) from exc
@@ -249,7 +253,7 @@ def execute(
     settle_teardown(ctx)
 
 
-def verify(planned: Planned, observation: Observation) -> State:
+def verify(planned: Planned, observation: Observation, touched: Touched | None = None) -> State:
     """Read again what the plan touched; it must now be as desired. Returns that state.
 
     The observation was told what the plan touches before the first step
@@ -257,9 +261,18 @@ def verify(planned: Planned, observation: Observation) -> State:
     endpoint changes, the namespaces of changed sandboxes and endpoints, only
     the files of a sandbox whose files were all that changed) and reads just
     that again; the rest is as read before the first step, under the same lock.
+
+    Where the observation keeps the host from notifications (`cnm watch`), a
+    difference is checked once more against a dump of the host before it
+    counts: the kernel announces a new IPv6 address only once its duplicate
+    address detection starts, milliseconds after the address is there.
     """
     after = observation.state()
     left = remaining(planned, after)
+    if not left.empty and (touched if touched is not None else planned.touched()).host:
+        observation.reload_host()
+        after = observation.state()
+        left = remaining(planned, after)
     if not left.empty:
         raise VerifyError(left)
     return after

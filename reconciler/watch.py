@@ -510,6 +510,9 @@ class _Observed:
             self._watcher.events.release(name)
         self._watcher.live.mark_touched(touched)
 
+    def reload_host(self) -> None:
+        self._watcher.live.reload_host()
+
 
 def _plan_summary(plan: Plan) -> str:
     words: tuple[tuple[Verb, str], ...] = (

@@ -69,6 +69,12 @@ class LiveObservation:
         self._host = None
         self._state = None
 
+    def reload_host(self) -> None:
+        """Dump the host namespace again, whatever the notifications said (they lag
+        behind the kernel: see `pipeline.verify`)."""
+        self.host_table.valid = False
+        self.mark_host()
+
     def mark(self, name: str) -> None:
         self._dirty.add(name)
         self._state = None
