@@ -47,7 +47,7 @@ from reconciler.progress import (
     StepStarted,
 )
 from reconciler.render import render_text
-from reconciler.rollback import ApplyFailedError, RestorePoint, restore_plan, restore_point
+from reconciler.rollback import ApplyFailedError, restore_plan, restore_point
 from reconciler.state import State
 
 Planner = Callable[[State], Planned]
@@ -159,7 +159,9 @@ def _apply(
 ) -> State:
     """Execute and verify; on failure (or no confirmation) restore the pre-apply state."""
     lap = hooks.phase or _ignore
-    point = restore_point(planned.observed)  # before the first change
+    # The state to restore is the one observed before the first change (immutable);
+    # its restore target is derived only if a rollback happens (it costs a full copy).
+    before = planned.observed
     touched = planned.touched()
     observation.mark_touched(touched)  # watch lets go of the namespaces that will go
     where = ["before the first step"]
@@ -180,7 +182,7 @@ def _apply(
             verified = verify(planned, observation, touched)
             lap("verify")
         except (CnmError, OSError, KeyboardInterrupt) as exc:
-            raise _failed(exc, where[0], point, planned, options, hooks.progress) from exc
+            raise _failed(exc, where[0], before, options, hooks.progress) from exc
         if seconds is None:
             return verified
         outcome = _wait_for_confirmation(seconds, planned.desired.set_name, interrupts,
@@ -188,13 +190,12 @@ def _apply(
     if outcome.confirmed:
         _tell(hooks.notify, "Confirmed: the changes are kept.")
         return verified
-    undone = roll_back(point, planned.desired.set_name, hooks.progress)
-    raise ApplyFailedError(f"{outcome.describe(seconds)}; {undone}")
+    raise ApplyFailedError(f"{outcome.describe(seconds)}; {roll_back(before, hooks.progress)}")
 
 
 def _failed(
-    exc: BaseException, where: str, point: RestorePoint, planned: Planned,
-    options: ApplyOptions, progress: Progress | None,
+    exc: BaseException, where: str, before: State, options: ApplyOptions,
+    progress: Progress | None,
 ) -> ApplyFailedError:
     """The error that ends a failed apply, once it is rolled back (or kept, as asked)."""
     if isinstance(exc, VerifyError):
@@ -207,8 +208,7 @@ def _failed(
     if not options.rollback:
         return ApplyFailedError(f"{failure}; --no-rollback: the partial state is kept "
                                 "(`cnm plan` shows what is left, `cnm apply` converges)", exc)
-    undone = roll_back(point, planned.desired.set_name, progress)
-    return ApplyFailedError(f"{failure}; {undone}", exc)
+    return ApplyFailedError(f"{failure}; {roll_back(before, progress)}", exc)
 
 
 def _wait_for_confirmation(
@@ -304,8 +304,9 @@ def summary(plan: Plan) -> str:
     return "; ".join(line.strip() for line in render_text(plan).splitlines() if line.strip())
 
 
-def roll_back(point: RestorePoint, set_name: str, progress: Progress | None = None) -> str:
-    """Bring the kernel back to the restore point; a one-line account of how it went.
+def roll_back(before: State, progress: Progress | None = None) -> str:
+    """Bring the kernel back to the state observed `before` the apply (its restore
+    point); a one-line account of how it went.
 
     Uses a fresh netlink session and a fresh observation: the apply's own may
     have been interrupted in the middle of a request.
@@ -315,11 +316,12 @@ def roll_back(point: RestorePoint, set_name: str, progress: Progress | None = No
         _tell(progress, RollingBack(event))
 
     try:
+        point = restore_point(before)
         with KernelSession() as session:
             removed = clear_debris(session)
             if removed:
                 tell(DebrisRemoved(removed))
-            observation = LiveObservation(set_name)
+            observation = LiveObservation(before.set_name)
             now = observation.state()
             session.netns_seen.update(observation.identities)
             undo = restore_plan(point, now)

@@ -1,9 +1,9 @@
-"""Undoing an apply: the restore target, fixed before the first change.
+"""Undoing an apply: back to the state observed before its first change.
 
-Before an apply changes anything, `restore_point` turns the pre-apply
-observation into a desired state (the *restore target*), which keeps it safe
-from whatever happens next. Objects the observation shows half-made (by an
-earlier crash) cannot be re-made as they were and are left out, and alone.
+The pre-apply observation (an immutable `State`) is the restore point; if an
+apply has to be undone, `restore_point` turns it into a desired state (the
+*restore target*). Objects the observation shows half-made (by an earlier
+crash) cannot be re-made as they were and are left out, and alone.
 
 When a step fails, verification finds the kernel still differs, or an
 `apply --confirm` is not confirmed in time, the pipeline plans that target
@@ -44,7 +44,7 @@ class ApplyFailedError(CnmError):
 
 @dataclass(frozen=True)
 class RestorePoint:
-    """What an apply would be rolled back to, computed before its first change."""
+    """What an apply is rolled back to, derived from the state observed before it."""
 
     #: the pre-apply kernel state as a desired state
     target: State
@@ -83,7 +83,7 @@ def restore_target(snapshot: State) -> tuple[State, frozenset[ResourceKey]]:
 
 
 def restore_point(snapshot: State) -> RestorePoint:
-    """Fix the rollback of an apply that starts from `snapshot`, before it starts."""
+    """The rollback of an apply that started from `snapshot`."""
     target, broken = restore_target(snapshot)
     return RestorePoint(target, broken)
 
