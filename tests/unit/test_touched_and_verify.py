@@ -76,6 +76,10 @@ def test_verification_compares_what_was_acted_on_and_what_reads_back_different()
     changed = State("default", {**done.resources, e1.key: broken})
     assert [(a.verb, str(a.key)) for a in remaining(planned, changed).actions] == [
         ("update", "Endpoint/e1")]
+    # a neighbour gone: missing
+    gone = State("default", {k: r for k, r in done.resources.items() if k != e1.key})
+    assert [(a.verb, str(a.key)) for a in remaining(planned, gone).actions] == [
+        ("create", "Endpoint/e1")]
     # the same neighbour read back equal but as a new object: compared, and in sync
     copy = Resource(e1.key, e1.set_name, dict(e1.attrs))
     assert remaining(planned, State("default", {**done.resources, e1.key: copy})).empty
