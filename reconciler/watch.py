@@ -45,27 +45,26 @@ import selectors
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from reconciler import engine, pipeline
 from reconciler.errors import CnmError, ManifestError
 from reconciler.kernel import netns
-from reconciler.kernel.events import KernelEvents
-from reconciler.kernel.live import LiveObservation
 from reconciler.kernel.session import require_privileges
-from reconciler.loader import YAML_SUFFIXES, LoadCache
+from reconciler.kernel.watched import WatchedObservation
+from reconciler.loader import LoadCache
 from reconciler.model import Manifests
 from reconciler.pipeline import ApplyOptions, ApplyResult, Hooks, VerifyError
-from reconciler.plan import Plan, Planned, Touched, Verb
+from reconciler.plan import Plan, Planned, Verb
 from reconciler.progress import DebrisRemoved, ProgressEvent, StepStarted
 from reconciler.render import SYMBOLS
 from reconciler.rollback import ApplyFailedError
 from reconciler.state import State
+from reconciler.watch_paths import WatchedPaths
 
 Log = Callable[[str], None]
 
@@ -132,9 +131,11 @@ class Watcher:
         self.options = options
         self.log_line = log
         self.cache = LoadCache()
-        self.live = LiveObservation(options.set_name, host_events=True)
         self.selector = selectors.DefaultSelector()
-        self.events = KernelEvents(self.selector, host_table=self.live.host_table)
+        #: seconds per phase of the reconcile in progress (logged with --verbose)
+        self.phases: dict[str, float] = {}
+        self.observation = WatchedObservation(options.set_name, self.selector, self.phases)
+        self.live = self.observation.live
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.selector.register(self.wake_read, selectors.EVENT_READ, ("wake", None))
         self.file_reports: queue.SimpleQueue[set[tuple[object, str]] | BaseException] = (
@@ -150,14 +151,11 @@ class Watcher:
         self.next_resync = time.monotonic() + options.resync
         self.last_error: str | None = None
         self.last_invalid: str | None = None
-        #: seconds per phase of the reconcile in progress (logged with --verbose)
-        self.phases: dict[str, float] = {}
         self._lapped = 0.0  # when the last phase ended
         #: (manifests, observed state, desired state) objects last found in sync: skip
         #: planning them again
         self.converged: tuple[Manifests, State, State] | None = None
-        self.roots = [Path(p).resolve() for p in options.paths]
-        self.observation = _Observed(self)
+        self.paths = WatchedPaths(options.paths)
 
     # --- the loop ---
 
@@ -194,7 +192,7 @@ class Watcher:
         finally:
             self.stop_event.set()
             thread.join(timeout=2.0)
-            self.events.close()
+            self.observation.close()
             self.selector.close()
             os.close(self.wake_read)
             os.close(self.wake_write)
@@ -220,11 +218,11 @@ class Watcher:
         for key, _ in self.selector.select(timeout):
             source, namespace = key.data
             if source == "kernel":
-                if self.events.drain(namespace):
-                    self._kernel_changed(namespace)
+                what = self.observation.notified(namespace)
+                if what is not None:
+                    self.pending.kernel.add(what)
             elif source == "nftables":
-                if self.events.drain_nftables():
-                    self.live.mark_firewall()
+                if self.observation.nftables_notified():
                     self.pending.kernel.add("nftables")
             else:
                 with contextlib.suppress(OSError):
@@ -247,29 +245,15 @@ class Watcher:
             if self.pending.describe() != before:
                 news = time.monotonic()
 
-    def _kernel_changed(self, namespace: str | None) -> None:
-        if namespace is None:
-            self.live.mark_host()
-            self.pending.kernel.add("host")
-        else:
-            self.live.mark(namespace)
-            self.pending.kernel.add(f"netns {namespace}")
-
     # --- files ---
-
-    def _watch_roots(self) -> list[Path]:
-        roots = {r if r.is_dir() else r.parent for r in self.roots}
-        for directory in (netns.NETNS_RUN_DIR, netns.NETNS_ETC_DIR):
-            directory.mkdir(parents=True, exist_ok=True)
-            roots.add(directory)
-        return sorted(roots)
 
     def _watch_files(self) -> None:
         import watchfiles
 
         try:
             for changes in watchfiles.watch(
-                *self._watch_roots(), watch_filter=None, debounce=1600, step=50,
+                *self.paths.directories(netns.NETNS_RUN_DIR, netns.NETNS_ETC_DIR),
+                watch_filter=None, debounce=1600, step=50,
                 stop_event=self.stop_event, rust_timeout=1000, raise_interrupt=False,
             ):
                 self.file_reports.put({(c, p) for c, p in changes})
@@ -308,35 +292,10 @@ class Watcher:
                     self.live.mark_files(parts[0])
                     self.pending.kernel.add(f"/etc/netns/{parts[0]}")
                 return
-        file = self._manifest_file(change, path)
+        file = self.paths.manifest_file(change, path)
         if file is not None:
             self.cache.forget(file)
-            self.pending.files.add(self._display_name(file))
-
-    def _manifest_file(self, change: str, path: Path) -> str | None:
-        """A changed path as the loader names it (under the -f path as given), or None
-        when it is not a manifest (nor a directory of them)."""
-        for root, given in zip(self.roots, self.options.paths, strict=True):
-            if path == root:
-                return given
-            try:
-                relative = path.relative_to(root)
-            except ValueError:
-                continue
-            if any(part.startswith(".") for part in relative.parts):
-                return None
-            if path.suffix in YAML_SUFFIXES or change == "deleted":  # a file, or a whole dir
-                return os.path.join(given, str(relative))
-        return None
-
-    def _display_name(self, file: str) -> str:
-        path = Path(file).resolve()
-        for root in self.roots:
-            if path == root:
-                return path.name
-            with contextlib.suppress(ValueError):
-                return str(path.relative_to(root))
-        return file
+            self.pending.files.add(self.paths.display_name(file))
 
     # --- one reconcile ---
 
@@ -359,7 +318,7 @@ class Watcher:
 
     def _reconcile_now(self, trigger: Trigger) -> None:
         start = self._lapped = time.monotonic()
-        self.phases = {}
+        self.phases.clear()
         self.count += 1
         if trigger.resync or trigger.start:
             self.cache.forget()
@@ -370,7 +329,7 @@ class Watcher:
         self._lap("load")
         if not (trigger.start or trigger.resync):
             # name what the files really changed, whichever event woke us up
-            trigger.files = {self._display_name(f) for f in self.cache.changed}
+            trigger.files = {self.paths.display_name(f) for f in self.cache.changed}
             if manifests is not None and not invalid and (
                     manifests is previous or manifests == previous):
                 trigger.files.clear()  # saved again unchanged, or a temporary file
@@ -445,24 +404,6 @@ class Watcher:
         held = sorted({s.file for s in self.good.sources.values()} - now)
         return [f for f in held if os.path.isfile(f) and os.path.getsize(f) == 0]
 
-    def observe(self) -> State:
-        """The in-memory observed state, current, with the owned namespaces followed."""
-        for namespace in self.events.drain_all():
-            self._kernel_changed(namespace)
-        if self.events.drain_nftables():
-            self.live.mark_firewall()
-        self.pending.kernel.clear()  # about to be read: nothing left to trigger on
-        state = self.live.state()
-        reads = self.live.last_reads
-        added = self.events.follow(self.live.owned_netns())
-        if added:  # notifications before the subscription were missed: read those again
-            for name in added:
-                self.live.mark(name)
-            state = self.live.state()
-            reads += self.live.last_reads
-        self.phases["reads"] = self.phases.get("reads", 0) + reads
-        return state
-
     def _converge(self, manifests: Manifests) -> ApplyResult:
         """One run of the pipeline (`cnm apply`'s own) on the in-memory observation."""
         last = self.converged
@@ -488,30 +429,6 @@ class Watcher:
     def _log(self, text: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.log_line(f"{stamp} cnm watch {text}")
-
-
-class _Observed:
-    """Watch's observation as the pipeline reads it: the in-memory state, current with
-    the notifications received so far (`Watcher.observe`); before an apply removes a
-    namespace, watch lets go of its subscription, which would keep the namespace alive."""
-
-    def __init__(self, watcher: Watcher) -> None:
-        self._watcher = watcher
-
-    @property
-    def identities(self) -> Mapping[str, Any]:
-        return self._watcher.live.identities
-
-    def state(self) -> State:
-        return self._watcher.observe()
-
-    def mark_touched(self, touched: Touched) -> None:
-        for name in touched.removed:
-            self._watcher.events.release(name)
-        self._watcher.live.mark_touched(touched)
-
-    def reload_host(self) -> None:
-        self._watcher.live.reload_host()
 
 
 def _plan_summary(plan: Plan) -> str:
