@@ -4,7 +4,7 @@
 bench_scale times whole commands; this one times their phases, each in a
 fresh Python process as the command line runs them (imports included), with
 the engine's own functions: import, load, observe, plan, render, execute,
-verify (what the plan touched read again, then the whole set planned again).
+verify (what the plan touched read again and compared with the desired state).
 Runs itself inside a throw-away network + mount namespace. Scenarios, on the
 bench_scale topology (N sandboxes, one endpoint each, one bridge network):
 
@@ -45,6 +45,7 @@ def phases(scenario: str, directory: str) -> dict[str, float]:
     began = time.perf_counter()
     sys.path.insert(0, str(REPO))
     from reconciler import engine
+    from reconciler.kernel.live import LiveObservation
     from reconciler.kernel.session import KernelSession
     from reconciler.render import render_text
 
@@ -59,7 +60,9 @@ def phases(scenario: str, directory: str) -> dict[str, float]:
     manifests = engine.load_manifests([directory])
     lap("load")
     with KernelSession() as session:
-        live, observed = engine._observe_live("default", session)
+        live = LiveObservation("default")
+        observed = live.state()
+        session.netns_seen.update(live.identities)
         lap("observe")
         if scenario == "delete":
             planned = engine.deletion_plan(manifests, observed)
@@ -70,12 +73,11 @@ def phases(scenario: str, directory: str) -> dict[str, float]:
         lap("render")
         if planned.plan.empty:  # as `cnm apply` does: nothing to execute or verify
             return {**times, "execute": 0.0, "verify": 0.0, "actions": 0}
-        session.netns_seen.update(live.identities)
-        engine.execute(planned, session=session)
+        touched = planned.touched()
+        live.mark_touched(touched)
+        engine.execute(planned, session=session, touched=touched)
         lap("execute")
-        replan = None if scenario == "delete" else (
-            lambda state: engine.compute_plan(manifests, state))
-        engine.verify(planned, replan, session, live)
+        engine.verify(planned, live, touched)
         lap("verify")
     times["actions"] = len(planned.plan.actions)
     return times

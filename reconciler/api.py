@@ -131,7 +131,7 @@ class Controller:
         def planner(observed: State) -> engine.Planned:
             return engine.compute_plan(manifests, observed, self._pools)
 
-        engine.apply_planned(manifests, planner, self.set_name, lock_timeout=self._lock_timeout)
+        engine.apply_planned(planner, self.set_name, lock_timeout=self._lock_timeout)
         self._objects = objects
 
     def _get(self, kind: str, name: str) -> Manifest:

@@ -268,7 +268,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if args.confirm_seconds is not None and args.no_rollback:
         raise CnmError("--confirm rolls back when not confirmed; it cannot go with --no-rollback")
     result = _apply_with_progress(
-        manifests, planner, args.set_name, args.output, lock_timeout=args.lock_timeout,
+        planner, args.set_name, args.output, lock_timeout=args.lock_timeout,
         confirm=_confirmer(args), rollback=not args.no_rollback,
         confirm_seconds=args.confirm_seconds,
     )
@@ -276,7 +276,6 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _apply_with_progress(
-    manifests: Manifests | None,
     planner: Callable[[State], engine.Planned],
     set_name: str,
     output: str,
@@ -292,7 +291,7 @@ def _apply_with_progress(
     reporter = ProgressReporter() if output == "text" else None
     try:
         return engine.apply_planned(
-            manifests, planner, set_name, lock_timeout=lock_timeout, confirm=confirm,
+            planner, set_name, lock_timeout=lock_timeout, confirm=confirm,
             progress=reporter, notify=_say, **options,
         )
     finally:
@@ -322,7 +321,7 @@ def cmd_apply_saved(args: argparse.Namespace) -> int:
         _print_plan(planned.plan, args.output)
         return EXIT_OK
     result = _apply_with_progress(
-        None, planner, saved.set_name, args.output, lock_timeout=args.lock_timeout, confirm=show,
+        planner, saved.set_name, args.output, lock_timeout=args.lock_timeout, confirm=show,
         rollback=not args.no_rollback,
     )
     return _report(result, args.output)
@@ -368,7 +367,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     manifests = _load(args.paths)
     args.output, args.dry_run = "text", False
     result = _apply_with_progress(
-        None, lambda observed: engine.deletion_plan(manifests, observed), args.set_name, "text",
+        lambda observed: engine.deletion_plan(manifests, observed), args.set_name, "text",
         lock_timeout=args.lock_timeout, confirm=_confirmer(args), rollback=not args.no_rollback,
     )
     return _report(result, "text")

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 
@@ -37,10 +38,30 @@ class ConfirmError(CnmError):
     """`cnm confirm` found nothing to confirm, or came too late."""
 
 
+class Reason(StrEnum):
+    """Why the wait for a confirmation ended."""
+
+    CONFIRMED = "confirmed"
+    TIMEOUT = "timeout"
+    SIGHUP = "SIGHUP"  # the terminal hung up (an SSH session over the changed network)
+    SIGTERM = "SIGTERM"
+    INTERRUPTED = "interrupted"  # Ctrl-C
+    CANNOT_WAIT = "cannot wait"  # the pending record could not be written: nobody can confirm
+
+
 @dataclass(frozen=True)
 class Outcome:
     confirmed: bool
-    reason: str  # "confirmed", "timeout", or the signal that ended the wait
+    reason: Reason
+    detail: str = ""  # what went wrong, for CANNOT_WAIT
+
+    def describe(self, seconds: float) -> str:
+        """Why the changes are rolled back, in the words the user reads."""
+        if self.reason is Reason.TIMEOUT:
+            return f"not confirmed within {seconds:g} s"
+        if self.reason is Reason.CANNOT_WAIT:
+            return f"cannot wait for `cnm confirm` ({self.detail})"
+        return f"{self.reason} while waiting for confirmation"
 
 
 def _paths(directory: Path) -> tuple[Path, Path, Path]:
@@ -53,10 +74,10 @@ class Interrupts:
     SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 
     def __init__(self) -> None:
-        self.received: str | None = None
+        self.received: Reason | None = None
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
-        self.received = signal.Signals(signum).name
+        self.received = Reason(signal.Signals(signum).name)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[Interrupts]:
@@ -103,14 +124,14 @@ def wait_for_confirmation(
     if ready is not None:
         ready()
     deadline = clock() + seconds
-    reason = "timeout"
+    reason = Reason.TIMEOUT
     try:
         while clock() < deadline:
             if interrupts is not None and interrupts.received:
-                reason = interrupts.received
+                reason = Reason(interrupts.received)
                 break
             if confirmed.exists() and not pending.exists():
-                return Outcome(True, "confirmed")
+                return Outcome(True, Reason.CONFIRMED)
             if _enter_pressed():
                 with contextlib.suppress(FileNotFoundError):
                     os.rename(pending, confirmed)
@@ -118,7 +139,7 @@ def wait_for_confirmation(
         try:
             os.rename(pending, expired)  # the decision: from here on, `cnm confirm` is too late
         except FileNotFoundError:
-            return Outcome(True, "confirmed")  # confirmed in the last instant
+            return Outcome(True, Reason.CONFIRMED)  # confirmed in the last instant
         return Outcome(False, reason)
     finally:
         for path in (confirmed, expired):

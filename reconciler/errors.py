@@ -97,15 +97,7 @@ class KernelError(CnmError):
         self.retryable = retryable
 
 
-class VerifyError(CnmError):
-    """After an apply the kernel still differs from the manifests."""
-
-
 class LockError(CnmError):
     """Another cnm writer holds the apply lock."""
 
     retryable = True
-
-
-class SnapshotError(CnmError):
-    """An observed-state snapshot file cannot be read."""

@@ -187,3 +187,80 @@ def every_phase_pair() -> Sequence[tuple[StepVerb, str]]:
     verbs: tuple[StepVerb, ...] = ("create", "update", "delete")
     return [("update", FIREWALL), ("update", BRIDGE_PORTS),
             *((verb, kind) for verb in verbs for kind in KINDS)]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan together with the states it was computed from."""
+
+    plan: Plan
+    desired: State
+    observed: State
+
+    def touched(self) -> Touched:
+        return touched(self.plan, self.desired, self.observed)
+
+
+@dataclass(frozen=True)
+class Touched:
+    """What executing a plan may change in the kernel, and so what must be read again.
+
+    Computed once per plan (`touched`): the steps learn which namespaces go away
+    (with the endpoints inside them), the observation reads again exactly these
+    parts to verify the apply, and `cnm watch` lets go of its subscriptions to the
+    removed namespaces before they are removed.
+    """
+
+    #: links and addresses of the host namespace (bridges, host ends of veth pairs)
+    host: bool = False
+    #: cnm's nftables tables (the plan's Firewall step rewrites them)
+    firewall: bool = False
+    #: named namespaces whose links, addresses, routes and files may change
+    netns: frozenset[str] = frozenset()
+    #: the subset of `netns` that may appear or go (created, removed, replaced sandboxes)
+    listed: frozenset[str] = frozenset()
+    #: namespaces of sandboxes whose files alone change (links and addresses stay)
+    files: frozenset[str] = frozenset()
+    #: namespaces the plan removes
+    removed: frozenset[str] = frozenset()
+
+
+def touched(plan: Plan, desired: State, observed: State) -> Touched:
+    """What executing `plan` (computed from `desired` and `observed`) may change."""
+    links = any(a.key.kind != "Sandbox" for a in plan.actions)
+    netns: set[str] = set()
+    listed: set[str] = set()
+    files: set[str] = set()
+    removed: set[str] = set()
+    for action in plan.actions:
+        if action.key.kind == "Sandbox":
+            sandboxes = [action.key.name]
+            if action.verb != "update":
+                names = {str(r.get("netns")) for r in (action.desired, action.observed)
+                         if r is not None}
+                listed |= names
+                netns |= names
+                if action.verb in ("delete", "replace") and action.observed is not None:
+                    removed.add(str(action.observed.get("netns")))
+            elif _only_files_differ(action):
+                assert action.desired is not None
+                files.add(str(action.desired.get("netns")))
+                continue
+        else:  # an endpoint's sandbox end, wherever it was and wherever it goes
+            sandboxes = [str(r.get("sandbox")) for r in (action.desired, action.observed)
+                         if r is not None and r.get("sandbox") is not None]
+        for sandbox in sandboxes:
+            for state in (desired, observed):
+                found = state.get(ResourceKey("Sandbox", sandbox))
+                if found is not None:
+                    netns.add(str(found.get("netns")))
+    return Touched(links, links, frozenset(netns), frozenset(listed),
+                   frozenset(files - netns), frozenset(removed))
+
+
+def _only_files_differ(action: Action) -> bool:
+    """True for a Sandbox update that changes nothing but its files (hosts, resolv.conf...):
+    the plan's own changes say so, no need to compare the two resources again."""
+    if action.desired is None or action.observed is None:
+        return False
+    return all(change.path.startswith("files.") for change in action.changes)

@@ -1,31 +1,84 @@
-"""Progress of an apply: a bar on a terminal for long plans, plain lines otherwise.
+"""Progress of an apply: typed events, and their display (a bar on a terminal, lines otherwise).
 
-The engine reports each step as `[n/N] verb Kind/name` through its `progress`
-callback. `ProgressReporter` is such a callback: when its stream is a terminal
-and the plan has more than `BAR_THRESHOLD` steps it redraws one bar line in
-place; otherwise (a pipe, a log file, a short plan) it prints each step on a
-line of its own, which is what logs and CI want.
+The pipeline reports each step as a `StepStarted` event, what a step says
+about its work as `StepDetail`, and everything a rollback does wrapped in
+`RollingBack`. Each event's text is its `str()`. `ProgressReporter` is a
+progress callback: when its stream is a terminal and the plan has more than
+`BAR_THRESHOLD` steps it redraws one bar line in place; otherwise (a pipe, a
+log file, a short plan) it prints each event on a line of its own, which is
+what logs and CI want.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TextIO
+
+from reconciler.state import ResourceKey
 
 #: Plans with more steps than this get a bar on a terminal ("more than a few dozen").
 BAR_THRESHOLD = 36
 #: Redraw at most this often (the last step is always drawn).
 REDRAW_SECONDS = 0.05
 
-_STEP_RE = re.compile(r"^\[(\d+)/(\d+)\] (.*)$")
+
+@dataclass(frozen=True)
+class StepStarted:
+    """Step `number` of `total` is about to run."""
+
+    number: int
+    total: int
+    verb: str
+    key: ResourceKey
+
+    @property
+    def what(self) -> str:
+        return f"{self.verb} {self.key}"
+
+    def __str__(self) -> str:
+        return f"[{self.number}/{self.total}] {self.what}"
+
+
+@dataclass(frozen=True)
+class StepDetail:
+    """What the running step reports about its work (shown indented under it)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return "      " + self.text
+
+
+@dataclass(frozen=True)
+class DebrisRemoved:
+    """Links a killed cnm run left half-made were removed (see kernel/debris.py)."""
+
+    debris: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"removed {', '.join(self.debris)} left behind by an interrupted cnm run"
+
+
+@dataclass(frozen=True)
+class RollingBack:
+    """An event of the rollback that undoes a failed apply."""
+
+    event: ProgressEvent
+
+    def __str__(self) -> str:
+        return f"rollback {self.event}"
+
+
+ProgressEvent = StepStarted | StepDetail | DebrisRemoved | RollingBack
+Progress = Callable[[ProgressEvent], None]
 
 
 class ProgressReporter:
-    """Callable progress sink for `engine.execute`; call `close()` when the apply ends."""
+    """Progress callback for the pipeline; call `close()` when the apply ends."""
 
     def __init__(
         self,
@@ -44,19 +97,17 @@ class ProgressReporter:
         self._drawn_at = float("-inf")
         self._started = 0.0
 
-    def __call__(self, message: str) -> None:
-        match = _STEP_RE.match(message)
-        if match is None or not self.tty or int(match[2]) <= self.threshold:
-            self._line(message)
+    def __call__(self, event: ProgressEvent) -> None:
+        if not isinstance(event, StepStarted) or not self.tty or event.total <= self.threshold:
+            self._line(str(event))
             return
-        number, total = int(match[1]), int(match[2])
         now = self.clock()
-        if number == 1:
+        if event.number == 1:
             self._started = now
-        if number < total and now - self._drawn_at < REDRAW_SECONDS:
+        if event.number < event.total and now - self._drawn_at < REDRAW_SECONDS:
             return
         self._drawn_at = now
-        self._draw(number, total, match[3], now - self._started)
+        self._draw(event.number, event.total, event.what, now - self._started)
 
     def _line(self, message: str) -> None:
         self.close()

@@ -254,7 +254,6 @@ MARKDOWN_MARKER = "<!-- cnm-plan set={set} -->"
 #: Limits that keep a huge plan inside a pull-request comment (GitHub allows 65 536 chars).
 MARKDOWN_MAX_ROWS = 200
 MARKDOWN_MAX_DETAILS = 40_000
-_VERB_WORDS = {"create": "create", "update": "update", "delete": "delete", "replace": "replace"}
 
 
 def _md_cell(text: str) -> str:
@@ -311,7 +310,7 @@ def _md_text_diff(path: str, old: AttrValue, new: AttrValue) -> str:
 
 def _md_details(action: Action) -> str:
     """One action in full: its changes as a table, file contents as diffs."""
-    out = [f"#### `{SYMBOLS[action.verb]}` {action.key} ({_VERB_WORDS[action.verb]})", ""]
+    out = [f"#### `{SYMBOLS[action.verb]}` {action.key} ({action.verb})", ""]
     if action.forced_by:
         out += [f"Replaced because: {', '.join(_md_code(f) for f in action.forced_by)}.", ""]
     changes: Sequence[Change] = action.changes

@@ -1,18 +1,18 @@
-"""Undoing an apply: the restore target and its inverse plan, fixed before the first change.
+"""Undoing an apply: back to the state observed before its first change.
 
-Before an apply changes anything, `restore_point` turns the pre-apply
-observation into a desired state (the *restore target*) and plans the
-inverse of the whole apply against it. Planning it up front proves that a
-rollback is possible (no conflict, every object re-creatable) before any
-change is made, and keeps the target safe from whatever happens next.
+The pre-apply observation (an immutable `State`) is the restore point; if an
+apply has to be undone, `restore_point` turns it into a desired state (the
+*restore target*). Objects the observation shows half-made (by an earlier
+crash) cannot be re-made as they were and are left out, and alone.
 
 When a step fails, verification finds the kernel still differs, or an
-`apply --confirm` is not confirmed in time, the engine re-plans that same
-target against what the kernel shows at that moment (`restore_plan`), so
-exactly what this apply changed, and only that, is undone, whichever step
-it stopped at.
+`apply --confirm` is not confirmed in time, the pipeline plans that target
+against what the kernel shows at that moment (`restore_plan`), so exactly
+what this apply changed, and only that, is undone, whichever step it stopped
+at. Nothing is planned up front: an apply that succeeds (almost all of them)
+never pays for its inverse.
 
-Pure: no kernel access here; the engine executes and verifies the plans.
+Pure: no kernel access here; the pipeline executes and verifies the plans.
 """
 
 from __future__ import annotations
@@ -26,17 +26,22 @@ from reconciler.state import Resource, ResourceKey, State
 
 
 class ApplyFailedError(CnmError):
-    """An apply stopped before the kernel matched its manifests; says what was restored."""
+    """An apply stopped before the kernel matched its manifests; says what was restored.
+
+    `cause` is what stopped it (a step's error, a failed verification, no confirmation).
+    """
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass(frozen=True)
 class RestorePoint:
-    """What an apply would be rolled back to, computed before its first change."""
+    """What an apply is rolled back to, derived from the state observed before it."""
 
     #: the pre-apply kernel state as a desired state
     target: State
-    #: the plan that undoes the whole apply, once every step has run
-    inverse: Plan
     #: objects the snapshot shows half-made (an earlier crash): left as they are
     unrestorable: frozenset[ResourceKey]
 
@@ -72,12 +77,10 @@ def restore_target(snapshot: State) -> tuple[State, frozenset[ResourceKey]]:
     return target, frozenset(broken)
 
 
-def restore_point(snapshot: State, desired: State) -> RestorePoint:
-    """Fix the rollback of an apply from `snapshot` to `desired` before it starts."""
+def restore_point(snapshot: State) -> RestorePoint:
+    """The rollback of an apply that started from `snapshot`."""
     target, broken = restore_target(snapshot)
-    applied = State(desired.set_name, desired.resources)
-    inverse = _without(make_plan(target, applied), broken)
-    return RestorePoint(target, inverse, broken)
+    return RestorePoint(target, broken)
 
 
 def restore_plan(point: RestorePoint, observed: State) -> Plan:

@@ -10,10 +10,11 @@ One loop, one thread doing kernel work:
 * SIGTERM / SIGINT and a periodic full resync (`--resync`, default 30 s).
 
 Triggers arriving together are coalesced (`--debounce`) into one reconcile:
-load (only changed files are parsed again, `loader.LoadCache`), plan against
-the in-memory observed state (`kernel/live.py`: only namespaces that had
-events are read again), apply under the same lock as `cnm apply`, re-read
-what the apply touched and verify that the plan is now empty.
+load (only changed files are parsed again, `loader.LoadCache`), then the
+very pipeline `cnm apply` runs (`pipeline.run`: lock, observe, plan, debris,
+execute, verify, roll back on failure) on the in-memory observed state
+(`kernel/live.py`: only namespaces that had events, or that the apply
+touched, are read again).
 
 A manifest tree that does not load or validate never prunes anything: the
 error is logged with its file:line and the last good manifests stay in force
@@ -22,8 +23,10 @@ that held objects and is now empty is taken for one being written (editors
 truncate, then write) and treated the same way; delete a file to remove its
 objects. Errors the kernel says are temporary (and a busy apply lock) are
 retried with exponential backoff; permanent ones are logged and the loop goes
-on. A stop signal ends the loop after the step in progress: the plan's
-remaining steps are left to the next run, which converges them.
+on. A failed step or verification rolls the apply back, as `cnm apply` does,
+and the log line says so. A stop signal ends the loop after the step in
+progress (no rollback): the plan's remaining steps are left to the next run,
+which converges them.
 
 Logging: one line per reconcile that was asked for by a file change, the
 start, a resync or a retry, or that changed something or failed. Kernel
@@ -42,25 +45,26 @@ import selectors
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from reconciler import engine
-from reconciler.diff import diff_resources
-from reconciler.errors import CnmError, ManifestError, VerifyError
+from reconciler import engine, pipeline
+from reconciler.errors import CnmError, ManifestError
 from reconciler.kernel import netns
-from reconciler.kernel.events import KernelEvents
-from reconciler.kernel.live import LiveObservation
-from reconciler.kernel.session import KernelSession, require_privileges
-from reconciler.loader import YAML_SUFFIXES, LoadCache
-from reconciler.lock import apply_lock
+from reconciler.kernel.session import require_privileges
+from reconciler.kernel.watched import WatchedObservation
+from reconciler.loader import LoadCache
 from reconciler.model import Manifests
-from reconciler.plan import Plan, Verb
+from reconciler.pipeline import ApplyOptions, ApplyResult, Hooks, VerifyError
+from reconciler.plan import Plan, Planned, Verb
+from reconciler.progress import DebrisRemoved, ProgressEvent, StepStarted
 from reconciler.render import SYMBOLS
+from reconciler.rollback import ApplyFailedError
 from reconciler.state import State
+from reconciler.watch_paths import WatchedPaths
 
 Log = Callable[[str], None]
 
@@ -127,9 +131,11 @@ class Watcher:
         self.options = options
         self.log_line = log
         self.cache = LoadCache()
-        self.live = LiveObservation(options.set_name, host_events=True)
         self.selector = selectors.DefaultSelector()
-        self.events = KernelEvents(self.selector, host_table=self.live.host_table)
+        #: seconds per phase of the reconcile in progress (logged with --verbose)
+        self.phases: dict[str, float] = {}
+        self.observation = WatchedObservation(options.set_name, self.selector, self.phases)
+        self.live = self.observation.live
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.selector.register(self.wake_read, selectors.EVENT_READ, ("wake", None))
         self.file_reports: queue.SimpleQueue[set[tuple[object, str]] | BaseException] = (
@@ -145,11 +151,11 @@ class Watcher:
         self.next_resync = time.monotonic() + options.resync
         self.last_error: str | None = None
         self.last_invalid: str | None = None
-        #: seconds per phase of the reconcile in progress (logged with --verbose)
-        self.phases: dict[str, float] = {}
-        #: (manifests, observed state) objects last found in sync: skip planning them again
-        self.converged: tuple[Manifests, State] | None = None
-        self.roots = [Path(p).resolve() for p in options.paths]
+        self._lapped = 0.0  # when the last phase ended
+        #: (manifests, observed state, desired state) objects last found in sync: skip
+        #: planning them again
+        self.converged: tuple[Manifests, State, State] | None = None
+        self.paths = WatchedPaths(options.paths)
 
     # --- the loop ---
 
@@ -186,7 +192,7 @@ class Watcher:
         finally:
             self.stop_event.set()
             thread.join(timeout=2.0)
-            self.events.close()
+            self.observation.close()
             self.selector.close()
             os.close(self.wake_read)
             os.close(self.wake_write)
@@ -212,11 +218,11 @@ class Watcher:
         for key, _ in self.selector.select(timeout):
             source, namespace = key.data
             if source == "kernel":
-                if self.events.drain(namespace):
-                    self._kernel_changed(namespace)
+                what = self.observation.notified(namespace)
+                if what is not None:
+                    self.pending.kernel.add(what)
             elif source == "nftables":
-                if self.events.drain_nftables():
-                    self.live.mark_firewall()
+                if self.observation.nftables_notified():
                     self.pending.kernel.add("nftables")
             else:
                 with contextlib.suppress(OSError):
@@ -239,29 +245,15 @@ class Watcher:
             if self.pending.describe() != before:
                 news = time.monotonic()
 
-    def _kernel_changed(self, namespace: str | None) -> None:
-        if namespace is None:
-            self.live.mark_host()
-            self.pending.kernel.add("host")
-        else:
-            self.live.mark(namespace)
-            self.pending.kernel.add(f"netns {namespace}")
-
     # --- files ---
-
-    def _watch_roots(self) -> list[Path]:
-        roots = {r if r.is_dir() else r.parent for r in self.roots}
-        for directory in (netns.NETNS_RUN_DIR, netns.NETNS_ETC_DIR):
-            directory.mkdir(parents=True, exist_ok=True)
-            roots.add(directory)
-        return sorted(roots)
 
     def _watch_files(self) -> None:
         import watchfiles
 
         try:
             for changes in watchfiles.watch(
-                *self._watch_roots(), watch_filter=None, debounce=1600, step=50,
+                *self.paths.directories(netns.NETNS_RUN_DIR, netns.NETNS_ETC_DIR),
+                watch_filter=None, debounce=1600, step=50,
                 stop_event=self.stop_event, rust_timeout=1000, raise_interrupt=False,
             ):
                 self.file_reports.put({(c, p) for c, p in changes})
@@ -300,42 +292,18 @@ class Watcher:
                     self.live.mark_files(parts[0])
                     self.pending.kernel.add(f"/etc/netns/{parts[0]}")
                 return
-        file = self._manifest_file(change, path)
+        file = self.paths.manifest_file(change, path)
         if file is not None:
             self.cache.forget(file)
-            self.pending.files.add(self._display_name(file))
-
-    def _manifest_file(self, change: str, path: Path) -> str | None:
-        """A changed path as the loader names it (under the -f path as given), or None
-        when it is not a manifest (nor a directory of them)."""
-        for root, given in zip(self.roots, self.options.paths, strict=True):
-            if path == root:
-                return given
-            try:
-                relative = path.relative_to(root)
-            except ValueError:
-                continue
-            if any(part.startswith(".") for part in relative.parts):
-                return None
-            if path.suffix in YAML_SUFFIXES or change == "deleted":  # a file, or a whole dir
-                return os.path.join(given, str(relative))
-        return None
-
-    def _display_name(self, file: str) -> str:
-        path = Path(file).resolve()
-        for root in self.roots:
-            if path == root:
-                return path.name
-            with contextlib.suppress(ValueError):
-                return str(path.relative_to(root))
-        return file
+            self.pending.files.add(self.paths.display_name(file))
 
     # --- one reconcile ---
 
-    def _phase(self, name: str, since: float) -> float:
+    def _lap(self, name: str) -> None:
+        """Phase `name` ends now (timings for --verbose)."""
         now = time.monotonic()
-        self.phases[name] = self.phases.get(name, 0.0) + now - since
-        return now
+        self.phases[name] = self.phases.get(name, 0.0) + now - self._lapped
+        self._lapped = now
 
     def _reconcile(self, trigger: Trigger) -> None:
         """One reconcile, without the cycle collector: reference counting frees almost
@@ -349,8 +317,8 @@ class Watcher:
             gc.enable()
 
     def _reconcile_now(self, trigger: Trigger) -> None:
-        start = time.monotonic()
-        self.phases = {}
+        start = self._lapped = time.monotonic()
+        self.phases.clear()
         self.count += 1
         if trigger.resync or trigger.start:
             self.cache.forget()
@@ -358,10 +326,10 @@ class Watcher:
             self.next_resync = start + self.options.resync
         previous = self.good
         manifests, invalid = self._manifests()
-        self._phase("load", start)
+        self._lap("load")
         if not (trigger.start or trigger.resync):
             # name what the files really changed, whichever event woke us up
-            trigger.files = {self._display_name(f) for f in self.cache.changed}
+            trigger.files = {self.paths.display_name(f) for f in self.cache.changed}
             if manifests is not None and not invalid and (
                     manifests is previous or manifests == previous):
                 trigger.files.clear()  # saved again unchanged, or a temporary file
@@ -375,7 +343,7 @@ class Watcher:
                           "(no good state so far)")
             return
         try:
-            plan = self._converge(manifests)
+            result = self._converge(manifests)
         except Stopped as stop:
             self._log(f"#{self.count} {trigger.describe()}: stop signal: halted before {stop}; "
                       "the next run converges the rest")
@@ -383,9 +351,10 @@ class Watcher:
         except Exception as exc:  # noqa: BLE001 - the loop must survive anything
             self.live.mark_all()
             message = exc.one_line() if isinstance(exc, CnmError) else f"internal error: {exc!r}"
+            cause = exc.cause if isinstance(exc, ApplyFailedError) and exc.cause else exc
             # a verify failure means something changed meanwhile: look again soon
-            if getattr(exc, "retryable", False) or not isinstance(exc, CnmError) \
-                    or isinstance(exc, VerifyError):
+            if getattr(cause, "retryable", False) or not isinstance(cause, CnmError) \
+                    or isinstance(cause, VerifyError):
                 self.backoff = min(RETRY_MAX, self.backoff * 2 if self.backoff else RETRY_FIRST)
                 self.retry_at = time.monotonic() + self.backoff
                 message += f" (temporary; retrying in {self.backoff:g} s)"
@@ -398,10 +367,13 @@ class Watcher:
         self.retry_at = None
         self.last_error = None
         seconds = time.monotonic() - start
+        plan = result.planned.plan
+        if result.debris:
+            notes.append(str(DebrisRemoved(result.debris)))
         if plan.empty:
             if trigger.quiet and not notes and not self.options.verbose:
                 return
-            notes.append(f"in sync ({len(self.live.state())} objects)")
+            notes.append(f"in sync ({len(result.observed)} objects)")
         else:
             notes.append("applied " + _plan_summary(plan))
         if self.options.verbose:
@@ -432,87 +404,31 @@ class Watcher:
         held = sorted({s.file for s in self.good.sources.values()} - now)
         return [f for f in held if os.path.isfile(f) and os.path.getsize(f) == 0]
 
-    def _observe(self) -> State:
-        """The in-memory observed state, current, with the owned namespaces followed."""
-        for namespace in self.events.drain_all():
-            self._kernel_changed(namespace)
-        if self.events.drain_nftables():
-            self.live.mark_firewall()
-        self.pending.kernel.clear()  # about to be read: nothing left to trigger on
-        state = self.live.state()
-        reads = self.live.last_reads
-        added = self.events.follow(self.live.owned_netns())
-        if added:  # notifications before the subscription were missed: read those again
-            for name in added:
-                self.live.mark(name)
-            state = self.live.state()
-            reads += self.live.last_reads
-        self.phases["reads"] = self.phases.get("reads", 0) + reads
-        return state
+    def _converge(self, manifests: Manifests) -> ApplyResult:
+        """One run of the pipeline (`cnm apply`'s own) on the in-memory observation."""
+        last = self.converged
 
-    def _converge(self, manifests: Manifests) -> Plan:
-        began = time.monotonic()
-        with apply_lock(self.options.lock_timeout):
-            began = self._phase("lock", began)
-            observed = self._observe()
-            began = self._phase("observe", began)
-            if self.converged is not None and self.converged[0] is manifests \
-                    and self.converged[1] is observed:
-                return Plan(self.options.set_name, ())  # neither side changed since
+        def planner(observed: State) -> Planned:
+            if last is not None and last[0] is manifests and last[1] is observed:
+                return Planned(Plan(observed.set_name, ()), last[2], observed)  # neither changed
             engine.check_not_empty(manifests, observed, self.options.allow_empty)
-            planned = engine.compute_plan(manifests, observed)
-            began = self._phase("plan", began)
-            if planned.plan.empty:
-                self.converged = (manifests, observed)
-                return planned.plan
-            for name in _removed_netns(planned.plan):
-                self.events.release(name)  # our socket would keep the namespace alive
-            try:
-                with KernelSession() as session:
-                    session.netns_seen.update(self.live.identities)
-                    engine.execute(planned, session=session, progress=self._step)
-            finally:
-                self.live.mark_plan(planned)
-                began = self._phase("apply", began)
-            after = self._observe()
-            _verify(planned, after)
-            # in sync now: the echo of cnm's own writes, read back unchanged, needs no plan
-            self.converged = (manifests, after)
-            self._phase("verify", began)
-            return planned.plan
+            return engine.compute_plan(manifests, observed)
 
-    def _step(self, message: str) -> None:
+        result = pipeline.run(self.observation, planner, ApplyOptions(self.options.lock_timeout),
+                              Hooks(progress=self._step, phase=self._lap))
+        assert isinstance(result, ApplyResult)  # nothing asks for a confirmation
+        # in sync now: the echo of cnm's own writes, read back unchanged, needs no plan
+        self.converged = (manifests, result.observed, result.planned.desired)
+        return result
+
+    def _step(self, event: ProgressEvent) -> None:
         """Progress callback: a stop signal ends the apply before the next step starts."""
-        if self.stop_signal is not None and message.startswith("["):
-            raise Stopped("step " + message.split(" ", 1)[0].strip("[]").replace("/", " of ", 1))
+        if self.stop_signal is not None and isinstance(event, StepStarted):
+            raise Stopped(f"step {event.number} of {event.total}")
 
     def _log(self, text: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.log_line(f"{stamp} cnm watch {text}")
-
-
-def _verify(planned: engine.Planned, after: State) -> None:
-    """What the plan changed now matches the manifests (the rest was not touched).
-
-    `engine.verify` re-plans everything; here the objects the plan acted on are
-    compared again, since drift elsewhere arrives as its own event anyway.
-    """
-    differing = []
-    for action in planned.plan.actions:
-        want, have = planned.desired.get(action.key), after.get(action.key)
-        if (want is None) != (have is None) or (
-            want is not None and have is not None and diff_resources(want, have)
-        ):
-            differing.append(str(action.key))
-    if differing:
-        raise VerifyError(f"the kernel still differs after apply: {_short(differing, LOG_KEYS)}")
-
-
-def _removed_netns(plan: Plan) -> Iterator[str]:
-    for action in plan.actions:
-        sandbox = action.key.kind == "Sandbox" and action.observed is not None
-        if sandbox and action.verb in ("delete", "replace") and action.observed is not None:
-            yield str(action.observed.get("netns"))
 
 
 def _plan_summary(plan: Plan) -> str:

@@ -41,9 +41,13 @@ NETNS_TEARDOWN_GRACE = 2.0
 _RETRYABLE = {errno.EBUSY, errno.EAGAIN, errno.EINTR}
 
 
-@dataclass(frozen=True)
+@dataclass
 class ApplyContext:
-    """What a step may consult besides its own resource."""
+    """What a step may consult besides its own resource; one per executed plan.
+
+    Mutable on purpose: the steps fill `dying`, `bridges` and the endpoint
+    index as the plan runs, and later steps of the same plan read them.
+    """
 
     session: KernelSession
     desired: State

@@ -1,5 +1,6 @@
-"""The firewall's part of observe and apply: cnm's nftables tables, the forwarding
-switches, the hairpin mode of endpoint bridge ports, UDP conntrack flushes.
+"""The firewall's part of apply: cnm's nftables tables, the forwarding switches,
+the hairpin mode of endpoint bridge ports, UDP conntrack flushes. (Observation
+reads them back in `kernel/live.py`.)
 
 Two steps of the phase table are carried out here rather than by
 `kernel/apply.py`: `update Firewall/<set>` first (one nft transaction, so
@@ -11,22 +12,15 @@ that publish ports, which exist only once their links do).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 
 from reconciler import firewall
 from reconciler.errors import KernelError
 from reconciler.kernel import brport, conntrack, nft, sysctl
 from reconciler.kernel.rtnl import Rtnl
 from reconciler.plan import BRIDGE_PORTS, FIREWALL, Step
+from reconciler.progress import Progress, StepDetail
 from reconciler.state import ResourceKey, State
-
-Progress = Callable[[str], None]
-
-
-def observe_firewall(state: State) -> State:
-    """`state` with the firewall attributes of its resources read from the kernel."""
-    ports = {name: on for name, (_, on) in brport.hairpin_ports().items()}
-    return firewall.attach(state, nft.read_ruleset(), sysctl.forwarding(), ports)
 
 
 def sync_rules(desired: State, progress: Progress | None = None) -> firewall.Transaction:
@@ -35,7 +29,8 @@ def sync_rules(desired: State, progress: Progress | None = None) -> firewall.Tra
     tx = firewall.transaction(desired, nft.read_ruleset())
     nft.run_transaction(tx)
     if progress is not None and not tx.empty:
-        progress(f"      nftables: {tx.deleted} rules removed, {tx.added} added, one transaction")
+        progress(StepDetail(f"nftables: {tx.deleted} rules removed, {tx.added} added, "
+                            "one transaction"))
     for version in (4, 6):
         targets = {(f.host_port, f.host_ip) for f in tx.flush if f.version == version}
         try:

@@ -1,36 +1,30 @@
-"""The observed state of one apply set, kept in memory and re-read only where it changed.
+"""The observed state of one apply set: read once, then again only where it changed.
 
-`observe()` reads every namespace. A long-running `cnm watch` instead keeps
-one observation fragment per namespace (the host's links and addresses, each
-named namespace's links, addresses, routes and files) and re-reads only the
-namespaces marked dirty, by kernel notifications (`kernel/events.py`), file
-events under /etc/netns, or cnm's own apply. Assembling the fragments runs
-the very same code as `observe()` (`_observe_host`, `_observe_netns`,
-`_assemble_endpoints`), so the two always agree; a test checks that they do.
+Every observation goes through `LiveObservation`: a one-shot command is a
+fresh one (`state()` reads everything), a long-running `cnm watch` keeps one
+for its whole life. It holds one observation fragment per namespace (the
+host's links and addresses, each named namespace's links, addresses, routes
+and files) and re-reads only the namespaces marked dirty: by kernel
+notifications (`kernel/events.py`), file events under /etc/netns, or what an
+apply touched (`mark_touched`, for its verification). Fragments are read and
+assembled by `kernel/observe.py`.
 
-Read-only, like `observe()`.
+Read-only.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from reconciler import firewall
 from reconciler.kernel import brport, netns, nft, sysctl
 from reconciler.kernel.events import HostTable
-from reconciler.kernel.observe import (
-    _assemble_endpoints,
-    _Observation,
-    _observe_host,
-)
+from reconciler.kernel.observe import Fragment, assemble_endpoints, read_host
 from reconciler.kernel.parallel import read_namespaces, with_files_read
 from reconciler.kernel.rtnl import Rtnl
 from reconciler.kernel.session import KernelSession
-from reconciler.plan import Action
-from reconciler.state import Resource, ResourceKey, State
-
-if TYPE_CHECKING:
-    from reconciler.engine import Planned
+from reconciler.plan import Touched
+from reconciler.state import Resource, State
 
 
 class LiveObservation:
@@ -47,15 +41,15 @@ class LiveObservation:
         self.set_name = set_name
         self.host_table = HostTable()
         self._host_events = host_events
-        self._host: _Observation | None = None
-        self._fragments: dict[str, _Observation] = {}
+        self._host: Fragment | None = None
+        self._fragments: dict[str, Fragment] = {}
         self._names: list[str] | None = None  # named namespaces; None: list them again
         self._check: set[str] = set()  # names under /run/netns to look at again
         self._dirty: set[str] = set()
         self._files_dirty: set[str] = set()  # namespaces whose sandbox files alone changed
         self._state: State | None = None
         self._last: State | None = None  # last assembled state
-        self._last_host: _Observation | None = None
+        self._last_host: Fragment | None = None
         #: How many namespace reads the last `state()` did (for logs and benchmarks).
         self.last_reads = 0
         #: endpoint name -> (host end, sandbox end, network, parent, resource) it came from
@@ -76,7 +70,8 @@ class LiveObservation:
         self._state = None
 
     def reload_host(self) -> None:
-        """Dump the host namespace again, whatever the events said."""
+        """Dump the host namespace again, whatever the notifications said (they lag
+        behind the kernel: see `pipeline.verify`)."""
         self.host_table.valid = False
         self.mark_host()
 
@@ -89,31 +84,18 @@ class LiveObservation:
         self._files_dirty.add(name)
         self._state = None
 
-    def mark_plan(self, planned: Planned) -> None:
-        """Mark everything an apply of `planned` may have changed (and nothing else)."""
-        plan = planned.plan
-        if any(a.key.kind != "Sandbox" for a in plan.actions):
+    def mark_touched(self, touched: Touched) -> None:
+        """Mark what an apply may change (`plan.touched`), and nothing else."""
+        if touched.host:
             self.mark_host()  # bridges and host ends of veth pairs
+        if touched.firewall:
             self.mark_firewall()  # the plan's firewall step rewrote cnm's tables
-        states = (planned.desired, planned.observed)
-        for action in plan.actions:
-            if action.key.kind == "Sandbox":
-                names = [action.key.name]
-                for resource in (action.desired, action.observed):
-                    if resource is not None and action.verb != "update":
-                        self.mark_netns(str(resource.get("netns")))
-                if action.verb == "update" and _only_files_differ(action):
-                    assert action.desired is not None
-                    self.mark_files(str(action.desired.get("netns")))
-                    continue
-            else:
-                names = [str(r.get("sandbox")) for r in (action.desired, action.observed)
-                         if r is not None and r.get("sandbox") is not None]
-            for sandbox in names:
-                for state in states:
-                    found = state.get(ResourceKey("Sandbox", sandbox))
-                    if found is not None:
-                        self.mark(str(found.get("netns")))
+        for name in touched.listed:
+            self.mark_netns(name)
+        for name in touched.netns:
+            self.mark(name)
+        for name in touched.files:
+            self.mark_files(name)
 
     def mark_netns_list(self) -> None:
         """/run/netns changed in unknown ways: list it again."""
@@ -161,8 +143,8 @@ class LiveObservation:
                     self.host_table.load(rtnl.links(), rtnl.addresses(), rtnl.routes(),
                                          brport.hairpin_ports())
                     reads += 1
-                host = _Observation(self.set_name)
-                _observe_host(host, cast(Rtnl, self.host_table))
+                host = Fragment(self.set_name)
+                read_host(host, cast(Rtnl, self.host_table))
                 if host != self._last_host:
                     self._last_host, changed = host, True
                 self._host = self._last_host
@@ -198,7 +180,7 @@ class LiveObservation:
         self._state = self._with_firewall(self._last)
         return self._state
 
-    def _keep(self, name: str, fragment: _Observation) -> bool:
+    def _keep(self, name: str, fragment: Fragment) -> bool:
         """Store a fragment read again; True when it differs from the one it replaces."""
         old = self._fragments.get(name)
         if old == fragment:
@@ -210,14 +192,15 @@ class LiveObservation:
         self._fragments[name] = fragment
         return True
 
-    def _with_files_read(self, name: str) -> _Observation | None:
+    def _with_files_read(self, name: str) -> Fragment | None:
         """The fragment of `name` with its sandbox files read again (links and addresses
         kept), or None when there is no fragment to refresh."""
         old = self._fragments.get(name)
         return with_files_read(old, name) if old is not None else None
 
     def _with_firewall(self, base: State) -> State:
-        """`base` with its firewall attributes (as `firewall_steps.observe_firewall` adds them)."""
+        """`base` with its firewall attributes: cnm's nftables tables, the forwarding
+        switches and the hairpin flags of bridge ports."""
         if self._ruleset is None:
             self._ruleset = nft.read_ruleset()
         ports = {name: on for name, (_, on) in self.host_table.ports().items()}
@@ -257,7 +240,7 @@ class LiveObservation:
 
     def _assemble(self) -> State:
         assert self._host is not None
-        merged = _Observation(self.set_name)
+        merged = Fragment(self.set_name)
         parts = [self._host, *(self._fragments[n] for n in sorted(self._fragments))]
         for part in parts:
             merged.resources.update(part.resources)
@@ -272,9 +255,9 @@ class LiveObservation:
         return State(self.set_name, merged.resources, merged.occupied, frozenset(merged.orphans),
                      frozenset(merged.reserved_prefixes))
 
-    def _assemble_endpoints(self, merged: _Observation) -> None:
+    def _assemble_endpoints(self, merged: Fragment) -> None:
         """Endpoints from their two ends; one whose ends were not read again is reused."""
-        todo = _Observation(self.set_name)
+        todo = Fragment(self.set_name)
         todo.bridge_networks = merged.bridge_networks
         todo.host_link_names = merged.host_link_names
         inputs: dict[str, tuple[object, object, object, object]] = {}
@@ -292,7 +275,7 @@ class LiveObservation:
                 todo.host_ends[name] = host
             if peer is not None:
                 todo.peer_ends[name] = peer
-        _assemble_endpoints(todo)
+        assemble_endpoints(todo)
         for key, resource in todo.resources.items():  # endpoints only
             merged.resources[key] = resource
             self._endpoints[key.name] = (*inputs[key.name], resource)
@@ -303,14 +286,6 @@ class LiveObservation:
         """Named namespaces of this set's sandboxes, as last read."""
         state = self._state if self._state is not None else self.state()
         return {str(r.get("netns")) for r in state.of_kind("Sandbox")}
-
-
-def _only_files_differ(action: Action) -> bool:
-    """True for a Sandbox update that changes nothing but its files (hosts, resolv.conf...):
-    the plan's own changes say so, no need to compare the two resources again."""
-    if action.desired is None or action.observed is None:
-        return False
-    return all(change.path.startswith("files.") for change in action.changes)
 
 
 def _sandboxes_swapped(

@@ -1,10 +1,16 @@
-"""Read-only observation: the kernel alone rebuilds the state of an apply set.
+"""Reading the kernel into observation fragments, and assembling them: read-only.
 
 Sandboxes are named netns whose `lo` carries cnm's marker (ifalias); the
 links of networks and endpoints carry it too, and the driver that makes links
 of their kind turns them back into resources (a bridge and veth pairs for the
 bridge driver, say). Addresses come back from the interfaces themselves, so
 IPAM needs no database. Nothing here writes to the kernel.
+
+A `Fragment` holds what one namespace shows: `read_host` fills one from the
+host namespace, `read_netns` from a named one, and `assemble_endpoints`
+joins the two ends of each endpoint once the fragments are merged.
+`kernel/live.py` keeps one fragment per namespace and is the only
+observation there is: a one-shot command is a fresh one.
 
 Kernel-made details are dropped so they never show as drift: IPv6
 link-local and host-scope addresses, and every route except the default
@@ -20,18 +26,16 @@ from typing import Any
 
 from reconciler.drivers import HOST_END_KINDS, endpoint_driver, network_link_driver
 from reconciler.kernel import files, netns
-from reconciler.kernel.firewall_steps import observe_firewall
 from reconciler.kernel.rtnl import Link, Rtnl
-from reconciler.kernel.session import KernelSession
 from reconciler.naming import CNM_LINK_GROUP
-from reconciler.state import AttrValue, Owner, Resource, ResourceKey, State
+from reconciler.state import AttrValue, Owner, Resource, ResourceKey
 
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE = 0
 
 
 @dataclass
-class _PeerEnd:
+class PeerEnd:
     """An endpoint's link inside its sandbox (drivers.base.PeerEnd)."""
 
     sandbox: str
@@ -41,7 +45,9 @@ class _PeerEnd:
 
 
 @dataclass
-class _Observation:
+class Fragment:
+    """What observation read from one namespace (or, merged, from all of them)."""
+
     set_name: str
     resources: dict[ResourceKey, Resource] = field(default_factory=dict)
     occupied: dict[str, str] = field(default_factory=dict)
@@ -51,24 +57,12 @@ class _Observation:
     bridge_networks: dict[int, str] = field(default_factory=dict)
     host_ends: dict[str, Link] = field(default_factory=dict)
     host_link_names: dict[int, str] = field(default_factory=dict)
-    peer_ends: dict[str, _PeerEnd] = field(default_factory=dict)
+    peer_ends: dict[str, PeerEnd] = field(default_factory=dict)
 
     def add(self, kind: str, name: str, attrs: dict[str, AttrValue]) -> None:
         key = ResourceKey(kind, name)
         self.resources[key] = Resource(key, self.set_name, attrs)
 
-
-def observe(set_name: str, session: KernelSession) -> State:
-    """The owned objects of `set_name`, and who holds every other kernel name."""
-    seen = _Observation(set_name)
-    _observe_host(seen, session.rtnl(None))
-    for name in netns.list_netns():
-        _observe_netns(seen, session.rtnl(name), name, session.netns_seen)
-    _assemble_endpoints(seen)
-    return observe_firewall(State(
-        set_name, seen.resources, seen.occupied, frozenset(seen.orphans),
-        frozenset(seen.reserved_prefixes),
-    ))
 
 
 def global_addresses(reader: Rtnl) -> dict[int, list[str]]:
@@ -99,7 +93,9 @@ def _describe_holder(owner: Owner | None, what: str) -> str:
     return f"{owner.kind}/{owner.name} of apply set '{owner.set_name}'"
 
 
-def _observe_host(seen: _Observation, reader: Rtnl) -> None:
+def read_host(seen: Fragment, reader: Rtnl) -> None:
+    """The host namespace's links and addresses into `seen` (`reader` may be a
+    `HostTable` kept from notifications: it reads like a dump)."""
     links = reader.links()
     addresses = global_addresses(reader)
     seen.host_link_names = {link.index: link.name for link in links}
@@ -122,7 +118,7 @@ def _observe_host(seen: _Observation, reader: Rtnl) -> None:
 
 
 def _reserve_host_prefixes(
-    seen: _Observation, reader: Rtnl, addresses: dict[int, list[str]]
+    seen: Fragment, reader: Rtnl, addresses: dict[int, list[str]]
 ) -> None:
     """Prefixes the host uses outside this set's bridges: default pools must avoid them."""
     mine = set(seen.bridge_networks)
@@ -136,8 +132,8 @@ def _reserve_host_prefixes(
             seen.reserved_prefixes.add(str(prefix))
 
 
-def _observe_netns(
-    seen: _Observation, reader: Rtnl, name: str, identities: dict[str, Any],
+def read_netns(
+    seen: Fragment, reader: Rtnl, name: str, identities: dict[str, Any],
     *, with_files: bool = True,
 ) -> None:
     """Read one named namespace into `seen`; `with_files=False` leaves the sandbox's
@@ -168,7 +164,7 @@ def _observe_netns(
     addresses = global_addresses(reader)
     gateways = default_gateways(reader)
     for link, link_owner in endpoint_links:
-        seen.peer_ends[link_owner.name] = _PeerEnd(
+        seen.peer_ends[link_owner.name] = PeerEnd(
             sandbox=owner.name,
             link=link,
             addresses=addresses.get(link.index, []),
@@ -176,7 +172,7 @@ def _observe_netns(
         )
 
 
-def _assemble_endpoints(seen: _Observation) -> None:
+def assemble_endpoints(seen: Fragment) -> None:
     """Endpoints from their ends, each turned into a resource by the driver of its links."""
     for name in sorted(set(seen.host_ends) | set(seen.peer_ends)):
         host, peer = seen.host_ends.get(name), seen.peer_ends.get(name)

@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any
 
 from reconciler.kernel import files
-from reconciler.kernel.observe import _Observation, _observe_netns
+from reconciler.kernel.observe import Fragment, read_netns
 from reconciler.kernel.session import KernelSession
 
 #: Fewer namespaces than this are read in-process: a fork costs a few milliseconds.
@@ -34,23 +34,23 @@ PARALLEL_MIN = 64
 MAX_READERS = 4
 
 #: name -> (fragment, identity record) or the OSError reading it raised
-Reads = dict[str, "tuple[_Observation, Any] | OSError"]
+Reads = dict[str, "tuple[Fragment, Any] | OSError"]
 
 
 def read_one(
     set_name: str, session: KernelSession, name: str, *, with_files: bool = True
-) -> tuple[_Observation, Any]:
+) -> tuple[Fragment, Any]:
     """One namespace's fragment and its identity record (see KernelSession.netns_seen)."""
-    fragment = _Observation(set_name)
+    fragment = Fragment(set_name)
     identities: dict[str, Any] = {}
     try:
-        _observe_netns(fragment, session.rtnl(name), name, identities, with_files=with_files)
+        read_netns(fragment, session.rtnl(name), name, identities, with_files=with_files)
     finally:
         session.forget(name)  # an open socket would pin the namespace
     return fragment, identities[name]
 
 
-def with_files_read(fragment: _Observation, name: str) -> _Observation:
+def with_files_read(fragment: Fragment, name: str) -> Fragment:
     """`fragment` with its sandbox's files (read now) among the sandbox's attributes."""
     sandboxes = [r for r in fragment.resources.values() if r.key.kind == "Sandbox"]
     if len(sandboxes) != 1:

@@ -26,11 +26,14 @@ def _manifests(count: int) -> str:
 
 
 def _full_observation() -> dict[str, object]:
-    from reconciler.kernel.observe import observe
-    from reconciler.kernel.session import KernelSession
+    """A fresh observation, every namespace read by this one process."""
+    from reconciler.kernel.live import LiveObservation
 
-    with KernelSession() as session:
-        return observe("default", session).to_json()
+    minimum, parallel.PARALLEL_MIN = parallel.PARALLEL_MIN, 1 << 30
+    try:
+        return LiveObservation("default").state().to_json()
+    finally:
+        parallel.PARALLEL_MIN = minimum
 
 
 def _as_list(value: object) -> object:
@@ -90,7 +93,7 @@ def test_parallel_reading_equals_one_process_and_verify_reads_again_what_changed
     assert len(updates) == SANDBOXES and all(a.key.kind == "Sandbox" for a in updates)
     applied = cnm("apply", "-f", str(directory), "--yes")
     assert applied.returncode == 0, applied.stderr
-    live.mark_plan(planned)
+    live.mark_touched(planned.touched())
     after = live.state()
     assert after.to_json() == _full_observation()
     _assert_agrees_with_iproute2(after.to_json())

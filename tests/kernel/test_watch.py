@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from scenario import document, documents
+from watchlib import Watch
+from watchlib import quickstart as _quickstart
 
 from helpers import (
-    EXAMPLE,
-    REPO,
     addresses,
     assert_same_kernel,
     cnm,
@@ -37,61 +32,6 @@ SANDBOX_WEB3 = documents(
     document("Sandbox", "web3"),
     document("Endpoint", "web3-front", "{network: frontend, sandbox: web3}"),
 )
-
-
-class Watch:
-    """A `cnm watch` subprocess and the log lines it has written so far."""
-
-    def __init__(self, *args: str, cwd: Path = REPO) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "watch", *args],
-            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_line(self, predicate: Callable[[str], bool], timeout: float = 10.0,
-                  after: int = 0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.lines[after:]:
-                if predicate(line):
-                    return line
-            if self.process.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"no such log line within {timeout} s; log:\n" + self.log())
-
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def started(self) -> str:
-        return self.wait_line(lambda line: "#1 start:" in line, timeout=20)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
-        self.process.send_signal(sig)
-        code = self.process.wait(timeout=timeout)
-        self._reader.join(timeout=2)
-        return code
-
-    def kill(self) -> None:
-        """End the process by its PID if it is still running (test cleanup)."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-
-def _quickstart(tmp_path: Path) -> Path:
-    target = tmp_path / "manifests"
-    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("*.sh"))
-    return target
 
 
 def _veth_of(sandbox: str) -> str:
@@ -281,13 +221,10 @@ def test_watch_shares_the_apply_lock(tmp_path: Path) -> None:
 
 def test_in_memory_observation_matches_a_full_observation(tmp_path: Path) -> None:
     from reconciler.kernel.live import LiveObservation
-    from reconciler.kernel.observe import observe
-    from reconciler.kernel.session import KernelSession
     from reconciler.state import ResourceKey
 
     def full() -> object:
-        with KernelSession() as session:
-            return observe("default", session)
+        return LiveObservation("default").state()  # a fresh one reads everything
 
     manifests = _quickstart(tmp_path)
     cnm("apply", "-f", str(manifests), "--yes", check=True)
@@ -321,12 +258,9 @@ def test_host_links_kept_from_notifications_match_a_full_observation(tmp_path: P
 
     from reconciler.kernel.events import KernelEvents
     from reconciler.kernel.live import LiveObservation
-    from reconciler.kernel.observe import observe
-    from reconciler.kernel.session import KernelSession
 
     def full() -> object:
-        with KernelSession() as session:
-            return observe("default", session)
+        return LiveObservation("default").state()  # a fresh one dumps the host itself
 
     manifests = _quickstart(tmp_path)
     live = LiveObservation("default", host_events=True)

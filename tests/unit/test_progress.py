@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import io
 
-from reconciler.progress import BAR_THRESHOLD, ProgressReporter
+from reconciler.progress import (
+    BAR_THRESHOLD,
+    DebrisRemoved,
+    ProgressReporter,
+    RollingBack,
+    StepDetail,
+    StepStarted,
+)
+from reconciler.state import ResourceKey
 
 
 class Terminal(io.StringIO):
@@ -14,7 +22,7 @@ class Terminal(io.StringIO):
 
 def _feed(reporter: ProgressReporter, total: int) -> None:
     for number in range(1, total + 1):
-        reporter(f"[{number}/{total}] create Endpoint/e{number:04d}")
+        reporter(StepStarted(number, total, "create", ResourceKey("Endpoint", f"e{number:04d}")))
     reporter.close()
 
 
@@ -55,6 +63,20 @@ def test_not_a_terminal_prints_every_step_as_a_line() -> None:
 def test_other_messages_end_the_bar_line_first() -> None:
     screen = Terminal()
     reporter = ProgressReporter(screen, clock=lambda: 0.0, width=80)
-    reporter("[1/100] create Sandbox/a")
-    reporter("waiting for the lock")
-    assert screen.getvalue().endswith("\nwaiting for the lock\n")
+    reporter(StepStarted(1, 100, "create", ResourceKey("Sandbox", "a")))
+    reporter(StepDetail("nftables: 2 rules removed, 1 added, one transaction"))
+    assert screen.getvalue().endswith(
+        "\n      nftables: 2 rules removed, 1 added, one transaction\n")
+
+
+def test_events_read_as_the_lines_of_before() -> None:
+    """The text of each event is what the engine printed when progress was a string."""
+    step = StepStarted(3, 9, "delete", ResourceKey("Network", "old"))
+    assert str(step) == "[3/9] delete Network/old"
+    assert str(RollingBack(step)) == "rollback [3/9] delete Network/old"
+    assert str(RollingBack(DebrisRemoved(("bridge br-x", "veth cnm0123456ab")))) == (
+        "rollback removed bridge br-x, veth cnm0123456ab left behind by an interrupted cnm run")
+    log = io.StringIO()
+    reporter = ProgressReporter(log)
+    reporter(RollingBack(step))
+    assert log.getvalue() == "rollback [3/9] delete Network/old\n"

@@ -1,4 +1,4 @@
-"""The restore target and inverse plan of an apply, fixed before its first change."""
+"""The restore target of an apply, fixed before its first change, and the plans it gives."""
 
 from __future__ import annotations
 
@@ -36,26 +36,27 @@ def _summary(state_plan: object) -> list[tuple[str, str]]:
 def test_inverse_plan_undoes_every_action_of_the_forward_plan() -> None:
     before, after = _before(), _after()
     forward = make_plan(after, before)
-    point = restore_point(before, after)
+    point = restore_point(before)
+    inverse_plan = restore_plan(point, after)  # once every step of the forward plan ran
     assert sorted(_summary(forward)) == sorted([
         ("create", "Network/new"), ("create", "Sandbox/s3"), ("create", "Endpoint/e3"),
         ("update", "Network/net"), ("update", "Endpoint/e1"),
         ("delete", "Network/old"), ("delete", "Sandbox/s2"), ("delete", "Endpoint/e2"),
     ])
-    inverse = {(verb, key) for verb, key in _summary(point.inverse)}
+    inverse = {(verb, key) for verb, key in _summary(inverse_plan)}
     assert inverse == {
         ("delete", "Network/new"), ("delete", "Sandbox/s3"), ("delete", "Endpoint/e3"),
         ("update", "Network/net"), ("update", "Endpoint/e1"),
         ("create", "Network/old"), ("create", "Sandbox/s2"), ("create", "Endpoint/e2"),
     }
     # executing the inverse from the applied state gives the state from before
-    assert make_plan(point.target, after).actions == point.inverse.actions
+    assert make_plan(point.target, after).actions == inverse_plan.actions
     assert make_plan(point.target, before).empty
 
 
 def test_restore_plan_undoes_only_what_already_changed() -> None:
     before, after = _before(), _after()
-    point = restore_point(before, after)
+    point = restore_point(before)
     half = dict(before.resources)
     for key in (ResourceKey("Network", "new"), ResourceKey("Sandbox", "s3")):
         half[key] = after.resources[key]  # created before the failure
@@ -83,8 +84,8 @@ def test_half_made_objects_are_neither_restored_nor_removed() -> None:
     e1 = before.resources[ResourceKey("Endpoint", "e1")]
     half = Resource(e1.key, e1.set_name, {**e1.attrs, "veth": None})  # host end missing
     snapshot = State("default", {**before.resources, e1.key: half})
-    point = restore_point(snapshot, _after())
+    point = restore_point(snapshot)
     assert point.unrestorable == frozenset({e1.key})
     assert e1.key not in point.target.resources
-    assert all(a.key != e1.key for a in point.inverse)
+    assert all(a.key != e1.key for a in restore_plan(point, _after()))
     assert all(a.key != e1.key for a in restore_plan(point, snapshot))
