@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler import engine
+from reconciler.caching import PlanCaches
 from reconciler.drivers import HOST_SANDBOX_KEY, REGISTRY, driver_for
 from reconciler.errors import CnmError, ManifestError, ManifestProblem
 from reconciler.export import export_state
@@ -102,6 +103,8 @@ class Controller:
         )
         self._lock_timeout = lock_timeout
         self._driver_options: dict[str, dict[str, Any]] = {}
+        #: what planning keeps from one call to the next (caching.py)
+        self._plan_caches = PlanCaches()
         self._objects: dict[tuple[str, str], Manifest] = self._from_kernel()
 
     # --- desired state ----------------------------------------------------
@@ -129,7 +132,7 @@ class Controller:
             raise ManifestError(problems)
 
         def planner(observed: State) -> engine.Planned:
-            return engine.compute_plan(manifests, observed, self._pools)
+            return engine.compute_plan(manifests, observed, self._pools, self._plan_caches)
 
         engine.apply_planned(planner, self.set_name, lock_timeout=self._lock_timeout)
         self._objects = objects

@@ -251,14 +251,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
             raise CnmError("give either -f PATH or a saved plan file, not both")
         return cmd_apply_saved(args)
     from reconciler import engine
+    from reconciler.caching import PlanCaches
 
     if not args.paths:
         raise CnmError("nothing to apply: give -f PATH (manifests) or a saved plan file")
     manifests = _load(args.paths)
+    caches = PlanCaches()  # the verification plans again: unchanged objects are reused
 
     def planner(observed: State) -> engine.Planned:
         engine.check_not_empty(manifests, observed, args.allow_empty)
-        return engine.compute_plan(manifests, observed, _pools_of(args))
+        return engine.compute_plan(manifests, observed, _pools_of(args), caches)
 
     if args.dry_run:
         planned = planner(engine.observe_set(args.set_name))

@@ -6,18 +6,17 @@ hold, so that IPAM keeps them (the kernel is the allocation database).
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler import naming
+from reconciler.caching import BuildMemo, memoize
 from reconciler.drivers import EndpointContext, driver_for
 from reconciler.drivers.common import text_values
 from reconciler.errors import ManifestError
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
-from reconciler.memo import BuildMemo
 from reconciler.model import Endpoint, Manifests, Sandbox
 from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
 from reconciler.sandbox_files import (
@@ -30,7 +29,7 @@ from reconciler.sandbox_files import (
 from reconciler.state import AttrValue, Resource, ResourceKey, State
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@memoize(maxsize=1 << 16)
 def _interface_ip(text: str) -> IPAddress:
     """The address of "address/prefix" (cached: `cnm watch` parses the same ones each time)."""
     return ipaddress.ip_interface(text).ip
@@ -73,8 +72,14 @@ def build_desired(
     set_name: str,
     observed: State,
     pools: Sequence[AddressPool] = DEFAULT_POOLS,
+    memo: BuildMemo[ResourceKey, Resource] | None = None,
 ) -> State:
-    """The state the kernel should be in for `manifests` as apply set `set_name`."""
+    """The state the kernel should be in for `manifests` as apply set `set_name`.
+
+    `memo`: the previous build's Sandbox and Endpoint resources, reused where their
+    inputs are the very same (a planner that builds again and again passes its own:
+    `caching.PlanCaches.desired`); without it nothing is reused.
+    """
     manifests = assign_default_pools(manifests, observed, pools)
     joined = joined_endpoints(manifests)
     try:
@@ -89,7 +94,7 @@ def build_desired(
             resources.append(Resource(network.key, set_name, attrs))
     directory = _Directory.of(manifests, assignments)
     host_mode = host_mode_sandboxes(manifests)
-    memo = _memo.next_build()
+    memo = (memo if memo is not None else BuildMemo()).next_build()
     for sandbox in manifests.sandboxes.values():
         if sandbox.metadata.name in host_mode:
             continue
@@ -122,12 +127,6 @@ def build_desired(
                                 Resource(endpoint.key, set_name, endpoint_attrs))
         resources.append(resource)
     return State(set_name, {r.key: r for r in resources})
-
-
-#: The previous build's sandbox and endpoint resources: a long-running `cnm watch` builds
-#: the desired state of a thousand objects on every change, and the loader hands back
-#: the very same model objects for the files that did not change.
-_memo: BuildMemo[ResourceKey, Resource] = BuildMemo()
 
 
 def _addresses(assignment: Assignment) -> list[str]:

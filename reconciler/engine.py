@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from reconciler import pipeline
+from reconciler.caching import PlanCaches
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError
 from reconciler.kernel.live import LiveObservation
@@ -49,10 +50,15 @@ def load_manifests(paths: Sequence[str], stdin: TextIO | None = None) -> Manifes
 
 
 def compute_plan(
-    manifests: Manifests, observed: State, pools: Sequence[AddressPool] = DEFAULT_POOLS
+    manifests: Manifests,
+    observed: State,
+    pools: Sequence[AddressPool] = DEFAULT_POOLS,
+    caches: PlanCaches | None = None,
 ) -> Planned:
-    """Pure planning: manifests + observed state -> plan."""
-    desired = build_desired(manifests, observed.set_name, observed, pools)
+    """Pure planning: manifests + observed state -> plan. A planner that plans again
+    (verification, watch, the API) passes its `caches` to reuse unchanged results."""
+    memo = caches.desired if caches is not None else None
+    desired = build_desired(manifests, observed.set_name, observed, pools, memo)
     return Planned(make_plan(desired, observed), desired, observed)
 
 

@@ -18,11 +18,11 @@ addresses come only from `ipRange` when it is set.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from reconciler.caching import memoize
 from reconciler.errors import ManifestProblem
 from reconciler.model import Endpoint, IpamPool, Manifests, Network
 
@@ -187,7 +187,7 @@ def _allocate_family(
     return result
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@memoize(maxsize=1 << 16)
 def _interface(address: IPAddress, prefixlen: int) -> IPInterface:
     """address/prefixlen as an interface (cached: `cnm watch` builds the same ones each time)."""
     return ipaddress.ip_interface(f"{address}/{prefixlen}")

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reconciler import caching
 from reconciler.document_objects import FieldLines, Objects, objects_of, validated
 from reconciler.errors import ManifestProblem
 from reconciler.manifest_files import expand, printable, read_file
@@ -68,9 +69,11 @@ class LoadCache:
             for file in expand(path, problems):
                 stamp = _stamp(file)
                 cached = self._files.get(file)
-                if stamp is None or cached is None or cached.stamp != stamp or file in stale:
+                fresh = stamp is None or cached is None or cached.stamp != stamp or file in stale
+                if cached is None or fresh or not caching.ENABLED:
                     cached = self._parse_file(file, stamp)
-                    self.changed.append(file)
+                    if fresh:
+                        self.changed.append(file)
                     if stamp is not None:
                         self._files[file] = cached
                 seen.add(file)
@@ -80,7 +83,7 @@ class LoadCache:
             del self._files[gone]
             self.changed.append(gone)
         key = tuple(stamps)
-        if not problems and self._last is not None and self._last[0] == key:
+        if caching.ENABLED and not problems and self._last is not None and self._last[0] == key:
             return self._last[1]
         objects: Objects = []
         field_lines: FieldLines = {}

@@ -52,6 +52,7 @@ from pathlib import Path
 from types import FrameType
 
 from reconciler import engine, pipeline
+from reconciler.caching import PlanCaches
 from reconciler.errors import CnmError, ManifestError
 from reconciler.kernel import netns
 from reconciler.kernel.session import require_privileges
@@ -131,6 +132,8 @@ class Watcher:
         self.options = options
         self.log_line = log
         self.cache = LoadCache()
+        #: what planning keeps from one reconcile to the next (caching.py)
+        self.plan_caches = PlanCaches()
         self.selector = selectors.DefaultSelector()
         #: seconds per phase of the reconcile in progress (logged with --verbose)
         self.phases: dict[str, float] = {}
@@ -412,7 +415,7 @@ class Watcher:
             if last is not None and last[0] is manifests and last[1] is observed:
                 return Planned(Plan(observed.set_name, ()), last[2], observed)  # neither changed
             engine.check_not_empty(manifests, observed, self.options.allow_empty)
-            return engine.compute_plan(manifests, observed)
+            return engine.compute_plan(manifests, observed, caches=self.plan_caches)
 
         result = pipeline.run(self.observation, planner, ApplyOptions(self.options.lock_timeout),
                               Hooks(progress=self._step, phase=self._lap))

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 
+from reconciler.caching import BuildMemo
 from reconciler.firewall.network_rules import icc_rules, isolation_rules, masquerade_rules
 from reconciler.firewall.ports import PortMap, port_rules, sorted_ports
 from reconciler.firewall.ruleset import Ruleset, occupied
 from reconciler.firewall.table import FAMILIES, Rule, comment_of, parse_comment
 from reconciler.firewall.wanted import addresses_of, subnets_of, text_attr, veths_by_network
-from reconciler.memo import BuildMemo
 from reconciler.state import AttrValue, Drift, DriftReason, Resource, ResourceKey, State
 
 #: Observed value of a network setting whose rules are all gone.
@@ -44,30 +44,27 @@ def _owned_items(state: State, ruleset: Ruleset) -> dict[ResourceKey, dict[str, 
     return items
 
 
-#: Endpoint views of the previous `attach` by their inputs (the observed resource, its
-#: rules, its port's hairpin flag): a long-running `cnm watch` attaches the firewall
-#: to a thousand unchanged endpoints after every link change.
-#: Owner: this module, one per process, shared by every caller of `attach` (one-shot
-#: observation and `cnm watch`'s live observation alike). Invariant: a view is a pure
-#: function of those inputs (the resource carries its key and set), and one is reused
-#: only when they are equal to the ones it was built from, so a reuse is right whoever
-#: attached last; an entry the last `attach` did not use is dropped by the next.
-_endpoint_views: BuildMemo[ResourceKey, Resource] = BuildMemo()
-
 
 def attach(
     state: State,
     ruleset: Ruleset,
     forwarding: Mapping[int, bool],
     hairpin: Mapping[str, bool] | None = None,
+    views: BuildMemo[ResourceKey, Resource] | None = None,
 ) -> State:
     """The observed state with each resource's firewall attributes read from the rules,
     the forwarding switches (IP version -> on) and bridge ports (name -> hairpin on).
 
     Rules whose owner has no other kernel object (its links were deleted by
     hand) become a resource of their own, so that a plan prunes or replaces it.
+
+    `views`: endpoint views of the previous `attach` by their inputs (the observed
+    resource, its rules, its port's hairpin flag), reused when those are equal (a
+    view is a pure function of them): `cnm watch`'s observation attaches the firewall
+    to a thousand unchanged endpoints after every link change. Its owner passes it in
+    (`kernel/live.LiveObservation`); without it nothing is reused.
     """
-    memo = _endpoint_views.next_build()
+    memo = (views if views is not None else BuildMemo()).next_build()
     items = _owned_items(state, ruleset)
     veths = veths_by_network(state)
     resources: dict[ResourceKey, Resource] = dict(state.resources)

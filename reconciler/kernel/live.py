@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from reconciler import firewall
+from reconciler import caching, firewall
+from reconciler.caching import BuildMemo
 from reconciler.kernel import brport, netns, nft, sysctl
 from reconciler.kernel.events import HostTable
 from reconciler.kernel.observe import Fragment, assemble_endpoints, read_host
@@ -24,7 +25,7 @@ from reconciler.kernel.parallel import read_namespaces, with_files_read
 from reconciler.kernel.rtnl import Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.plan import Touched
-from reconciler.state import Resource, State
+from reconciler.state import Resource, ResourceKey, State
 
 
 class LiveObservation:
@@ -59,6 +60,8 @@ class LiveObservation:
         self._ruleset: firewall.Ruleset | None = None  # cnm's nftables tables; None: read again
         #: (base state, firewall inputs, observed state) of the last `_with_firewall`
         self._final: tuple[State, tuple[object, ...], State] | None = None
+        #: endpoint views of the last `firewall.attach` (see there)
+        self._views: BuildMemo[ResourceKey, Resource] = BuildMemo()
 
     # --- invalidation ---
 
@@ -129,8 +132,11 @@ class LiveObservation:
 
         When what was read again turns out to be what was there before, the very
         same `State` object is returned, so callers can tell "nothing changed" by
-        identity.
+        identity. With caches off (`caching.ENABLED`), everything is read and
+        assembled again on every call.
         """
+        if not caching.ENABLED:
+            self.mark_all()
         if self._state is not None:
             self.last_reads = 0
             return self._state
@@ -175,7 +181,7 @@ class LiveObservation:
         self._dirty.clear()
         self._files_dirty.clear()
         self.last_reads = reads
-        if changed or self._last is None:
+        if changed or self._last is None or not caching.ENABLED:
             self._last = self._assemble()
         self._state = self._with_firewall(self._last)
         return self._state
@@ -183,9 +189,11 @@ class LiveObservation:
     def _keep(self, name: str, fragment: Fragment) -> bool:
         """Store a fragment read again; True when it differs from the one it replaces."""
         old = self._fragments.get(name)
-        if old == fragment:
+        if old == fragment and caching.ENABLED:
             return False
-        if old is not None:  # keep the parts that did not change, as they were
+        if old is not None and caching.ENABLED:
+            # Keep the parts that did not change, as they were: the endpoint cache of
+            # `_assemble_endpoints` recognises an unchanged end by identity.
             for end, peer in fragment.peer_ends.items():
                 if old.peer_ends.get(end) == peer:
                     fragment.peer_ends[end] = old.peer_ends[end]
@@ -206,7 +214,10 @@ class LiveObservation:
         ports = {name: on for name, (_, on) in self.host_table.ports().items()}
         forwarding = sysctl.forwarding()
         inputs = (self._ruleset, tuple(sorted(forwarding.items())), tuple(sorted(ports.items())))
-        previous = self._final
+        # The ruleset object is replaced whenever cnm's tables are read again, and a
+        # base state object is assembled anew whenever a fragment changed: the same
+        # objects and equal switches are the same inputs of `firewall.attach`.
+        previous = self._final if caching.ENABLED else None
         if previous is not None and previous[1][0] is self._ruleset \
                 and previous[1][1:] == inputs[1:]:
             if previous[0] is base:
@@ -215,7 +226,7 @@ class LiveObservation:
             if state is not None:  # only sandboxes changed: the firewall does not see them
                 self._final = (base, inputs, state)
                 return state
-        state = firewall.attach(base, self._ruleset, forwarding, ports)
+        state = firewall.attach(base, self._ruleset, forwarding, ports, self._views)
         self._final = (base, inputs, state)
         return state
 
@@ -266,7 +277,10 @@ class LiveObservation:
             network = merged.bridge_networks.get(host.master or -1) if host is not None else None
             parent = merged.host_link_names.get(peer.link.peer_index or -1) if peer else None
             inputs[name] = (host, peer, network, parent)
-            cached = self._endpoints.get(name)
+            # Identity of both ends (see `_keep`) and equality of the two lookups the
+            # drivers make (`Driver.observe_endpoint`) mean the same inputs, hence the
+            # same resource.
+            cached = self._endpoints.get(name) if caching.ENABLED else None
             if cached is not None and cached[0] is host and cached[1] is peer \
                     and cached[2:4] == (network, parent):
                 merged.resources[cached[4].key] = cached[4]

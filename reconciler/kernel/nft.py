@@ -23,15 +23,16 @@ same JSON, so the two paths cannot disagree.
 from __future__ import annotations
 
 import ctypes
-import functools
 import json
 import os
 import shutil
 import subprocess
 import threading
+import weakref
 from collections.abc import Sequence
 
 from reconciler import firewall
+from reconciler.caching import memoize
 from reconciler.errors import KernelError
 
 NFT = os.environ.get("CNM_NFT", "nft")
@@ -84,10 +85,12 @@ class _Library:
             getattr(lib, name).argtypes = [ctypes.c_void_p]
             getattr(lib, name).restype = ctypes.c_char_p
         lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
         self._lib = lib
         self._ctx = lib.nft_ctx_new(0)
         if not self._ctx:
             raise OSError("nft_ctx_new failed")
+        weakref.finalize(self, lib.nft_ctx_free, self._ctx)
         lib.nft_ctx_output_set_flags(self._ctx, _NFT_CTX_OUTPUT_JSON)  # JSON in and out
         lib.nft_ctx_buffer_output(self._ctx)
         lib.nft_ctx_buffer_error(self._ctx)
@@ -114,9 +117,10 @@ def _library() -> _Library | None:
     return _library_in(os.stat("/proc/thread-self/ns/net").st_ino)
 
 
-@functools.cache
+@memoize(maxsize=None)
 def _library_in(netns_inode: int) -> _Library | None:
-    """The context of the namespace `netns_inode` (the argument is the cache key)."""
+    """The context of the namespace `netns_inode` (the argument is the cache key; with
+    caches off, a context per call, freed with its object)."""
     try:
         return _Library(ctypes.CDLL("libnftables.so.1"))
     except (OSError, AttributeError):

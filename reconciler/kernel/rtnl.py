@@ -14,13 +14,13 @@ stays a test oracle (tests/unit/test_netlink_*_oracle.py).
 from __future__ import annotations
 
 import errno
-import functools
 import ipaddress
 import os
 import socket
 import struct
 from dataclasses import dataclass
 
+from reconciler.caching import memoize
 from reconciler.kernel import netns
 from reconciler.kernel.netlink import (
     NETLINK_ROUTE,
@@ -117,7 +117,7 @@ _ROUTE_ATTRS = frozenset({RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE})
 _MACVLAN_MODE_NAMES = {number: name for name, number in MACVLAN_MODES.items()}
 
 
-@functools.lru_cache(maxsize=4096)
+@memoize(maxsize=4096)
 def _ip_text(raw: bytes) -> tuple[int, str]:
     """(IP version, canonical text) of a raw address (inet_ntop for IPv4: the common case;
     remembered, since every namespace has the same loopback addresses)."""

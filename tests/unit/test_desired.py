@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from reconciler.caching import BuildMemo
 from reconciler.desired import build_desired
-from reconciler.state import ResourceKey, State
+from reconciler.state import Resource, ResourceKey, State
 
 from builders import endpoint, manifests, network, sandbox
 
@@ -43,14 +44,15 @@ def test_unchanged_objects_get_their_previous_resources_and_changes_still_show()
     objects = [network("a", "10.1.0.0/24"), sandbox("s1"), sandbox("s2"),
                endpoint("e1", "a", "s1"), endpoint("e2", "a", "s2")]
     m = manifests(*objects)
-    first = build_desired(m, "default", State("default"))
-    again = build_desired(m, "default", State("default"))
+    memo: BuildMemo[ResourceKey, Resource] = BuildMemo()  # what a planner passes in
+    first = build_desired(m, "default", State("default"), memo=memo)
+    again = build_desired(m, "default", State("default"), memo=memo)
     for resource in first:
         if resource.key.kind != "Network":
             assert again.get(resource.key) is resource
     more = manifests(*objects, sandbox("s3"), endpoint("e3", "a", "s3"))
-    grown = build_desired(more, "default", State("default"))
-    fresh = build_desired(more, "other", State("other"))  # no memo entry for this set
+    grown = build_desired(more, "default", State("default"), memo=memo)
+    fresh = build_desired(more, "other", State("other"))  # no memo: built anew
     for key in (ResourceKey("Sandbox", "s1"), ResourceKey("Sandbox", "s2")):
         grown_hosts = str(grown.get(key).get("files.hosts"))  # type: ignore[union-attr]
         assert "\te3\n" in grown_hosts
@@ -58,9 +60,15 @@ def test_unchanged_objects_get_their_previous_resources_and_changes_still_show()
     assert grown.get(ResourceKey("Endpoint", "e1")) is first.get(ResourceKey("Endpoint", "e1"))
 
 
-def test_build_memo_reuses_only_for_equal_inputs_and_forgets_what_a_build_did_not_use() -> None:
-    from reconciler.memo import BuildMemo
+def test_without_a_memo_nothing_is_reused() -> None:
+    m = manifests(network("a", "10.1.0.0/24"), sandbox("s1"), endpoint("e1", "a", "s1"))
+    first = build_desired(m, "default", State("default"))
+    again = build_desired(m, "default", State("default"))
+    assert first == again
+    assert all(again.get(r.key) is not r for r in first if r.key.kind != "Network")
 
+
+def test_build_memo_reuses_only_for_equal_inputs_and_forgets_what_a_build_did_not_use() -> None:
     memo: BuildMemo[str, str] = BuildMemo()
     first = memo.next_build()
     assert first.get("a", (1,)) is None

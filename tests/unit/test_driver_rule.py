@@ -46,7 +46,8 @@ ALLOWED = {
     ("reconciler/yaml_documents.py", "null"): "YAML's null tag",
     ("reconciler/naming.py", "bridge"): "the salt of derived bridge names' digests: "
     "changing it would rename every bridge",
-    ("reconciler/kernel/watched.py", "host"): "the host namespace, in watch's list of pending changes",
+    ("reconciler/kernel/watched.py", "host"): "the host namespace, in watch's list of "
+    "pending changes",
 }
 
 

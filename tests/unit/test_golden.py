@@ -39,4 +39,6 @@ def test_golden_plan(case: str) -> None:
         (CASES / case / "expected.json").write_text(document)
     assert text == (CASES / case / "expected.txt").read_text()
     assert document == (CASES / case / "expected.json").read_text()
+    # Planned again from scratch (no caches are passed, so nothing built above is reused;
+    # tests/unit/test_no_cache.py plans each case warm and with every cache off).
     assert _plan_outputs(CASES / case) == (text, document), "plans must be byte-stable"

@@ -1,0 +1,93 @@
+"""Every speed cache of cnm: who owns it, and the one switch that turns them all off.
+
+cnm's results never depend on a cache: `CNM_NO_CACHE=1` (read once, when this
+module is first imported) turns every one off, and tests run the golden plans
+and a kernel lifecycle both ways and compare the outputs byte for byte
+(tests/unit/test_no_cache.py, tests/kernel/test_no_cache.py). The caches:
+
+* `memoize`: pure functions of immutable arguments (address texts parsed or
+  printed again and again). Owner: the function; nothing to invalidate.
+* `BuildMemo`: the previous build's results reused when their inputs are the
+  very same, for `cnm watch`, which rebuilds a thousand unchanged objects after
+  every change. Each one has one owner that passes it in explicitly:
+  `PlanCaches.desired` (the planner of a command, a watch or an API
+  `Controller`: `desired.build_desired`) and `LiveObservation`'s firewall views
+  (`firewall.attach`).
+* `loader.LoadCache` (files whose stat stamp did not change are not parsed
+  again) and `kernel/live.LiveObservation` (namespaces nobody marked are not
+  read again; unchanged parts are reused by identity): with the switch off they
+  parse and read everything every time.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from reconciler.state import Resource, ResourceKey
+
+ENV = "CNM_NO_CACHE"
+#: False when `CNM_NO_CACHE` is set to anything but "" or "0".
+ENABLED = os.environ.get(ENV, "") in ("", "0")
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def memoize(maxsize: int | None) -> Callable[[F], F]:
+    """`functools.lru_cache(maxsize)` for a pure function, or the function itself when
+    caches are off."""
+
+    def wrap(function: F) -> F:
+        if not ENABLED:
+            return function
+        return functools.lru_cache(maxsize=maxsize)(function)  # type: ignore[return-value]
+
+    return wrap
+
+
+class BuildMemo(Generic[K, V]):
+    """Results of the previous build by key, with the inputs each was built from.
+
+    A result is reused when its inputs equal those it was built from (compared
+    as one tuple: identity first, element by element, in C); entries a build
+    did not use are dropped by the next one, so the memo never outgrows one
+    build. With caches off, nothing is ever reused.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[K, tuple[tuple[object, ...], V]] = {}
+        self._current: dict[K, tuple[tuple[object, ...], V]] = {}
+
+    def next_build(self) -> BuildMemo[K, V]:
+        """Start a build: what the last one used becomes what this one may reuse."""
+        self._previous, self._current = self._current or self._previous, {}
+        return self
+
+    def get(self, key: K, inputs: tuple[object, ...]) -> V | None:
+        if not ENABLED:
+            return None
+        entry = self._previous.get(key)
+        if entry is None or entry[0] != inputs:
+            return None
+        self._current[key] = entry
+        return entry[1]
+
+    def put(self, key: K, inputs: tuple[object, ...], value: V) -> V:
+        if ENABLED:
+            self._current[key] = (inputs, value)
+        return value
+
+
+@dataclass
+class PlanCaches:
+    """What a planner may keep from one plan to the next (a command plans again to
+    verify; a watch and an API `Controller` plan on every change)."""
+
+    #: desired Sandbox and Endpoint resources (`desired.build_desired`)
+    desired: BuildMemo[ResourceKey, Resource] = field(default_factory=BuildMemo)
