@@ -33,7 +33,8 @@ def _manifests(tmp_path: Path) -> tuple[Path, Path]:
     endpoints = first / "endpoints.yaml"  # fixed MACs: the outputs show them
     text = endpoints.read_text()
     if text.count("macAddress") < 2:
-        text = text.replace("  sandbox: web2\n", "  sandbox: web2\n  macAddress: 02:42:0a:59:00:0b\n")
+        text = text.replace("  sandbox: web2\n",
+                            "  sandbox: web2\n  macAddress: 02:42:0a:59:00:0b\n")
     endpoints.write_text(text)
     second = tmp_path / "second"
     shutil.copytree(first, second)

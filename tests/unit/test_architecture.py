@@ -152,3 +152,103 @@ def test_mypy_strict_is_clean() -> None:
     result = subprocess.run([*_tool("mypy"), "--strict", "reconciler"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: what a pure module may not reach, through any chain of imports
+IMPURE = ("reconciler.kernel", "reconciler.engine", "reconciler.cli", "reconciler.pipeline",
+          "reconciler.watch", "reconciler.api", "reconciler.lock")
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _runtime_imports(path: Path, module: str, known: set[str]) -> set[str]:
+    """The reconciler modules `path` imports at run time (inside functions too; what an
+    `if TYPE_CHECKING:` block imports for annotations only does not count)."""
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and ast.unparse(node.test).endswith("TYPE_CHECKING")
+                   for stmt in node.body for n in ast.walk(stmt)}
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, *([base] if base else [])])
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    # `from reconciler import x` runs the root package, which imports nothing of cnm
+    return {name for name in found if name in known and name != "reconciler"}
+
+
+def _import_graph() -> dict[str, set[str]]:
+    paths = {_module_name(p): p for p in _sources() if p.name != "__main__.py"}
+    known = set(paths)
+    graph = {name: _runtime_imports(path, name, known) for name, path in paths.items()}
+    for name in known:  # importing a module runs its packages' __init__ first
+        parent = name.rpartition(".")[0]
+        while parent and parent != "reconciler":
+            graph[name].add(parent)
+            parent = parent.rpartition(".")[0]
+    for name in known:  # a package may load any of its modules (drivers, firewall do)
+        if paths[name].name == "__init__.py" and name != "reconciler":
+            graph[name] |= {m for m in known if m.rpartition(".")[0] == name}
+    return graph
+
+
+def test_pure_modules_reach_no_kernel_code_through_any_chain_of_imports() -> None:
+    graph = _import_graph()
+    offenders = []
+    for start in sorted(graph):
+        if start == "reconciler" or start.split(".")[1] not in PURE:
+            continue
+        seen, todo, parent = {start}, [start], {start: start}
+        while todo:
+            current = todo.pop()
+            for nxt in sorted(graph[current] - seen):
+                seen.add(nxt)
+                parent[nxt] = current
+                todo.append(nxt)
+        for bad in sorted(m for m in seen if m.startswith(IMPURE)):
+            chain = [bad]
+            while chain[-1] != start:
+                chain.append(parent[chain[-1]])
+            offenders.append(" -> ".join(reversed(chain)))
+    assert offenders == []
+
+
+def test_the_transitive_rule_sees_a_chain() -> None:
+    graph = _import_graph()
+    assert "reconciler.kernel.rtnl" in graph["reconciler.kernel.observe"]
+    assert "reconciler.plan" in graph["reconciler.pipeline"]
+
+
+def test_architecture_doc_names_every_module() -> None:
+    """docs/architecture.md lists every module of reconciler/ (a package's modules in its
+    row), and names no module that does not exist."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| `")]
+    first_cells = [row.split("`")[1] for row in rows]
+    missing = []
+    for path in _sources():
+        relative = str(path.relative_to(PACKAGE))
+        if path.name in ("__init__.py", "__main__.py") and relative != "__init__.py":
+            continue
+        if relative == "__init__.py" or f"`{relative}`" in doc:
+            continue
+        package = relative.rpartition("/")[0]
+        in_package_row = any(row.startswith(f"| `{package}/`") and f"`{path.name}`" in row
+                             for row in rows)
+        if not in_package_row:
+            missing.append(relative)
+    assert missing == [], "modules docs/architecture.md does not name"
+    ghosts = [cell for cell in first_cells if cell.endswith((".py", "/"))
+              and not (PACKAGE / cell).exists()]
+    assert ghosts == [], "docs/architecture.md names modules that do not exist"
