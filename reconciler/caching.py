@@ -3,7 +3,7 @@
 cnm's results never depend on a cache: `CNM_NO_CACHE=1` (read once, when this
 module is first imported) turns every one off, and tests run the golden plans
 and a kernel lifecycle both ways and compare the outputs byte for byte
-(tests/unit/test_no_cache.py, tests/kernel/test_no_cache.py). The caches:
+(tests/unit/test_no_cache_plans.py, tests/kernel/test_no_cache_lifecycle.py). The caches:
 
 * `memoize`: pure functions of immutable arguments (address texts parsed or
   printed again and again). Owner: the function; nothing to invalidate.

@@ -40,5 +40,5 @@ def test_golden_plan(case: str) -> None:
     assert text == (CASES / case / "expected.txt").read_text()
     assert document == (CASES / case / "expected.json").read_text()
     # Planned again from scratch (no caches are passed, so nothing built above is reused;
-    # tests/unit/test_no_cache.py plans each case warm and with every cache off).
+    # tests/unit/test_no_cache_plans.py plans each case warm and with every cache off).
     assert _plan_outputs(CASES / case) == (text, document), "plans must be byte-stable"
