@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: Loaded by no command that only parses its arguments.
 HEAVY = ("pydantic", "yaml", "reconciler.model", "reconciler.engine", "reconciler.kernel")
-#: Loaded by no command that never touches the kernel.
+#: Loaded by no command that never touches the kernel. (Not `reconciler.drivers`: each
+#: driver states its own options, so validation may well ask the registry.)
 KERNEL_SIDE = ("reconciler.engine", "reconciler.kernel", "reconciler.desired",
-               "reconciler.firewall", "reconciler.drivers", "reconciler.watch", "watchfiles")
+               "reconciler.firewall", "reconciler.watch", "watchfiles")
 
 
 def _modules_after(*args: str) -> list[str]:
