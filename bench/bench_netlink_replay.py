@@ -3,13 +3,14 @@
 
 Wall-clock and CPU times of a dump vary by tens of percent when other work
 shares the cores; instruction counts do not. This captures real dumps once,
-in a throw-away namespace: a big host (N veth pairs, 2N + 1 links) and one
-small sandbox namespace (links, addresses, default routes, as observation
-reads it). Then, for each checkout, a fresh interpreter under valgrind
-(cachegrind, no cache simulation) replays them through that checkout's
-`Rtnl` over a scripted socket: `links()` of the big dump R times, and the
-sandbox's three reads R x 200 times (observing a thousand namespaces is
-that, a thousand times). Each count is minus the same interpreter's count
+in a throw-away namespace: a big host (a bridge, N veth pairs, 1000 of them
+its ports, N routes) and one small sandbox namespace (links, addresses,
+default routes, as observation reads it). Then, for each checkout, a fresh
+interpreter under valgrind (cachegrind, no cache simulation) replays them
+through that checkout's `Rtnl` (and `brport`) over a scripted socket: the
+host's links, routes and bridge ports R times each, and the sandbox's three
+reads R x 200 times (observing a thousand namespaces is that, a thousand
+times). Each count is minus the same interpreter's count
 with no replay (imports and setup), so only the exchange and decoding are
 left. Needs valgrind.
 
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from common import REPO, isolate, run_isolated
 
+PORTS = 1000  # bridge ports (a bridge takes at most 1024)
 PORT = 4242  # the port id the scripted socket claims; captured replies are rewritten to it
 
 
@@ -56,8 +58,13 @@ def capture(pairs: int, path: Path) -> None:
     sys.path.insert(0, str(REPO))
     from reconciler.kernel import netns  # only to open a socket inside the small namespace
 
-    lines = [f"link add a{i} type veth peer name b{i}\n"
-             f"link set a{i} alias 'cnm/v1 set=default Endpoint/e{i}'\n" for i in range(pairs)]
+    lines = ["link add br0 type bridge\nlink set br0 up\naddr add 10.0.0.1/16 dev br0\n"
+             "addr add fd00::1/64 dev br0 nodad\n"]
+    lines += [f"link add a{i} type veth peer name b{i}\n"
+              f"link set a{i} alias 'cnm/v1 set=default Endpoint/e{i}'\n" for i in range(pairs)]
+    lines += [f"link set a{i} master br0\n" for i in range(min(pairs, PORTS))]
+    lines += [f"route add 10.{1 + i // 250}.{i % 250}.0/24 via 10.0.0.2\n"
+              f"route add fd01:{i:x}::/64 via fd00::2\n" for i in range(pairs // 2)]
     lines.append("netns add small\nlink add v0 type veth peer name eth0 netns small\n")
     subprocess.run(["ip", "-batch", "-"], input="".join(lines), text=True, check=True)
     subprocess.run(["ip", "-n", "small", "-batch", "-"], text=True, check=True, input=(
@@ -74,7 +81,10 @@ def capture(pairs: int, path: Path) -> None:
         small = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
     small.setsockopt(270, 12, 1)  # strict checking, as cnm's sockets
     small.bind((0, 0))
-    dumps = {"big": [_dump(host, 18, links)],
+    every_route = struct.pack("=BBBBBBBBI", 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    ports = struct.pack("=BxHiII", 7, 0, 0, 0, 0)  # AF_BRIDGE
+    dumps = {"big": [_dump(host, 18, links)], "routes": [_dump(host, 26, every_route)],
+             "ports": [_dump(host, 18, ports)],
              "small": [_dump(small, 18, links), _dump(small, 22, addresses),
                        _dump(small, 26, routes)]}
     path.write_bytes(pickle.dumps(dumps))
@@ -100,6 +110,22 @@ if size == "pyroute2":  # the oracle's decoder on the big dump, every message pa
         assert sum(1 for data in answers[0] for m in marshal.parse(data)
                    if m["header"]["type"] == 16) > 0
     sys.exit()
+if size == "ports":  # brport opens a socket per call: hand it the scripted one
+    from reconciler.kernel import brport
+    try:
+        from reconciler.kernel import netlink
+        netlink.open_socket = lambda *args, **kwargs: Scripted()
+    except ImportError:  # a codec from before kernel/netlink.py
+        import socket, types
+        fake = types.SimpleNamespace(**{k: getattr(socket, k) for k in dir(socket)
+                                        if k.isupper()})
+        fake.socket = lambda *args: type("S", (Scripted,), {
+            "bind": lambda self, a: None, "__enter__": lambda self: self,
+            "__exit__": lambda self, *a: None})()
+        brport.socket = fake
+    for _ in range(reps):
+        assert brport.hairpin_ports()
+    sys.exit()
 from reconciler.kernel import rtnl
 reader = object.__new__(rtnl.Rtnl)
 try:
@@ -112,6 +138,8 @@ except ImportError:  # a codec from before kernel/netlink.py
 for _ in range(reps):
     if size == "big":
         rewind(); reader.links()
+    elif size == "routes":
+        rewind(); reader.routes()
     else:
         rewind(); reader.links(); rewind(); reader.addresses(); rewind(); reader.routes(table=254)
 '''.replace("PORT", str(PORT))
@@ -143,17 +171,22 @@ def main() -> None:
             capture(args.pairs, path)
             print("| checkout | replay | instructions (millions) |\n|---|---|---|")
             for label, checkout in ((args.against, args.against), ("this", str(REPO))):
-                for size, reps in (("big", args.repeat), ("small", args.repeat * 200)):
+                for size, reps, what in (
+                        ("big", args.repeat, f"links() of {2 * args.pairs + 2} links"),
+                        ("routes", args.repeat, "routes() of the host (every table)"),
+                        ("ports", args.repeat,
+                         f"hairpin_ports() of {min(args.pairs, PORTS)} bridge ports"),
+                        ("small", args.repeat * 200,
+                         "a sandbox's links(), addresses(), routes(254)")):
                     net = instructions(checkout, path, size, reps) \
                         - instructions(checkout, path, size, 0)
-                    what = (f"{reps} x links() of {2 * args.pairs + 1} links" if size == "big"
-                            else f"{reps} x a sandbox's links, addresses, default routes")
+                    what = f"{reps} x {what}"
                     print(f"| {label} | {what} | {net / 1e6:.1f} |")
             if args.pyroute2:
                 net = instructions(str(REPO), path, "pyroute2", args.repeat) \
                     - instructions(str(REPO), path, "pyroute2", 0)
                 print(f"| pyroute2 {version('pyroute2')} | {args.repeat} x MarshalRtnl on the "
-                      f"{2 * args.pairs + 1} links | {net / 1e6:.1f} |")
+                      f"{2 * args.pairs + 2} links | {net / 1e6:.1f} |")
 
     run_isolated(inside)
 

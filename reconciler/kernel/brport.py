@@ -27,11 +27,11 @@ from reconciler.kernel.netlink import (
     pick_attributes,
     text,
 )
-from reconciler.kernel.rtnl import IFINFOMSG, RTM_GETLINK, RTM_NEWLINK
+from reconciler.kernel.rtnl import IFINFOMSG, IFLA_IFNAME, IFLA_LINKINFO, RTM_GETLINK, RTM_NEWLINK
 
 AF_BRIDGE = 7
 RTM_SETLINK = 19
-IFLA_IFNAME, IFLA_PROTINFO, IFLA_LINKINFO = 3, 12, 18
+IFLA_PROTINFO = 12
 IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 4, 5
 IFLA_BRPORT_MODE = 4  # hairpin
 

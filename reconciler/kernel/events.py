@@ -24,7 +24,7 @@ import selectors
 import socket
 from collections.abc import Iterable
 
-from reconciler.kernel.brport import decode_port
+from reconciler.kernel.brport import AF_BRIDGE, decode_port
 from reconciler.kernel.netlink import (
     HEADER,
     NETLINK_NETFILTER,
@@ -34,7 +34,10 @@ from reconciler.kernel.netlink import (
     text,
 )
 from reconciler.kernel.rtnl import (
+    IFF_UP,
     IFINFOMSG,
+    IFLA_IFNAME,
+    RT_TABLE_MAIN,
     RTM_DELADDR,
     RTM_DELLINK,
     RTM_DELROUTE,
@@ -223,10 +226,6 @@ class KernelEvents:
 
 # --- the host's links, addresses, routes and bridge ports, kept from notifications ---
 
-AF_BRIDGE = 7
-IFLA_IFNAME = 3
-RT_TABLE_MAIN = 254
-IFF_UP = 0x1
 
 #: (version, dst, dst_len, table, oif, gateway): a route, as far as observation tells them apart
 RouteKey = tuple[int, str | None, int, int, int | None, str | None]
