@@ -9,7 +9,7 @@ above it may reach the kernel.
 from __future__ import annotations
 
 import ast
-import shutil
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -71,8 +71,10 @@ def test_pure_modules_do_not_import_the_kernel_layer() -> None:
 
 
 def _tool(name: str) -> list[str]:
-    if shutil.which(name) is None:
-        pytest.fail(f"{name} is not installed: pip install -e '.[test]'")
+    # Looked up as a module of this interpreter, not on PATH: a venv's tools are
+    # found even when the venv is not activated (`.venv/bin/python -m pytest`).
+    if importlib.util.find_spec(name) is None:
+        pytest.fail(f"{name} is not installed: pip install -r requirements/test.txt")
     return [sys.executable, "-m", name]
 
 
