@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from reconciler import firewall
 from reconciler.diff import Change
 from reconciler.plan import Action, Plan
-from reconciler.state import AttrValue, Resource
+from reconciler.state import AttrValue, Resource, thaw
 
 #: Version of the JSON plan document; bump on any incompatible change.
 PLAN_FORMAT_VERSION = "1.0"
@@ -33,7 +33,7 @@ def format_value(value: AttrValue) -> str:
         return f"({len(value.splitlines())} lines)"
     if isinstance(value, str):
         return value.rstrip("\n")
-    return str(value)
+    return str(value)  # an integer, or a Drift: `(no rules)`, `8080->80/tcp (rules differ)`
 
 
 #: A list change longer than this shows only what is added and removed.
@@ -225,12 +225,6 @@ def _symbol_field(verb: str) -> str:
     return f"  {symbol} " if len(symbol) == 1 else f" {symbol} "
 
 
-def _json_value(value: AttrValue) -> object:
-    if isinstance(value, tuple):
-        return [_json_value(v) for v in value]
-    return value
-
-
 def plan_document(plan: Plan) -> dict[str, object]:
     """The JSON plan document (see docs/plan-format.md)."""
     return {
@@ -255,7 +249,7 @@ def _action_document(action: Action) -> dict[str, object]:
         "description": describe(resource) if resource is not None else "",
         "forced_by": list(action.forced_by),
         "changes": [
-            {"path": c.path, "old": _json_value(c.old), "new": _json_value(c.new)} for c in changes
+            {"path": c.path, "old": thaw(c.old), "new": thaw(c.new)} for c in changes
         ],
     }
 

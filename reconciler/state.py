@@ -2,15 +2,20 @@
 
 A `State` maps a `ResourceKey` (kind, name) to a frozen `Resource`: the
 kernel-visible attributes of one CNM object of one apply set. Attribute values
-are JSON-like (str, int, bool, None, or tuples of those), already normalised
-(sorted tuples, canonical address text), so equality means "no drift".
+are JSON-like (str, int, bool, None, a `Drift`, or tuples of those), already
+normalised (sorted tuples, canonical address text), so equality means "no drift".
 
 A desired resource may leave an attribute out: that means "the user did not
 say", and the diff ignores whatever the kernel has there.
+
+An observed value no manifest could ask for (firewall rules changed by hand) is
+a `Drift`, never a sentinel string: it equals no desired value, so the diff
+always shows it, and plans print it as its text.
 """
 
 from __future__ import annotations
 
+import enum
 import operator
 import re
 from collections.abc import Iterator, Mapping
@@ -21,7 +26,75 @@ from typing import Literal
 Kind = Literal["Network", "Sandbox", "Endpoint"]
 KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint")
 
-AttrValue = str | int | bool | None | tuple["AttrValue", ...]
+
+class DriftReason(enum.Enum):
+    """Why an observed value is not one cnm would write."""
+
+    NO_RULES = "no rules"  # every rule of a firewall setting is gone
+    RULES_DIFFER = "rules differ"  # rules are there, but not the ones cnm writes for any value
+
+
+class Drift:
+    """An observed attribute value (or list element) that no desired value equals.
+
+    `subject` names the part that drifted when the value is a list (a published
+    port's text). The text form, `(no rules)` or `8080->80/tcp (rules differ)`, is
+    how plans print a drift and how state JSON (`cnm observe`, saved plans) carries it.
+
+    Immutable and compared by value, like a frozen dataclass, but written out: this
+    module is imported by every command, and building a dataclass costs about a
+    millisecond at import.
+    """
+
+    __slots__ = ("reason", "subject")
+    reason: DriftReason
+    subject: str | None
+
+    def __init__(self, reason: DriftReason, subject: str | None = None) -> None:
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "subject", subject)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Drift is immutable (cannot set {name})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Drift is immutable (cannot delete {name})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Drift) and (self.reason, self.subject) == (
+            other.reason, other.subject)
+
+    def __hash__(self) -> int:
+        return hash((self.reason, self.subject))
+
+    def __reduce__(self) -> tuple[type[Drift], tuple[DriftReason, str | None]]:
+        return (Drift, (self.reason, self.subject))
+
+    def __repr__(self) -> str:
+        return f"Drift({self.reason}, {self.subject!r})"
+
+    def __str__(self) -> str:
+        note = f"({self.reason.value})"
+        return note if self.subject is None else f"{self.subject} {note}"
+
+    @classmethod
+    def from_text(cls, text: str) -> Drift | None:
+        """The drift whose text form `text` is; None for any other text."""
+        for reason in DriftReason:
+            note = f"({reason.value})"
+            if text == note:
+                return cls(reason)
+            if text.endswith(f" {note}"):
+                return cls(reason, text[:-len(note) - 1])
+        return None
+
+
+AttrValue = str | int | bool | None | Drift | tuple["AttrValue", ...]
+
+#: Attributes whose observed value may be a `Drift` or, for `ports`, hold some (the
+#: firewall's): only these read a drift's text form back from JSON as a drift, so
+#: that no other text (a hosts file, say) is ever taken for one.
+DRIFT_ATTRS = frozenset({"internal", "icc", "masquerade", "ports"})
 
 #: Attributes the kernel cannot change in place: a difference forces replacement.
 REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
@@ -104,7 +177,7 @@ def freeze(value: object) -> AttrValue:
     """Turn lists into tuples recursively so attribute values are hashable and comparable."""
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
-    if value is None or isinstance(value, (str, int, bool)):
+    if value is None or isinstance(value, (str, int, bool, Drift)):
         return value
     raise TypeError(f"unsupported attribute value {value!r}")
 
@@ -149,7 +222,7 @@ class Resource:
             "kind": self.key.kind,
             "name": self.key.name,
             "set": self.set_name,
-            "attrs": {k: _thaw(v) for k, v in self.attrs.items()},
+            "attrs": {k: thaw(v) for k, v in self.attrs.items()},
         }
 
     @classmethod
@@ -160,13 +233,26 @@ class Resource:
         return cls(
             ResourceKey(str(data["kind"]), str(data["name"])),
             str(data["set"]),
-            {str(k): freeze(v) for k, v in attrs.items()},
+            {str(k): _read_drift(freeze(v)) if k in DRIFT_ATTRS else freeze(v)
+             for k, v in attrs.items()},
         )
 
 
-def _thaw(value: AttrValue) -> object:
+def thaw(value: AttrValue) -> object:
+    """An attribute value as plain JSON data (tuples as lists, a drift as its text)."""
     if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
+        return [thaw(v) for v in value]
+    if isinstance(value, Drift):
+        return str(value)
+    return value
+
+
+def _read_drift(value: AttrValue) -> AttrValue:
+    """`value` read back from JSON with each drift text as the `Drift` it stands for."""
+    if isinstance(value, str):
+        return Drift.from_text(value) or value
+    if isinstance(value, tuple):
+        return tuple(_read_drift(v) for v in value)
     return value
 
 

@@ -9,23 +9,29 @@ the transaction repairs it.
 
 from __future__ import annotations
 
+import ast
 import copy
+import importlib
 import ipaddress
 import json
+import pickle
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler import firewall
+from reconciler import firewall, savedplan
 from reconciler.desired import build_desired
 from reconciler.errors import ConflictError, ManifestError
 from reconciler.firewall import PortMap, Rule, Ruleset, Transaction
 from reconciler.loader import load_text
 from reconciler.model import Manifests, PortMapping
 from reconciler.plan import BRIDGE_PORTS, FIREWALL, PHASES, make_plan
-from reconciler.render import render_text
-from reconciler.state import Resource, State
+from reconciler.render import render_json, render_markdown, render_text
+from reconciler.state import DRIFT_ATTRS, Drift, DriftReason, Resource, State
 
 from builders import endpoint, manifests, network, sandbox
 
@@ -414,7 +420,8 @@ def test_rules_whose_owner_has_no_links_are_pruned() -> None:
     observed = firewall.attach(_links_only(without), kernel.ruleset(), FORWARDING,
                                _hairpin(without))
     ghost = observed.get(endpoint("web-front", "front").key)
-    assert ghost is not None and ghost.get("ports") == ("8080->80/tcp (rules differ)",)
+    assert ghost is not None and ghost.get("ports") == (
+        Drift(DriftReason.RULES_DIFFER, "8080->80/tcp"),)
     plan = make_plan(without, observed)
     assert [(a.verb, str(a.key)) for a in plan] == [("delete", "Endpoint/web-front")]
     kernel.apply(firewall.transaction(without, kernel.ruleset()))
@@ -430,7 +437,7 @@ def test_unknown_values_leave_their_rules_alone() -> None:
     kernel.rules.remove(masq[0])
     observed = _observed(desired, kernel)
     front = observed.get(network("front").key)
-    assert front is not None and front.get("masquerade") == "(rules differ)"
+    assert front is not None and front.get("masquerade") == Drift(DriftReason.RULES_DIFFER)
     tx = firewall.transaction(observed, kernel.ruleset())
     assert tx.empty
 
@@ -443,6 +450,120 @@ def test_forwarding_is_shown_and_only_ever_turned_on() -> None:
     text = render_text(make_plan(desired, observed))
     assert "forwarding.ipv4: false -> true" in text
     assert "forwarding.ipv6" not in text
+
+
+# --- drift as a value -------------------------------------------------------------------
+
+
+def _drifted() -> tuple[State, State]:
+    """(desired, observed) with every kind of drift: a setting without rules, one whose
+    rules differ, a published port whose rule was changed by hand."""
+    kernel = FakeNft()
+    desired = _applied(_world(), kernel)
+    for rule in [r for r in kernel.rules if r.comment and r.comment.endswith("back isolation")]:
+        kernel.rules.remove(rule)
+    masq = next(r for r in kernel.rules if r.comment and r.comment.endswith("front masquerade"))
+    kernel.add_foreign(masq.family, masq.chain, masq.comment, json.loads(masq.expr))
+    dnat = next(r for r in kernel.rules if r.comment and "port 8080" in r.comment)
+    kernel.rules.remove(dnat)
+    kernel.add_foreign("inet", "ports", dnat.comment,
+                       json.loads(dnat.expr.replace('"port":80', '"port":81')))
+    return desired, _observed(desired, kernel)
+
+
+def test_drift_is_a_value_no_desired_value_equals() -> None:
+    _, observed = _drifted()
+    back, front = observed.get(network("back").key), observed.get(network("front").key)
+    web = observed.get(endpoint("web-front", "front").key)
+    assert back is not None and back.get("internal") == firewall.NO_RULES
+    assert front is not None and front.get("masquerade") == firewall.RULES_DIFFER
+    assert web is not None and web.get("ports") == (
+        Drift(DriftReason.RULES_DIFFER, "8080->80/tcp"),)
+    assert firewall.NO_RULES not in (True, False, None, "(no rules)")
+
+
+def test_drift_prints_as_its_text_in_every_plan_format() -> None:
+    desired, observed = _drifted()
+    plan = make_plan(desired, observed)
+    text = render_text(plan)
+    assert "internal: (no rules) -> true" in text
+    assert "masquerade: (rules differ) -> true" in text
+    assert "ports: [8080->80/tcp (rules differ)] -> [8080->80/tcp]" in text
+    document = json.loads(render_json(plan))
+    changes = {(a["name"], c["path"]): c["old"] for a in document["actions"]
+               for c in a["changes"]}
+    assert changes[("back", "internal")] == "(no rules)"
+    assert changes[("front", "masquerade")] == "(rules differ)"
+    assert changes[("web-front", "ports")] == ["8080->80/tcp (rules differ)"]
+    assert "| `ports` | `[8080->80/tcp (rules differ)]` | `[8080->80/tcp]` |" in \
+        render_markdown(plan)
+
+
+def test_drift_round_trips_through_state_json_as_its_text() -> None:
+    _, observed = _drifted()
+    data = json.loads(json.dumps(observed.to_json()))
+    attrs = {r["name"]: r["attrs"] for r in data["resources"]}
+    assert attrs["back"]["internal"] == "(no rules)"
+    assert attrs["front"]["masquerade"] == "(rules differ)"
+    assert attrs["web-front"]["ports"] == ["8080->80/tcp (rules differ)"]
+    assert State.from_json(data) == observed
+
+
+def test_only_firewall_attributes_read_drift_text_back() -> None:
+    hosts = "127.0.0.1 localhost (rules differ)"
+    state = State("default", {sandbox("web").key: Resource(
+        sandbox("web").key, "default", {"files.hosts": hosts, "netns": "(no rules)"})})
+    again = State.from_json(json.loads(json.dumps(state.to_json())))
+    assert again == state
+    assert DRIFT_ATTRS <= firewall.FIREWALL_ATTRS
+
+
+def test_saved_plan_keeps_drift_and_its_digest(tmp_path: Any) -> None:
+    desired, observed = _drifted()
+    plan = make_plan(desired, observed)
+    path = tmp_path / "plan.json"
+    savedplan.write_saved_plan(str(path), plan, desired, observed)
+    saved = savedplan.read_saved_plan(str(path))
+    assert saved.observed == savedplan.relevant_state(observed, desired)
+    assert render_text(savedplan.replay(saved, observed)) == render_text(plan)
+
+
+def test_drift_pickles_and_stays_immutable() -> None:
+    drift = Drift(DriftReason.RULES_DIFFER, "8080->80/tcp")
+    assert pickle.loads(pickle.dumps(drift)) == drift
+    assert hash(drift) == hash(Drift(DriftReason.RULES_DIFFER, "8080->80/tcp"))
+    with pytest.raises(AttributeError):
+        drift.subject = "9090->90/tcp"  # type: ignore[misc]
+
+
+# --- the package -------------------------------------------------------------------------
+
+
+def test_every_name_of_the_package_comes_from_the_module_it_names() -> None:
+    homes = firewall._HOMES
+    assert sorted(firewall.__all__) == sorted(homes)
+    for name, home in homes.items():
+        assert getattr(firewall, name) is getattr(
+            importlib.import_module(f"reconciler.firewall.{home}"), name)
+    init = Path(firewall.__file__).read_text()
+    typed = {alias.name: node.module.rsplit(".", 1)[1]
+             for node in ast.walk(ast.parse(init))
+             if isinstance(node, ast.ImportFrom) and node.module
+             and node.module.startswith("reconciler.firewall.")
+             for alias in node.names}
+    assert typed == homes, "the TYPE_CHECKING imports and _MODULES disagree"
+
+
+def test_the_package_loads_a_module_only_when_one_of_its_names_is_used() -> None:
+    code = ("import sys; from reconciler import firewall; firewall.{}; "
+            "print(sorted(m for m in sys.modules if m.startswith('reconciler.firewall.')))")
+
+    def loaded(name: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", code.format(name)], check=True,
+                             capture_output=True, text=True).stdout
+        return [m.removeprefix("reconciler.firewall.") for m in ast.literal_eval(out)]
+    assert loaded("TABLE") == ["expr", "table"]
+    assert loaded("network_attrs") == ["attributes", "expr", "ports", "table"]
 
 
 # --- phases ---------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""The rules of a bridge network's settings: isolation (and `internal`), `icc`,
+`masquerade`."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from reconciler.firewall.expr import (
+    DNAT,
+    DROP,
+    MASQUERADE,
+    NOT_DNAT,
+    NOT_REPLY,
+    interfaces,
+    ip_family,
+    match,
+    meta,
+    payload,
+    prefix,
+)
+from reconciler.firewall.table import Rule
+
+
+def isolation_rules(
+    comment: str, bridge: str, subnets: Sequence[str], internal: bool
+) -> list[Rule]:
+    """Nothing new enters the network from elsewhere (published ports excepted); if
+    internal, nothing leaves it either. Otherwise hairpin traffic (a sandbox reaching a
+    published port of the host that leads back into this network) is masqueraded so
+    that replies come back through the host."""
+    rules = [Rule.of(
+        "inet", "forward", comment,
+        match(meta("oifname"), bridge), match(meta("iifname"), bridge, "!="),
+        NOT_REPLY, NOT_DNAT, DROP,
+    )]
+    if internal:
+        rules.append(Rule.of(
+            "inet", "forward", comment,
+            match(meta("iifname"), bridge), match(meta("oifname"), bridge, "!="), DROP,
+        ))
+        return rules
+    for subnet in subnets:
+        version = ipaddress.ip_network(subnet).version
+        rules.append(Rule.of(
+            "inet", "postrouting", comment,
+            match(meta("oifname"), bridge),
+            match(payload(ip_family(version), "saddr"), prefix(subnet)),
+            DNAT, MASQUERADE,
+        ))
+    return rules
+
+
+def icc_rules(comment: str, bridge: str, veths: Sequence[str], icc: bool) -> list[Rule]:
+    """icc off: frames between the network's ports are dropped in the bridge forward
+    hook; same-bridge IP traffic is also dropped in the inet forward hook, where it
+    appears when br_netfilter passes bridged traffic to IP hooks."""
+    if icc:
+        return []
+    rules = [Rule.of(
+        "inet", "forward", comment,
+        match(meta("iifname"), bridge), match(meta("oifname"), bridge), NOT_DNAT, DROP,
+    )]
+    if veths:
+        rules.append(Rule.of("bridge", "forward", comment,
+                             match(meta("iifname"), interfaces(veths)), DROP))
+    return rules
+
+
+def masquerade_rules(
+    comment: str, bridge: str, subnets: Sequence[str], masquerade: bool
+) -> list[Rule]:
+    """Traffic from the network's subnets that leaves through another interface."""
+    if not masquerade:
+        return []
+    rules = []
+    for subnet in subnets:
+        version = ipaddress.ip_network(subnet).version
+        rules.append(Rule.of(
+            "inet", "postrouting", comment,
+            match(payload(ip_family(version), "saddr"), prefix(subnet)),
+            match(meta("oifname"), bridge, "!="), MASQUERADE,
+        ))
+    return rules
