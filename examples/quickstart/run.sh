@@ -5,8 +5,15 @@
 # it vanishes when the script exits.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cnm=${CNM:-cnm}
-command -v cnm >/dev/null || cnm=${CNM:-python3 -m reconciler}
+repo=$(cd "$here/../.." && pwd)
+# cnm as installed (an activated venv puts it first on PATH), else the README's venv.
+if [ -z "${CNM:-}" ]; then
+  if command -v cnm >/dev/null; then cnm=cnm
+  elif [ -x "$repo/.venv/bin/cnm" ]; then cnm=$repo/.venv/bin/cnm
+  else echo "quickstart: no cnm; install it as the README says (a venv in $repo/.venv)" >&2; exit 1
+  fi
+else cnm=$CNM
+fi
 
 if [ "${CNM_QUICKSTART_INSIDE:-}" != 1 ]; then
   [ "$(id -u)" = 0 ] || { echo "quickstart: run as root (it creates namespaces)" >&2; exit 1; }

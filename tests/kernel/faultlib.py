@@ -20,7 +20,7 @@ from counts import record_count as record_count  # the kernel tests take it from
 
 from reconciler import cli, faults
 
-from helpers import REPO, json_diff, netns_names
+from helpers import CARRIER_FLAGS, KERNEL_COUNTERS, REPO, json_diff, netns_names
 
 CNM_GROUP = "6516333"  # 0x636e6d as `ip -j` prints it
 
@@ -136,15 +136,13 @@ def point_number(points: list[str], name: str) -> int:
 def _strip(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            k: _strip(v) for k, v in value.items() if k not in VOLATILE and not k.endswith("_timer")
+            k: _strip(v) for k, v in value.items()
+            if k not in VOLATILE and k not in KERNEL_COUNTERS and not k.endswith("_timer")
         }
     if isinstance(value, list):
         return [_strip(v) for v in value if not (isinstance(v, str) and v in CARRIER_FLAGS)]
     return value
 
-
-#: Flags that follow the carrier, which the kernel settles asynchronously (linkwatch).
-CARRIER_FLAGS = frozenset({"LOWER_UP", "NO-CARRIER", "linkdown", "M-DOWN"})
 
 
 def raw_dump(ns: str | None) -> dict[str, Any]:
@@ -228,8 +226,7 @@ def canonical(dump: dict[str, Any] | None = None) -> dict[str, Any]:
                 info["info_slave_data"] = slave
             if info:
                 link["linkinfo"] = info
-            for key in ("operstate", "stats64", "stats"):
-                link.pop(key, None)
+            link.pop("operstate", None)
             links[link["ifname"]] = _strip(link)
         result[ns] = {
             "links": links,

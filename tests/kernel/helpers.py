@@ -67,26 +67,44 @@ def netns_names() -> list[str]:
     return sorted(entry["name"] for entry in ip_json("netns", "list"))
 
 
-def _settled(value: Any) -> Any:
+#: Values the kernel keeps changing by itself: traffic counters, and the count of MAC
+#: addresses a bridge has learned (`fdb_n_learned`, printed by iproute2 6.9 and newer).
+KERNEL_COUNTERS = frozenset({"stats", "stats64", "fdb_n_learned"})
+#: Flags that follow the carrier, which the kernel settles asynchronously (linkwatch).
+CARRIER_FLAGS = frozenset({"LOWER_UP", "NO-CARRIER", "M-DOWN", "linkdown"})
+
+
+def kernel_made(entry: dict[str, Any]) -> bool:
+    """An address or route the kernel makes by itself: IPv6 link-local addresses and
+    routes, multicast routes, and every route of table `local` (derived from the
+    addresses, which are compared). The local route of an IPv6 address added to a link
+    that has just come up appears only once the kernel has processed the carrier
+    (linkwatch, then addrconf's DAD work, both deferred and taking the RTNL lock; even
+    for a NODAD address), which under load can be after apply and a snapshot returned."""
+    return (
+        entry.get("scope") == "link" and entry.get("family") == "inet6"
+        or str(entry.get("dst", "")).startswith(("fe80", "ff00"))
+        or entry.get("table") == "local"
+    )
+
+
+def _settled(value: Any, key: str = "") -> Any:
     """Drop what the kernel changes by itself over time.
 
-    Timers, counters, operstate (follows carrier, asynchronously) and IPv6
-    link-local addresses and routes; the admin state cnm sets stays (flags).
+    Timers, counters, operstate, carrier flags and a bridge port's forwarding state
+    (all follow the carrier, asynchronously), the tentative flag, and kernel-made
+    addresses and routes; the admin state cnm sets stays (the UP flag).
     """
     if isinstance(value, dict):
         return {
-            k: _settled(v) for k, v in value.items()
+            k: _settled(v, k) for k, v in value.items()
             if not k.endswith("_timer")
-            and k not in ("stats64", "stats", "tentative", "operstate")
+            and k not in KERNEL_COUNTERS and k not in ("tentative", "operstate")
+            and not (key == "info_slave_data" and k == "state")
         }
     if isinstance(value, list):
-        kept = [
-            v for v in value
-            if not (isinstance(v, dict) and (
-                v.get("scope") == "link" and v.get("family") == "inet6"
-                or str(v.get("dst", "")).startswith(("fe80", "ff00"))
-            ))
-        ]
+        kept = [v for v in value if not (isinstance(v, dict) and kernel_made(v))
+                and not (isinstance(v, str) and v in CARRIER_FLAGS)]
         return [_settled(v) for v in kept]
     return value
 

@@ -28,7 +28,7 @@ from hostile import (
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from helpers import _settled
+from helpers import _settled, json_diff
 
 
 def _kernel() -> Any:
@@ -53,7 +53,8 @@ def _prepare(tmp_path: Path) -> tuple[Path, Path]:
 def _refused_without_change(directory: Path, hostile: Path, before: Any) -> None:
     code, out, err = run_cli("apply", "-f", str(directory), "--yes")
     check_refusal(code, out, err, [str(hostile), str(directory / "all.yaml")])
-    assert _kernel() == before, "a refused apply changed the kernel"
+    after = _kernel()
+    assert after == before, f"a refused apply changed the kernel:\n{json_diff(before, after)}"
 
 
 def _invalid(directory: Path) -> bool:

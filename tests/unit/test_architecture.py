@@ -10,8 +10,8 @@ engine above it may reach the kernel.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -137,8 +137,10 @@ def test_the_raw_netlink_rule_sees_every_spelling() -> None:
 
 
 def _tool(name: str) -> list[str]:
-    if shutil.which(name) is None:
-        pytest.fail(f"{name} is not installed: pip install -e '.[test]'")
+    # Looked up as a module of this interpreter, not on PATH: a venv's tools are
+    # found even when the venv is not activated (`.venv/bin/python -m pytest`).
+    if importlib.util.find_spec(name) is None:
+        pytest.fail(f"{name} is not installed: pip install -r requirements/test.txt")
     return [sys.executable, "-m", name]
 
 
