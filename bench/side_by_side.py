@@ -80,13 +80,13 @@ def main() -> None:
                 seen[label].setdefault(name, []).append(value)
             print(f"round {number + 1}: {label} done", file=sys.stderr, flush=True)
     print(f"| figure | baseline s (median of {options.rounds}) | this s | this / baseline "
-          "| this, every run |")
-    print("|---|---|---|---|---|")
+          "| baseline, every run | this, every run |")
+    print("|---|---|---|---|---|---|")
     for name in seen["this"]:
-        old = statistics.median(seen["baseline"].get(name, [float("nan")]))
-        new = statistics.median(seen["this"][name])
-        runs = ", ".join(f"{v:.3f}" for v in seen["this"][name])
-        print(f"| {name} | {old:.3f} | {new:.3f} | {new / old:.2f} | {runs} |")
+        before = seen["baseline"].get(name, [float("nan")])
+        old, new = statistics.median(before), statistics.median(seen["this"][name])
+        runs = [", ".join(f"{v:.3f}" for v in values) for values in (before, seen["this"][name])]
+        print(f"| {name} | {old:.3f} | {new:.3f} | {new / old:.2f} | {runs[0]} | {runs[1]} |")
 
 
 if __name__ == "__main__":
