@@ -39,14 +39,19 @@ json.dump(outputs, sys.stdout)
 """
 
 
-def _plans(no_cache: bool) -> dict[str, object]:
+def _env(no_cache: bool) -> dict[str, str]:
+    """This environment, with the cache switch as asked and this checkout importable."""
     env = {k: v for k, v in os.environ.items() if k != "CNM_NO_CACHE"}
     if no_cache:
         env["CNM_NO_CACHE"] = "1"
     env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _plans(no_cache: bool) -> dict[str, object]:
     result = subprocess.run([sys.executable, "-c", _PLAN_EVERY_CASE, str(CASES)],
-                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
-                            check=True)
+                            capture_output=True, text=True, env=_env(no_cache), cwd=ROOT,
+                            timeout=120, check=True)
     outputs: dict[str, object] = json.loads(result.stdout)
     return outputs
 
@@ -80,12 +85,8 @@ lru = [hasattr(f, "cache_info") for f in
 print(json.dumps({"enabled": caching.ENABLED, "reused": reused, "lru": lru}))
 """
     for no_cache, expected in ((False, True), (True, False)):
-        env = {k: v for k, v in os.environ.items() if k != "CNM_NO_CACHE"}
-        if no_cache:
-            env["CNM_NO_CACHE"] = "1"
-        env["PYTHONPATH"] = str(ROOT)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env=env, cwd=ROOT, timeout=60, check=True)
+                             env=_env(no_cache), cwd=ROOT, timeout=60, check=True)
         seen = json.loads(out.stdout)
         assert seen["enabled"] is expected
         assert (seen["reused"] == "v") is expected
