@@ -16,6 +16,7 @@ from reconciler.diff import Change, diff_resources
 from reconciler.drivers import REPLACEMENT_FIELDS, driver_of, kernel_names
 from reconciler.errors import ConflictError
 from reconciler.firewall import needed_tables
+from reconciler.host_settings import settings_changes
 from reconciler.state import KINDS, Resource, ResourceKey, State, key_order
 
 Verb = Literal["create", "update", "delete", "replace"]
@@ -85,6 +86,14 @@ class Plan:
     set_name: str
     actions: tuple[Action, ...]
     in_sync: tuple[ResourceKey, ...] = field(default=())
+    #: host-wide settings the Firewall step turns on (host_settings.py), shown as lines
+    settings: tuple[Change, ...] = ()
+    #: how many objects the apply set owns now (the prune line: "N of the M ...")
+    owned: int = 0
+    #: deletes are of objects missing from the manifests (apply), not asked for (delete)
+    prunes: bool = True
+    #: endpoints of the manifests that have no sandbox, so no kernel object (yet)
+    unjoined: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -155,7 +164,9 @@ def make_plan(desired: State, observed: State) -> Plan:
                 in_sync.append(key)
     _cascade_replacements(actions, desired, observed)
     ordered = tuple(sorted(actions.values(), key=_display_key))
-    return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions))
+    settings = settings_changes(desired, observed) if ordered else ()
+    return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions),
+                settings, len(observed))
 
 
 def _cascade_replacements(

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 
 from reconciler import drivers, firewall
 from reconciler.diff import Change
+from reconciler.host_settings import CONSEQUENCES
 from reconciler.plan import Action, Plan
+from reconciler.plan_lines import extra_lines, prune_line, step_names
 from reconciler.state import AttrValue, Resource, external, thaw
 
 #: Version of the JSON plan document; bump on any incompatible change.
-PLAN_FORMAT_VERSION = "1.0"
+PLAN_FORMAT_VERSION = "1.1"
 
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
 NO_CHANGES = "No changes. The kernel matches the manifests."
@@ -189,20 +191,28 @@ def action_lines(action: Action) -> list[str]:
 
 
 def render_text(plan: Plan) -> str:
+    extras = extra_lines(plan)
     if plan.empty:
-        return NO_CHANGES + "\n"
+        notes = [f"  {line.symbol} {line.subject}  {line.text}" for line in extras]
+        return "\n".join([NO_CHANGES, *notes]) + "\n"
     counts = ", ".join(
         f"{plan.count(verb)} to {verb}" for verb in ("create", "update", "delete")
     )
     replace = plan.count("replace")
     header = f"Plan: {counts}" + (f", {replace} to replace." if replace else ".")
     heads = [_symbol_field(a.verb) + str(a.key) for a in plan.actions]
+    extra_heads = [f"  {line.symbol} {line.subject}" for line in extras]
     column = max(len(head) for head in heads) + 2
-    out = [header, ""]
+    prune = prune_line(plan)
+    out = [header, *([prune] if prune else []), ""]
     for head, action in zip(heads, plan.actions, strict=True):
         details = action_lines(action)
         out.append((head.ljust(column) + details[0]).rstrip())
         out += [" " * column + line for line in details[1:]]
+    if extras:  # a column of their own: the actions' lines stay as they were
+        width = max([column] + [len(head) + 2 for head in extra_heads])
+        out += [head.ljust(width) + line.text for head, line in zip(extra_heads, extras,
+                                                                      strict=True)]
     return "\n".join(out) + "\n"
 
 
@@ -214,11 +224,18 @@ def _symbol_field(verb: str) -> str:
 
 def plan_document(plan: Plan) -> dict[str, object]:
     """The JSON plan document (see docs/plan-format.md)."""
+    deleted = plan.count("delete")
     return {
         "format_version": PLAN_FORMAT_VERSION,
         "set": plan.set_name,
         "summary": {verb: plan.count(verb) for verb in ("create", "update", "delete", "replace")},
+        "prune": {"delete": deleted, "owned": plan.owned, "line": prune_line(plan)}
+        if prune_line(plan) else None,
         "actions": [_action_document(a) for a in plan.actions],
+        "host_settings": [{"setting": c.path, "old": c.old, "new": c.new,
+                           "note": CONSEQUENCES[c.path]} for c in plan.settings],
+        "steps": step_names(plan),
+        "unjoined": list(plan.unjoined),
     }
 
 
@@ -340,15 +357,21 @@ def render_markdown(plan: Plan) -> str:
     """
     head = [MARKDOWN_MARKER.format(set=plan.set_name), f"### cnm plan: apply set `{plan.set_name}`",
             ""]
+    extras = [f"| `{line.symbol}` | {_md_cell(line.subject)} | {_md_cell(line.text)} |"
+              for line in extra_lines(plan)]
     if plan.empty:
-        return "\n".join([*head, f"**{NO_CHANGES}**", ""])
-    out = [*head, f"**{_md_summary(plan)}**", "", "| | object | change |", "| :-: | --- | --- |"]
+        table = ["", "| | object | change |", "| :-: | --- | --- |", *extras] if extras else []
+        return "\n".join([*head, f"**{NO_CHANGES}**", *table, ""])
+    prune = prune_line(plan)
+    out = [*head, f"**{_md_summary(plan)}**", *(["", f"⚠ {_md_cell(prune)}"] if prune else []),
+           "", "| | object | change |", "| :-: | --- | --- |"]
     for action in plan.actions[:MARKDOWN_MAX_ROWS]:
         change = "<br>".join(_md_cell(line) for line in action_lines(action) if line) or " "
         out.append(f"| `{SYMBOLS[action.verb]}` | {_md_cell(str(action.key))} | {change} |")
     hidden = len(plan.actions) - MARKDOWN_MAX_ROWS
     if hidden > 0:
         out.append(f"| | … | {hidden} more actions (`cnm plan -o json` lists them all) |")
+    out += extras
     out += ["", f"<details><summary>Details of {len(plan.actions)} "
                 f"action{'s' if len(plan.actions) != 1 else ''}</summary>", ""]
     size = 0

@@ -19,6 +19,7 @@ Pure: no kernel access; the CLI observes and applies.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -171,6 +172,9 @@ def replay(saved: SavedPlan, observed: State, path: str = "the saved plan") -> P
             "nothing was applied. Run `cnm plan -out` again and review the new plan"
         )
     plan = make_plan(saved.desired, observed)
+    unjoined = saved.document.get("unjoined")  # from the manifests, not the desired state
+    if isinstance(unjoined, list) and unjoined:
+        plan = dataclasses.replace(plan, unjoined=tuple(str(name) for name in unjoined))
     if json.loads(render_json(plan)) != saved.document:
         raise SavedPlanError(f"{path}: replaying it gives a different plan (was it made by "
                              "another cnm version, or edited?); plan again")

@@ -356,6 +356,9 @@ class State:
     #: IPv4/IPv6 prefixes the host uses for things cnm does not own (addresses of
     #: other links, main-table routes): default address pools steer clear of them.
     reserved_prefixes: frozenset[str] = frozenset()
+    #: Host-wide settings cnm may change, by sysctl name ("net.ipv4.ip_forward" -> on);
+    #: empty when unknown (a snapshot from an older cnm). See `host_settings.py`.
+    host_settings: Mapping[str, AttrValue] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -363,6 +366,8 @@ class State:
             MappingProxyType(dict(sorted(self.resources.items(), key=item_order))),
         )
         object.__setattr__(self, "occupied", MappingProxyType(dict(sorted(self.occupied.items()))))
+        object.__setattr__(self, "host_settings",
+                           MappingProxyType(dict(sorted(self.host_settings.items()))))
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self.resources.values())
@@ -377,13 +382,16 @@ class State:
         return [r for r in self.resources.values() if r.key.kind == kind]
 
     def to_json(self) -> dict[str, object]:
-        return {
+        document: dict[str, object] = {
             "set": self.set_name,
             "resources": [r.to_json() for r in self.resources.values()],
             "occupied": dict(self.occupied),
             "orphans": sorted(self.orphans),
             "reserved_prefixes": sorted(self.reserved_prefixes),
         }
+        if self.host_settings:  # left out when unknown: older snapshots stay as they were
+            document["host_settings"] = {k: thaw(v) for k, v in self.host_settings.items()}
+        return document
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> State:
@@ -395,6 +403,9 @@ class State:
         reserved = data.get("reserved_prefixes", [])
         if not isinstance(orphans, list) or not isinstance(reserved, list):
             raise TypeError("malformed state")
+        settings = data.get("host_settings", {})
+        if not isinstance(settings, Mapping):
+            raise TypeError("malformed state")
         resources = [Resource.from_json(r) for r in raw]
         return cls(
             str(data["set"]),
@@ -402,5 +413,6 @@ class State:
             {str(k): str(v) for k, v in occupied.items()},
             frozenset(str(o) for o in orphans),
             frozenset(str(r) for r in reserved),
+            {str(k): freeze(v) for k, v in settings.items()},
         )
 

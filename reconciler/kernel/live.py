@@ -14,10 +14,12 @@ Read-only.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
 from reconciler import caching, firewall
 from reconciler.caching import BuildMemo
+from reconciler.host_settings import forwarding_settings
 from reconciler.kernel import brport, netns, nft, sysctl
 from reconciler.kernel.events import HostTable
 from reconciler.kernel.observe import Fragment, assemble_endpoints, read_host
@@ -224,9 +226,11 @@ class LiveObservation:
                 return previous[2]
             state = _sandboxes_swapped(previous[0], previous[2], base, self._ruleset)
             if state is not None:  # only sandboxes changed: the firewall does not see them
+                state = dataclasses.replace(state, host_settings=previous[2].host_settings)
                 self._final = (base, inputs, state)
                 return state
         state = firewall.attach(base, self._ruleset, forwarding, ports, self._views)
+        state = dataclasses.replace(state, host_settings=forwarding_settings(forwarding))
         self._final = (base, inputs, state)
         return state
 
