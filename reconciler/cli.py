@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from reconciler.state import State
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpoint"}
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -135,10 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("confirm", help="keep the changes of a pending `apply --confirm`")
 
-    get = sub.add_parser("get", help="list the owned objects the kernel shows")
-    get.add_argument("kind", nargs="?", choices=sorted(KIND_WORDS), default=None)
-    get.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
-    _add_common(get)
+    from reconciler.show_command import add_show_parser
+
+    add_show_parser(sub.add_parser("show", help="render a plan saved by `cnm plan -out`"))
+
+    from reconciler.get_command import add_get_parser
+
+    add_get_parser(sub.add_parser("get", help="list the owned objects of every apply set"))
 
     observe = sub.add_parser("observe", help="dump the observed state of a set (for --observed)")
     observe.add_argument("-o", "--output", choices=["json"], default="json")
@@ -318,14 +320,18 @@ def cmd_apply_saved(args: argparse.Namespace) -> int:
         _print_plan(planned.plan, args.output)
         return not args.dry_run  # the saved plan was the review: no question asked
 
-    if args.dry_run:
-        planned = planner(engine.observe_set(saved.set_name))
-        _print_plan(planned.plan, args.output)
+    try:
+        if args.dry_run:
+            planned = planner(engine.observe_set(saved.set_name))
+            _print_plan(planned.plan, args.output)
+            return EXIT_OK
+        result = _apply_with_progress(
+            planner, saved.set_name, args.output, lock_timeout=args.lock_timeout,
+            confirm=show, rollback=not args.no_rollback,
+        )
+    except savedplan.AlreadyAppliedError as exc:  # applying twice is not an error
+        _say(f"cnm: {exc}")
         return EXIT_OK
-    result = _apply_with_progress(
-        planner, saved.set_name, args.output, lock_timeout=args.lock_timeout, confirm=show,
-        rollback=not args.no_rollback,
-    )
     return _report(result, args.output)
 
 
@@ -376,28 +382,15 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from reconciler import engine
-    from reconciler.render import describe
-    from reconciler.yaml_documents import dump_yaml
+    from reconciler.get_command import cmd_get as get
 
-    state = engine.observe_set(args.set_name)
-    kind = KIND_WORDS.get(args.kind) if args.kind else None
-    order = {k: i for i, k in enumerate(KIND_WORDS.values())}
-    resources = sorted(
-        (r for r in state if kind is None or r.key.kind == kind),
-        key=lambda r: (order[r.key.kind], r.key.name),
-    )
-    if args.output == "json":
-        print(json.dumps([r.to_json() for r in resources], indent=2))
-    elif args.output == "yaml":
-        sys.stdout.write(dump_yaml([r.to_json() for r in resources]))
-    else:
-        rows = [(str(r.key), describe(r)) for r in resources]
-        width = max([len(k) for k, _ in rows] + [len("OBJECT")]) + 2
-        print("OBJECT".ljust(width) + "KERNEL")
-        for key, text in rows:
-            print(key.ljust(width) + text)
-    return EXIT_OK
+    return get(args)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from reconciler.show_command import cmd_show as show
+
+    return show(args)
 
 
 def cmd_observe(args: argparse.Namespace) -> int:
@@ -444,7 +437,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 COMMANDS = {
     "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "delete": cmd_delete,
     "get": cmd_get, "observe": cmd_observe, "schema": cmd_schema, "export": cmd_export,
-    "watch": cmd_watch, "confirm": cmd_confirm,
+    "watch": cmd_watch, "confirm": cmd_confirm, "show": cmd_show,
 }
 
 

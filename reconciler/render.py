@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from reconciler import drivers, firewall
 from reconciler.diff import Change
 from reconciler.host_settings import CONSEQUENCES
+from reconciler.mermaid import plan_diagram
 from reconciler.plan import Action, Plan
 from reconciler.plan_lines import extra_lines, prune_line, step_names
 from reconciler.state import AttrValue, Resource, external, thaw
@@ -372,6 +373,7 @@ def render_markdown(plan: Plan) -> str:
     if hidden > 0:
         out.append(f"| | … | {hidden} more actions (`cnm plan -o json` lists them all) |")
     out += extras
+    out += ["", _md_fence(plan_diagram(plan), "mermaid").rstrip("\n")]
     out += ["", f"<details><summary>Details of {len(plan.actions)} "
                 f"action{'s' if len(plan.actions) != 1 else ''}</summary>", ""]
     size = 0

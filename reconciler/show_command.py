@@ -1,0 +1,23 @@
+"""`cnm show PLANFILE`: a plan saved by `cnm plan -out`, rendered again (text, JSON,
+markdown) without the kernel, as `cnm plan` printed it when it was saved."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_show_parser(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `cnm show` (added to the parser its caller made)."""
+    parser.add_argument("planfile", metavar="PLANFILE", help="a plan saved by `cnm plan -out`")
+    parser.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from reconciler import savedplan
+    from reconciler.render import render_json, render_markdown, render_text
+
+    plan = savedplan.saved_plan(savedplan.read_saved_plan(args.planfile), args.planfile)
+    renderers = {"json": render_json, "markdown": render_markdown}
+    sys.stdout.write(renderers.get(args.output, render_text)(plan))
+    return 0
