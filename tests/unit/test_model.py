@@ -345,7 +345,7 @@ spec:
     - subnet: 10.0.0.128/25
 """,
         "m.yaml:13: Network/b: spec.ipam.0.subnet: subnet 10.0.0.128/25 overlaps subnet "
-        "10.0.0.0/24 of Network/a (spec.ipam.0)",
+        "10.0.0.0/24 of Network/a (spec.ipam.0, m.yaml:6)",
     )
 
 
@@ -514,8 +514,8 @@ spec:
   network: a
   ipv4Address: 10.0.0.9
 """,
-        "m.yaml:18: Endpoint/e2: spec.ipv4Address: 10.0.0.9 is already used by Endpoint/e1 on "
-        "Network/a",
+        "m.yaml:18: Endpoint/e2: spec.ipv4Address: 10.0.0.9 is already used by Endpoint/e1 "
+        "(m.yaml:11) on Network/a",
     )
 
 
@@ -592,7 +592,7 @@ spec:
     - {containerPort: 81, hostPort: 8080}
 """,
         "m.yaml:15: Endpoint/e: spec.ports.1.hostPort: host port tcp/8080 on all addresses is "
-        "already published by Endpoint/e (spec.ports.0)",
+        "already published by Endpoint/e (spec.ports.0, m.yaml:14)",
     )
 
 
@@ -702,7 +702,7 @@ spec:
   gateway: false
 """,
         "m.yaml:20: Endpoint/e2: spec.ifname: ifname eth0 is already used in Sandbox/s by "
-        "Endpoint/e1; set a distinct spec.ifname",
+        "Endpoint/e1 (m.yaml:15); set a distinct spec.ifname",
     )
 
 
@@ -739,8 +739,8 @@ spec:
 def test_at_most_one_gateway_per_sandbox_and_family() -> None:
     only_problem(
         _two_gateways("b", "10.1.0.0/24"),
-        "m.yaml:26: Endpoint/e2: spec.gateway: Endpoint/e1 already carries the IPv4 default "
-        "route of Sandbox/s; set gateway: false on all but one of its endpoints",
+        "m.yaml:26: Endpoint/e2: spec.gateway: Endpoint/e1 (m.yaml:21) already carries the "
+        "IPv4 default route of Sandbox/s; set gateway: false on all but one of its endpoints",
     )
 
 
