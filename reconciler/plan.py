@@ -17,7 +17,7 @@ from reconciler.drivers import REPLACEMENT_FIELDS, driver_of, kernel_names
 from reconciler.errors import ConflictError
 from reconciler.firewall import needed_tables
 from reconciler.host_settings import settings_changes
-from reconciler.state import KINDS, Resource, ResourceKey, State, key_order
+from reconciler.state import KINDS, Resource, ResourceKey, State, attrs_digest, key_order
 
 Verb = Literal["create", "update", "delete", "replace"]
 StepVerb = Literal["create", "update", "delete"]
@@ -64,6 +64,9 @@ class Action:
     forced_by: tuple[str, ...] = ()
     desired: Resource | None = None
     observed: Resource | None = None
+    #: the kernel differs from a desired state that is the one last applied (the
+    #: object's marker carries its digest): changed outside cnm, not by the manifests
+    outside: bool = False
 
     def steps(self) -> list[StepVerb]:
         if self.verb == "replace":
@@ -156,10 +159,12 @@ def make_plan(desired: State, observed: State) -> Plan:
         elif want is not None and have is not None:
             changes = tuple(diff_resources(want, have))
             forced = tuple(c.path for c in changes if c.path in REPLACEMENT_FIELDS[key.kind])
+            outside = bool(changes) and observed.applied_digests.get(key) == attrs_digest(want) \
+                if key in observed.applied_digests else False
             if forced:
-                actions[key] = Action("replace", key, changes, forced, want, have)
+                actions[key] = Action("replace", key, changes, forced, want, have, outside)
             elif changes:
-                actions[key] = Action("update", key, changes, (), want, have)
+                actions[key] = Action("update", key, changes, (), want, have, outside)
             else:
                 in_sync.append(key)
     _cascade_replacements(actions, desired, observed)

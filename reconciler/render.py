@@ -168,8 +168,19 @@ def _describe_links(resource: Resource) -> str:
     return drivers.describe(resource)  # networks and endpoints: as their driver says
 
 
+#: Appended to the line of an action whose difference the manifests did not make.
+OUTSIDE = "(changed outside cnm)"
+
+
 def action_lines(action: Action) -> list[str]:
     """Detail lines of an action: the first goes on the action's own line."""
+    lines = _action_lines(action)
+    if action.outside:
+        lines[0] = f"{lines[0]}  {OUTSIDE}" if lines[0] else OUTSIDE
+    return lines
+
+
+def _action_lines(action: Action) -> list[str]:
     if action.verb == "create" and action.desired is not None:
         return [describe(action.desired)]
     if action.verb == "delete" and action.observed is not None:
@@ -253,6 +264,7 @@ def _action_document(action: Action) -> dict[str, object]:
         "name": action.key.name,
         "description": describe(resource) if resource is not None else "",
         "forced_by": list(action.forced_by),
+        "changed_outside_cnm": action.outside,
         "changes": [
             {"path": c.path, "old": thaw(external(c.path, c.old)),
              "new": thaw(external(c.path, c.new))}

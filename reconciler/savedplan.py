@@ -59,6 +59,7 @@ def relevant_state(observed: State, desired: State) -> State:
         {k: v for k, v in observed.occupied.items() if k in names},
         frozenset(o for o in observed.orphans if o in names),
         host_settings=observed.host_settings,  # a plan turns them on: it depends on them
+        applied_digests=observed.applied_digests,  # they decide the drift marks
     )
 
 

@@ -28,7 +28,15 @@ from reconciler.drivers.common import (
 from reconciler.drivers.kernel_view import LinkInfo, Netlink, PeerEnd, StepContext
 from reconciler.errors import KernelError
 from reconciler.naming import CNM_LINK_GROUP
-from reconciler.state import AttrValue, MtuPair, Owner, Resource, ResourceKey, State
+from reconciler.state import (
+    AttrValue,
+    MtuPair,
+    Owner,
+    Resource,
+    ResourceKey,
+    State,
+    applied_marker,
+)
 
 if TYPE_CHECKING:
     from reconciler.model import Endpoint, Network
@@ -186,7 +194,7 @@ class BridgeDriver:
         link = ctx.claim_link(None, str(resource.get("bridge")), resource.owner)
         if link is None:
             raise KernelError(f"{resource.key}: bridge {resource.get('bridge')} vanished")
-        ctx.rtnl(None).set_link(link.index, alias=resource.owner.marker(),
+        ctx.rtnl(None).set_link(link.index, alias=applied_marker(resource),
                                 mtu=int_attr(resource, "mtu"), up=True)
         ctx.sync_addresses(None, link.index, text_values(resource, "addresses"))
 
@@ -223,10 +231,11 @@ class BridgeDriver:
         peer = inside.link(ifname)
         if host_link is None or peer is None:
             raise KernelError(f"{resource.key}: veth {veth} vanished right after its creation")
-        host.set_link(host_link.index, alias=resource.owner.marker(), up=True,
+        marker = applied_marker(resource)
+        host.set_link(host_link.index, alias=marker, up=True,
                       ipv6_link_local=False)
         faults.point(f"{resource.key}: host end labelled, sandbox end not yet")
-        inside.set_link(peer.index, alias=resource.owner.marker(), up=True,
+        inside.set_link(peer.index, alias=marker, up=True,
                         ipv6_link_local=wants_ipv6(resource))
         faults.point(f"{resource.key}: both ends labelled, not yet addressed")
         for text in text_values(resource, "ipv4", "ipv6"):
@@ -242,12 +251,12 @@ class BridgeDriver:
         if link is None:
             raise KernelError(f"{resource.key}: veth {veth} vanished")
         ctx.rtnl(None).set_link(
-            link.index, alias=resource.owner.marker(), mtu=int_attr(resource, "mtu"), up=True,
+            link.index, alias=applied_marker(resource), mtu=int_attr(resource, "mtu"), up=True,
             ipv6_link_local=False, master=_bridge_index(ctx, str(resource.get("network"))),
         )
         namespace = ctx.netns_of(str(resource.get("sandbox")))
         peer = _peer_of(ctx.rtnl(namespace), resource, link)
-        ctx.configure_interface(namespace, peer, resource, resource.owner.marker())
+        ctx.configure_interface(namespace, peer, resource, applied_marker(resource))
 
     def delete_endpoint(self, ctx: StepContext, resource: Resource) -> None:
         link = ctx.claim_link(None, str(resource.get("veth")), resource.owner)

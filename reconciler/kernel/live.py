@@ -226,11 +226,13 @@ class LiveObservation:
                 return previous[2]
             state = _sandboxes_swapped(previous[0], previous[2], base, self._ruleset)
             if state is not None:  # only sandboxes changed: the firewall does not see them
-                state = dataclasses.replace(state, host_settings=previous[2].host_settings)
+                state = dataclasses.replace(state, host_settings=previous[2].host_settings,
+                                            applied_digests=base.applied_digests)
                 self._final = (base, inputs, state)
                 return state
         state = firewall.attach(base, self._ruleset, forwarding, ports, self._views)
-        state = dataclasses.replace(state, host_settings=forwarding_settings(forwarding))
+        state = dataclasses.replace(state, host_settings=forwarding_settings(forwarding),
+                                    applied_digests=base.applied_digests)
         self._final = (base, inputs, state)
         return state
 
@@ -266,9 +268,13 @@ class LiveObservation:
             merged.host_ends.update(part.host_ends)
             merged.host_link_names.update(part.host_link_names)
             merged.peer_ends.update(part.peer_ends)
+            for key, digest in part.applied_digests.items():
+                merged.applied_digests.setdefault(key, digest)
         self._assemble_endpoints(merged)
         return State(self.set_name, merged.resources, merged.occupied, frozenset(merged.orphans),
-                     frozenset(merged.reserved_prefixes))
+                     frozenset(merged.reserved_prefixes),
+                     applied_digests={k: d for k, d in merged.applied_digests.items()
+                                      if k in merged.resources})
 
     def _assemble_endpoints(self, merged: Fragment) -> None:
         """Endpoints from their two ends; one whose ends were not read again is reused."""
