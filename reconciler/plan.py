@@ -157,7 +157,7 @@ def make_plan(desired: State, observed: State) -> Plan:
         elif want is None and have is not None:
             actions[key] = Action("delete", key, observed=have)
         elif want is not None and have is not None:
-            changes = tuple(diff_resources(want, have))
+            changes = tuple(diff_resources(want, have)) + _marker_change(key, desired, observed)
             forced = tuple(c.path for c in changes if c.path in REPLACEMENT_FIELDS[key.kind])
             outside = bool(changes) and observed.applied_digests.get(key) == attrs_digest(want) \
                 if key in observed.applied_digests else False
@@ -172,6 +172,13 @@ def make_plan(desired: State, observed: State) -> Plan:
     settings = settings_changes(desired, observed) if ordered else ()
     return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions),
                 settings, len(observed))
+
+
+def _marker_change(key: ResourceKey, desired: State, observed: State) -> tuple[Change, ...]:
+    """A desired state that records markers (a rollback's target) wants them back."""
+    wanted = desired.applied_digests.get(key)
+    have = observed.applied_digests.get(key)
+    return () if wanted is None or wanted == have else (Change("marker digest", have, wanted),)
 
 
 def _cascade_replacements(

@@ -249,13 +249,17 @@ def attrs_digest(resource: Resource) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:DIGEST_LENGTH]
 
 
-def applied_marker(resource: Resource, network: str | None = None) -> str:
+def applied_marker(
+    resource: Resource, desired: State | None = None, network: str | None = None
+) -> str:
     """The marker apply writes on `resource`'s kernel objects: the owner (and, for an
     endpoint whose network cannot be read off a bridge, the network), then the digest
-    of the desired attributes being applied."""
+    of the desired attributes being applied, unless the `desired` state being applied
+    records one for it (a rollback puts back the markers it found)."""
     base = resource.owner.marker() if network is None else endpoint_marker(resource.owner,
                                                                           network)
-    return f"{base} d={attrs_digest(resource)}"
+    recorded = desired.applied_digests.get(resource.key) if desired is not None else None
+    return f"{base} d={recorded or attrs_digest(resource)}"
 
 
 def freeze(value: object) -> AttrValue:

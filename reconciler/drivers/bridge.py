@@ -194,7 +194,7 @@ class BridgeDriver:
         link = ctx.claim_link(None, str(resource.get("bridge")), resource.owner)
         if link is None:
             raise KernelError(f"{resource.key}: bridge {resource.get('bridge')} vanished")
-        ctx.rtnl(None).set_link(link.index, alias=applied_marker(resource),
+        ctx.rtnl(None).set_link(link.index, alias=applied_marker(resource, ctx.desired),
                                 mtu=int_attr(resource, "mtu"), up=True)
         ctx.sync_addresses(None, link.index, text_values(resource, "addresses"))
 
@@ -231,7 +231,7 @@ class BridgeDriver:
         peer = inside.link(ifname)
         if host_link is None or peer is None:
             raise KernelError(f"{resource.key}: veth {veth} vanished right after its creation")
-        marker = applied_marker(resource)
+        marker = applied_marker(resource, ctx.desired)
         host.set_link(host_link.index, alias=marker, up=True,
                       ipv6_link_local=False)
         faults.point(f"{resource.key}: host end labelled, sandbox end not yet")
@@ -251,12 +251,13 @@ class BridgeDriver:
         if link is None:
             raise KernelError(f"{resource.key}: veth {veth} vanished")
         ctx.rtnl(None).set_link(
-            link.index, alias=applied_marker(resource), mtu=int_attr(resource, "mtu"), up=True,
+            link.index, alias=applied_marker(resource, ctx.desired), mtu=int_attr(resource, "mtu"),
+            up=True,
             ipv6_link_local=False, master=_bridge_index(ctx, str(resource.get("network"))),
         )
         namespace = ctx.netns_of(str(resource.get("sandbox")))
         peer = _peer_of(ctx.rtnl(namespace), resource, link)
-        ctx.configure_interface(namespace, peer, resource, applied_marker(resource))
+        ctx.configure_interface(namespace, peer, resource, applied_marker(resource, ctx.desired))
 
     def delete_endpoint(self, ctx: StepContext, resource: Resource) -> None:
         link = ctx.claim_link(None, str(resource.get("veth")), resource.owner)

@@ -169,7 +169,7 @@ def _loopback(rtnl: Rtnl) -> Link:
 def create_sandbox(ctx: ApplyContext, resource: Resource) -> None:
     name = str(resource.get("netns"))
     if not _owned_netns(ctx, name, resource.owner):
-        netns.create_netns(name, _label_loopback(applied_marker(resource)))
+        netns.create_netns(name, _label_loopback(applied_marker(resource, ctx.desired)))
         faults.point(f"{resource.key}: netns created, files not yet written")
         files.write_files(name, dict(resource.attrs))
         return
@@ -185,7 +185,7 @@ def update_sandbox(ctx: ApplyContext, resource: Resource) -> None:
     """
     name = str(resource.get("netns"))
     observed = ctx.observed.get(resource.key)
-    marker = applied_marker(resource)
+    marker = applied_marker(resource, ctx.desired)
     label = ctx.session.netns_seen.get(name)
     known_good = (
         observed is not None and observed.get("lo_up") is True
