@@ -119,3 +119,27 @@ def test_a_saved_plan_applied_twice_says_already_applied(tmp_path: Path) -> None
     assert cnm("plan", "-f", str(apps), check=True).stdout.startswith("No changes.")
     cnm("delete", "-f", str(apps), "--yes", check=True)
     assert netns_names() == [] and list(links()) == ["lo"]
+
+
+def test_every_problem_in_one_run_and_nothing_changed(tmp_path: Path) -> None:
+    apps = write_manifests(tmp_path / "apps", APPS)
+    cnm("apply", "-f", str(apps), "--yes", check=True)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.yaml").write_text(APPS.replace("subnet: 10.72.0.0/24", "subnet: 10.72.0.0/33"))
+    (bad / "b.yaml").write_text(
+        "apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {name: app1-two}\n"
+        "spec: {network: apps, sandbox: app1, ifname: eth0, gateway: false}\n"
+        "---\napiVersion: cnm/v1\nkind: Endpoint\nmetadata: {name: app1-three}\n"
+        "spec: {network: apps, sandbox: app1, ifname: eth0, gateway: false}\n")
+    before = kernel_dump()
+    refused = cnm("apply", "-f", str(bad), "--yes")
+    assert refused.returncode == 1 and refused.stdout == ""
+    lines = refused.stderr.splitlines()
+    assert any("a.yaml:4: Network/apps: spec.ipam.0.subnet" in line for line in lines), lines
+    clash = [line for line in lines if "spec.ifname" in line]
+    assert len(clash) == 2  # each endpoint against the one before it, with its file:line
+    assert all("(" + str(bad) in line for line in clash), clash
+    assert_same_kernel(before, kernel_dump())
+    cnm("delete", "-f", str(apps), "--yes", check=True)
+    assert netns_names() == [] and list(links()) == ["lo"]
