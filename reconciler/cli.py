@@ -182,6 +182,19 @@ def _load(paths: Sequence[str]) -> Manifests:
     return load(paths, stdin=sys.stdin)
 
 
+def _load_for_set(args: argparse.Namespace) -> Manifests:
+    """`_load` for a command that plans against the kernel: an unknown network that
+    another apply set owns is named with its set (kernel/foreign_networks.py)."""
+    try:
+        return _load(args.paths)
+    except ManifestError as exc:
+        if getattr(args, "observed", None):  # offline: the host is not the one planned
+            raise
+        from reconciler.kernel.foreign_networks import naming_other_sets
+
+        raise naming_other_sets(exc, args.set_name) from None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     manifests = _load(args.paths)
     count = len(manifests.networks) + len(manifests.sandboxes) + len(manifests.endpoints)
@@ -214,7 +227,7 @@ def _print_plan(plan: Plan, output: str) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     from reconciler import engine, savedplan
 
-    manifests = _load(args.paths)
+    manifests = _load_for_set(args)
     if args.observed:
         observed = _observed_from_file(args.observed, args.set_name)
         planned = engine.compute_plan(manifests, observed, _pools_of(args))
@@ -257,7 +270,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     if not args.paths:
         raise CnmError("nothing to apply: give -f PATH (manifests) or a saved plan file")
-    manifests = _load(args.paths)
+    manifests = _load_for_set(args)
     caches = PlanCaches()  # the verification plans again: unchanged objects are reused
 
     def planner(observed: State) -> engine.Planned:

@@ -143,3 +143,28 @@ def test_every_problem_in_one_run_and_nothing_changed(tmp_path: Path) -> None:
     assert_same_kernel(before, kernel_dump())
     cnm("delete", "-f", str(apps), "--yes", check=True)
     assert netns_names() == [] and list(links()) == ["lo"]
+
+
+def test_a_network_of_another_set_is_named_with_its_set(tmp_path: Path) -> None:
+    infra = write_manifests(tmp_path / "infra", INFRA)
+    cnm("apply", "-f", str(infra), "--set", "infra", "--yes", check=True)
+    guest = write_manifests(tmp_path / "guest", (
+        "apiVersion: cnm/v1\nkind: Sandbox\nmetadata: {name: guest}\n---\n"
+        "apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {name: guest-shared}\n"
+        "spec: {network: shared, sandbox: guest}\n---\n"
+        "apiVersion: cnm/v1\nkind: Endpoint\nmetadata: {name: guest-typo}\n"
+        "spec: {network: nowhere, sandbox: guest, ifname: eth1, gateway: false}\n"))
+    before = kernel_dump()
+    for command in (("plan",), ("apply", "--yes")):
+        refused = cnm(*command[:1], "-f", str(guest), "--set", "apps", *command[1:])
+        assert refused.returncode == 1 and refused.stdout == ""
+        shared, typo = refused.stderr.splitlines()
+        assert shared.startswith(f"{guest}/m.yaml:8: Endpoint/guest-shared: spec.network: ")
+        assert "apply set 'infra' owns a Network of that name" in shared
+        assert "--set infra" in shared
+        assert typo.startswith(f"{guest}/m.yaml:13: Endpoint/guest-typo: spec.network: unknown "
+                               "network")
+        assert typo.endswith("nor does any apply set own one in the kernel")
+    assert_same_kernel(before, kernel_dump())
+    cnm("delete", "-f", str(infra), "--set", "infra", "--yes", check=True)
+    assert netns_names() == [] and list(links()) == ["lo"]
