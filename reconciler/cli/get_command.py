@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from reconciler.cli.parser import Commands
+
 if TYPE_CHECKING:
     from reconciler.state import Resource, State
 
@@ -23,8 +25,8 @@ KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpo
 OUTPUTS = ("text", "json", "yaml", "mermaid")
 
 
-def add_get_parser(parser: argparse.ArgumentParser) -> None:
-    """The flags of `cnm get` (added to the parser its caller made)."""
+def register(commands: Commands) -> None:
+    parser = commands.add("get", cmd_get, summary="list the owned objects of every apply set")
     parser.add_argument("kind", nargs="?", choices=[*sorted(KIND_WORDS), "sets"], default=None,
                         help="one kind of object, or `sets`: the apply sets and their counts")
     parser.add_argument("-o", "--output", choices=OUTPUTS, default="text",

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reconciler.cli.parser import Commands
 
-def add_show_parser(parser: argparse.ArgumentParser) -> None:
-    """The arguments of `cnm show` (added to the parser its caller made)."""
+
+def register(commands: Commands) -> None:
+    parser = commands.add("show", cmd_show, summary="render a plan saved by `cnm plan -out`")
     parser.add_argument("planfile", metavar="PLANFILE", help="a plan saved by `cnm plan -out`")
     parser.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
 
