@@ -27,6 +27,14 @@ OUTPUTS = ("text", "json", "yaml", "mermaid")
 
 def register(commands: Commands) -> None:
     parser = commands.add("get", cmd_get, summary="list the owned objects of every apply set")
+    # Set here, not as add()'s keywords, so that this works with either Commands.add.
+    parser.description = ("List the objects every apply set owns, as the kernel shows them\n"
+                          "(read from the ownership markers alone), with a SET column;\n"
+                          "`get sets` lists the sets and their counts, `-o mermaid` draws\n"
+                          "the whole host.")
+    parser.epilog = ("example:\n  cnm get\n  cnm get endpoints --set api -o json\n"
+                     "  cnm get sets\n  cnm get -o mermaid > host.mmd")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("kind", nargs="?", choices=[*sorted(KIND_WORDS), "sets"], default=None,
                         help="one kind of object, or `sets`: the apply sets and their counts")
     parser.add_argument("-o", "--output", choices=OUTPUTS, default="text",
