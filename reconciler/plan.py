@@ -8,7 +8,7 @@ replacements, each in phase order, then by name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -246,6 +246,9 @@ class Touched:
     files: frozenset[str] = frozenset()
     #: namespaces the plan removes
     removed: frozenset[str] = frozenset()
+    #: netns in `files` -> (its sandbox, the digest apply writes on its `lo`): reading
+    #: only the files again, the observation learns the new marker from here
+    relabelled: Mapping[str, tuple[ResourceKey, str]] = field(default_factory=dict)
 
 
 def touched(plan: Plan, desired: State, observed: State) -> Touched:
@@ -255,6 +258,7 @@ def touched(plan: Plan, desired: State, observed: State) -> Touched:
     listed: set[str] = set()
     files: set[str] = set()
     removed: set[str] = set()
+    relabelled: dict[str, tuple[ResourceKey, str]] = {}
     for action in plan.actions:
         if action.key.kind == "Sandbox":
             sandboxes = [action.key.name]
@@ -268,6 +272,9 @@ def touched(plan: Plan, desired: State, observed: State) -> Touched:
             elif _only_files_differ(action):
                 assert action.desired is not None
                 files.add(str(action.desired.get("netns")))
+                relabelled[str(action.desired.get("netns"))] = (
+                    action.key, desired.applied_digests.get(action.key)
+                    or attrs_digest(action.desired))
                 continue
         else:  # an endpoint's sandbox end, wherever it was and wherever it goes
             sandboxes = [str(r.get("sandbox")) for r in (action.desired, action.observed)
@@ -278,7 +285,8 @@ def touched(plan: Plan, desired: State, observed: State) -> Touched:
                 if found is not None:
                     netns.add(str(found.get("netns")))
     return Touched(links, links, frozenset(netns), frozenset(listed),
-                   frozenset(files - netns), frozenset(removed))
+                   frozenset(files - netns), frozenset(removed),
+                   {name: label for name, label in relabelled.items() if name not in netns})
 
 
 def _only_files_differ(action: Action) -> bool:

@@ -53,6 +53,8 @@ class LiveObservation:
         self._state: State | None = None
         self._last: State | None = None  # last assembled state
         self._last_host: Fragment | None = None
+        #: netns -> (sandbox, digest) an apply writes on `lo` where only files are read again
+        self._relabelled: dict[str, tuple[ResourceKey, str]] = {}
         #: How many namespace reads the last `state()` did (for logs and benchmarks).
         self.last_reads = 0
         #: endpoint name -> (host end, sandbox end, network, parent, resource) it came from
@@ -101,6 +103,7 @@ class LiveObservation:
             self.mark(name)
         for name in touched.files:
             self.mark_files(name)
+        self._relabelled.update(touched.relabelled)
 
     def mark_netns_list(self) -> None:
         """/run/netns changed in unknown ways: list it again."""
@@ -166,6 +169,8 @@ class LiveObservation:
             for gone in set(self._fragments) - set(self._names):
                 del self._fragments[gone]
             todo = [n for n in self._names if n not in self._fragments or n in self._dirty]
+            for name in todo:  # read whole: their markers come from the kernel
+                self._relabelled.pop(name, None)
             for name, read in read_namespaces(self.set_name, todo).items():
                 if isinstance(read, OSError):  # removed meanwhile: list again next time
                     self._fragments.pop(name, None)
@@ -206,7 +211,14 @@ class LiveObservation:
         """The fragment of `name` with its sandbox files read again (links and addresses
         kept), or None when there is no fragment to refresh."""
         old = self._fragments.get(name)
-        return with_files_read(old, name) if old is not None else None
+        if old is None:
+            return None
+        fresh = with_files_read(old, name)
+        label = self._relabelled.pop(name, None)
+        if label is not None:  # what the apply wrote on `lo` (a new dict: `_keep` compares)
+            fresh = dataclasses.replace(fresh, applied_digests={**fresh.applied_digests,
+                                                               label[0]: label[1]})
+        return fresh
 
     def _with_firewall(self, base: State) -> State:
         """`base` with its firewall attributes: cnm's nftables tables, the forwarding
