@@ -222,7 +222,8 @@ def check_endpoint(report: Reporter, endpoint: Endpoint) -> None:
     _check_reference(report, key, "spec.network", "Network", spec.network, manifests.networks)
     if spec.sandbox is not None:
         _check_reference(report, key, "spec.sandbox", "Sandbox", spec.sandbox, manifests.sandboxes)
-    _check_ifname(report, key, "spec.ifname", spec.ifname)
+    if spec.ifname is not None:
+        _check_ifname(report, key, "spec.ifname", spec.ifname)
     for index, alias in enumerate(spec.aliases):
         _check_dns_name(report, key, f"spec.aliases.{index}", alias)
     network = manifests.networks.get(spec.network)
