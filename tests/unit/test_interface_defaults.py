@@ -7,13 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builders import endpoint, manifests, network, sandbox
 from reconciler.desired import build_desired
 from reconciler.errors import ManifestError
 from reconciler.interface_defaults import Member, Placement, place_sandbox
 from reconciler.loader import load_text
 from reconciler.plan import make_plan
 from reconciler.state import ResourceKey, State
+
+from builders import endpoint, manifests, network, sandbox
 
 
 def names(placed: dict[str, Placement]) -> dict[str, str]:
