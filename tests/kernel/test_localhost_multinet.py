@@ -12,8 +12,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from helpers import assert_same_kernel, cnm, ip_json, kernel_dump, netns_names, write_manifests
 from test_firewall import HOST, apply, blocked, build_outside, connect, nft_json, serving
+
+from helpers import assert_same_kernel, cnm, ip_json, kernel_dump, netns_names, write_manifests
 
 PORTS_WORLD = """\
 apiVersion: cnm/v1
