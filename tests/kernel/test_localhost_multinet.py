@@ -56,8 +56,8 @@ LOCALNET = Path("/proc/sys/net/ipv4/conf/br-front/route_localnet")
 
 
 def _localhost_rules() -> list[dict[str, Any]]:
-    return [o["rule"] for o in nft_json("list", "table", "inet", "cnm")
-            if "rule" in o and str(o["rule"].get("comment", "")).endswith("Network/front localhost")]
+    rules = [o["rule"] for o in nft_json("list", "table", "inet", "cnm") if "rule" in o]
+    return [r for r in rules if str(r.get("comment", "")).endswith("Network/front localhost")]
 
 
 def _teardown_leaves_nothing(manifests: Path) -> None:
