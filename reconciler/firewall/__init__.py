@@ -4,8 +4,9 @@ Firewall state is modelled as attributes of the resources that own it, so a
 plan shows it under its owner (`~ Endpoint/web ports: ...`, `~ Network/front
 icc: true -> false`) and never as a link replacement:
 
-* Network: `internal`, `icc`, `masquerade` (and `forwarding.ipv4` /
-  `forwarding.ipv6`, the host's forwarding switches it needs);
+* Network: `internal`, `icc`, `masquerade`, `localhost` (and `forwarding.ipv4` /
+  `forwarding.ipv6`, the host's forwarding switches it needs, and `route_localnet`,
+  its bridge's switch that `localhost` needs);
 * Endpoint: `ports`, one `[hostIP:]hostPort->containerPort/proto` text each.
 
 Every attribute value implies a set of nftables rules (`wanted_rules`); each rule
