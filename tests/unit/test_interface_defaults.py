@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from reconciler.desired import build_desired
 from reconciler.errors import ManifestError
-from reconciler.interface_defaults import Member, Placement, place_sandbox
+from reconciler.interface_defaults import Member, Placement, place_alone, place_sandbox
 from reconciler.loader import load_text
 from reconciler.plan import make_plan
 from reconciler.state import ResourceKey, State
@@ -91,7 +91,7 @@ def sandboxes(draw: st.DrawFn) -> list[Member]:
     return members
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(sandboxes(), member_names, st.booleans())
 def test_adding_an_endpoint_never_renames_another(
     before: list[Member], extra: str, remove_first: bool
@@ -107,7 +107,7 @@ def test_adding_an_endpoint_never_renames_another(
     assert len(set(placed.values())) == len(placed)  # never two interfaces with one name
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(sandboxes(), st.data())
 def test_removing_endpoints_never_renames_the_others(
     before: list[Member], data: st.DataObject
@@ -118,13 +118,26 @@ def test_removing_endpoints_never_renames_the_others(
     assert placed == {m.name: held[m.name] for m in kept}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(sandboxes(), st.permutations(range(8)))
 def test_placement_ignores_the_order_endpoints_come_in(
     members: list[Member], order: list[int]
 ) -> None:
     shuffled = [members[i] for i in order if i < len(members)]
     assert place_sandbox(shuffled, {}) == place_sandbox(members, {})
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.builds(
+    Member, name=member_names, ifname=st.one_of(st.none(), hand_written),
+    gateway=st.one_of(st.none(), st.booleans()), gw_priority=st.integers(-5, 5),
+    internal=st.booleans(), families=st.frozensets(st.sampled_from([4, 6])),
+), st.one_of(st.none(), st.sampled_from(["eth0", "eth3", "web0"])))
+def test_the_one_endpoint_fast_path_agrees_with_the_general_one(
+    member: Member, held: str | None
+) -> None:
+    general = place_sandbox([member], {member.name: held} if held is not None else {})
+    assert place_alone(member, held) == general[member.name]
 
 
 # --- through the desired state and validation -------------------------------------------
