@@ -117,3 +117,15 @@ def wanted_rules(state: State) -> Wanted:
                     else port_rules(comment_of(owner, item), port, addresses)
                 )
     return wanted
+
+
+def bridge_names(state: State) -> list[str]:
+    """The bridges of `state`'s networks (whose `route_localnet` observation reads)."""
+    return [bridge for n in state.of_kind("Network") if (bridge := text_attr(n, "bridge"))]
+
+
+def wanted_localnet(state: State) -> dict[str, bool]:
+    """Bridge name -> its `route_localnet` as `state` asks, for networks that say."""
+    return {bridge: on for n in state.of_kind("Network")
+            if (bridge := text_attr(n, "bridge")) is not None
+            and isinstance(on := n.get("route_localnet"), bool)}

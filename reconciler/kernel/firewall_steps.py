@@ -77,11 +77,7 @@ def sync_bridge_ports(desired: State, only: Collection[str] | None = None) -> No
 def _sync_route_localnet(desired: State) -> None:
     """Each bridge's `route_localnet` as desired (the published ports on 127.0.0.1 need it;
     it can only be set once the bridge exists, hence here and not with the rules)."""
-    wanted = {
-        str(n.get("bridge")): bool(n.get("route_localnet"))
-        for n in desired.of_kind("Network")
-        if isinstance(n.get("bridge"), str) and isinstance(n.get("route_localnet"), bool)
-    }
+    wanted = firewall.wanted_localnet(desired)
     for bridge, on in sysctl.route_localnet(wanted).items():
         if on != wanted[bridge]:
             sysctl.set_route_localnet(bridge, wanted[bridge])

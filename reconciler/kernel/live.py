@@ -213,8 +213,7 @@ class LiveObservation:
             self._ruleset = nft.read_ruleset()
         ports = {name: on for name, (_, on) in self.host_table.ports().items()}
         forwarding = sysctl.forwarding()
-        localnet = sysctl.route_localnet(
-            str(n.get("bridge")) for n in base.of_kind("Network") if n.get("bridge"))
+        localnet = sysctl.route_localnet(firewall.bridge_names(base))
         inputs = (self._ruleset, tuple(sorted(forwarding.items())), tuple(sorted(ports.items())),
                   tuple(sorted(localnet.items())))
         # The ruleset object is replaced whenever cnm's tables are read again, and a
