@@ -29,6 +29,7 @@ spec:
   network: front
   sandbox: web
   ifname: eth0
+  gateway: true
 """
 SECOND = """\
 apiVersion: cnm/v1
@@ -43,6 +44,7 @@ spec:
   network: back
   sandbox: web
   ifname: eth0
+  gateway: true
 ---
 apiVersion: cnm/v1
 kind: Endpoint
@@ -65,8 +67,8 @@ def test_schema_and_cross_object_problems_in_one_run_naming_both_sides(tmp_path:
     assert ifname.startswith(f"{a}:21: Endpoint/web-front: spec.ifname: ")
     assert f"Endpoint/web-back ({b}:12)" in ifname
     gateway = next(line for line in lines if "spec.gateway" in line)
-    assert gateway.startswith(f"{a}:18: Endpoint/web-front: spec.gateway: ")  # its document
-    assert f"Endpoint/web-back ({b}:9)" in gateway and "default route of Sandbox/web" in gateway
+    assert gateway.startswith(f"{a}:22: Endpoint/web-front: spec.gateway: ")
+    assert f"Endpoint/web-back ({b}:13)" in gateway and "default route of Sandbox/web" in gateway
     # the endpoint on the network that did not load is not called "unknown" again
     assert not any("unknown network" in line for line in lines), lines
     assert len(lines) == 3, lines
