@@ -11,10 +11,22 @@ from reconciler.cli.parser import Commands
 
 
 def register(commands: Commands) -> None:
-    validate = commands.add("validate", cmd_validate,
-                            summary="check manifests (no privileges needed)")
+    validate = commands.add(
+        "validate", cmd_validate, summary="check manifests (no privileges needed)",
+        description="Check the manifests: the schema of every object and the rules between "
+                    "objects (names, addresses, references). Every problem is reported at once, "
+                    "as file:line: object: field: what is wrong. Reads no kernel state and needs "
+                    "no privileges.",
+        example="cnm validate -f manifests/\ncat network.yaml | cnm validate -f -",
+    )
     add_files(validate)
-    commands.add("schema", cmd_schema, summary="print the JSON Schema of the manifests")
+    commands.add(
+        "schema", cmd_schema, summary="print the JSON Schema of the manifests",
+        description="Print the JSON Schema of the manifests (every field described), for "
+                    "editors and other tools. The same schema is kept in the repository at "
+                    "manifests/schema/cnm-v1.json.",
+        example="cnm schema > cnm-v1.json",
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -15,7 +15,8 @@ import reconciler
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Loaded by no command that only parses its arguments.
-HEAVY = ("pydantic", "yaml", "reconciler.model", "reconciler.engine", "reconciler.kernel")
+HEAVY = ("pydantic", "yaml", "reconciler.model", "reconciler.engine", "reconciler.kernel",
+         "argcomplete")
 #: Loaded by no command that never touches the kernel. (The drivers are loaded by
 #: validation, which asks each network's driver for its rules; they are pure modules.)
 KERNEL_SIDE = ("reconciler.engine", "reconciler.kernel", "reconciler.desired",
@@ -54,6 +55,7 @@ def test_validate_loads_no_kernel_side_module() -> None:
     assert "reconciler.loader" in loaded
     assert _under(loaded, KERNEL_SIDE) == []
     assert "reconciler.manifest_schema" not in loaded  # only `cnm schema` needs it
+    assert _under(loaded, ("argcomplete",)) == []  # only completion needs it
 
 
 def test_version_prints_the_one_version() -> None:
