@@ -23,9 +23,10 @@ def register(commands: Commands) -> None:
     commands.add(
         "schema", cmd_schema, summary="print the JSON Schema of the manifests",
         description="Print the JSON Schema of the manifests (every field described), for "
-                    "editors and other tools. The same schema is kept in the repository at "
-                    "manifests/schema/cnm-v1.json.",
-        example="cnm schema > cnm-v1.json",
+                    "editors and other tools. The repository keeps the same schema at "
+                    "manifests/schema.json; a manifest names it on its first line: "
+                    "# yaml-language-server: $schema=PATH/TO/manifests/schema.json",
+        example="cnm schema > schema.json",
     )
 
 

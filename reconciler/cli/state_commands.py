@@ -20,8 +20,10 @@ def register(commands: Commands) -> None:
                     "kernel alone (the owner markers), with what each is there.",
         example="cnm get\ncnm get endpoints -o json",
     )
-    get.add_argument("kind", nargs="?", choices=sorted(KIND_WORDS), default=None)
-    get.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    get.add_argument("kind", nargs="?", choices=sorted(KIND_WORDS), default=None,
+                     help="only objects of this kind (default: all)")
+    get.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text",
+                     help="a table (default), or the objects as JSON or YAML")
     add_common(get)
 
     observe = commands.add(
@@ -32,7 +34,8 @@ def register(commands: Commands) -> None:
         example="cnm observe -o json > snapshot.json\n"
                 "cnm plan -f manifests/ --observed snapshot.json   # elsewhere, no root",
     )
-    observe.add_argument("-o", "--output", choices=["json"], default="json")
+    observe.add_argument("-o", "--output", choices=["json"], default="json",
+                         help="json, the snapshot format (the only one)")
     add_common(observe)
 
     export = commands.add(
