@@ -108,7 +108,18 @@ class Commands:
 
 
 def build_parser() -> CnmArgumentParser:
-    parser = CnmArgumentParser(prog="cnm", description="Declarative container networks.")
+    parser = CnmArgumentParser(
+        prog="cnm", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Declarative container networks: Network, Sandbox and Endpoint manifests "
+                    "planned against the live kernel and applied.",
+        epilog="example:\n"
+               "  cnm validate -f manifests/\n"
+               "  cnm plan -f manifests/\n"
+               "  cnm apply -f manifests/\n\n"
+               "`cnm COMMAND --help` shows a command's flags and examples; docs/cli.md has them "
+               "all.\nExit codes: 0 success, 1 any error (usage errors too), 2 changes "
+               "(`plan --detailed-exitcode`).",
+    )
     parser.add_argument("--version", action="version", version=f"cnm {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                        parser_class=CommandParser)
