@@ -17,7 +17,6 @@ import argparse
 import importlib
 import re
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -98,7 +97,8 @@ class Commands:
         and `example` (one or more command lines, `# comments` allowed) make its own
         `cnm NAME --help` (tests/unit/test_cli_help.py wants both for every command).
         """
-        epilog = "example:\n" + textwrap.indent(example.strip("\n"), "  ") if example else None
+        lines = example.strip("\n").splitlines()
+        epilog = "example:\n" + "\n".join("  " + line for line in lines) if lines else None
         parser = self._subparsers.add_parser(
             name, help=summary, description=description or summary, epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
