@@ -46,7 +46,7 @@ def _under(modules: list[str], packages: tuple[str, ...]) -> list[str]:
 
 
 def test_version_and_help_load_nothing_heavy() -> None:
-    for args in (("--version",), ("--help",), ("validate", "--help")):
+    for args in (("--version",), ("--help",), ("validate", "--help"), ("completion", "--help")):
         assert _under(_modules_after(*args), HEAVY) == [], args
 
 
