@@ -292,6 +292,6 @@ def cmd_delete(args: argparse.Namespace) -> int:
     result = _apply_with_progress(
         lambda observed: engine.deletion_plan(manifests, observed), args.set_name, "text",
         lock_timeout=args.lock_timeout, confirm=_confirmer(args, "delete"),
-        rollback=not args.no_rollback,
+        rollback=not args.no_rollback, operation="delete",
     )
     return _report(result, "text", "Delete")

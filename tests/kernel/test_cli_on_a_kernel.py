@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import faultlib
+
 from helpers import EXAMPLE, REPO, cnm, links, netns_names
 
 
@@ -61,6 +63,12 @@ def test_cli_against_the_kernel(tmp_path: Path) -> None:
     (manifests / "network.yaml").write_text(
         (manifests / "network.yaml").read_text().replace("mtu: 1400", "mtu: 1500"))
     assert cnm("plan", "-f", str(manifests), "--detailed-exitcode").returncode == 0
+
+    failed = faultlib.run("delete", "-f", str(manifests), "--yes", fault="fail@2")
+    assert failed.returncode == 1
+    assert re.match(r"cnm: delete failed at step \[\d+/\d+\] .*; rolled back: ",
+                    failed.stderr.splitlines()[-1]), failed.stderr
+    assert netns_names() == ["web1", "web2"] and "br-frontend" in links()  # rolled back
 
     deleted = cnm("delete", "-f", str(manifests), "--yes")
     assert deleted.returncode == 0, deleted.stderr
