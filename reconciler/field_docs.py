@@ -61,8 +61,9 @@ FIELDS: dict[str, dict[str, FieldDoc]] = {
             ("br-frontend",),
         ),
         "mtu": FieldDoc(
-            "MTU of the bridge and of the endpoints' interfaces. Default: the kernel's "
-            "(1500); a macvlan child keeps its parent's.",
+            "MTU of the bridge and of the endpoints' interfaces. Default: 1500 on a bridge "
+            "network (explicit, so it never floats with the ports); a macvlan child keeps "
+            "its parent's.",
             (1500, 9000),
         ),
         "internal": FieldDoc(
