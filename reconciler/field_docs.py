@@ -203,9 +203,9 @@ FIELDS: dict[str, dict[str, FieldDoc]] = {
         ),
         "protocol": FieldDoc("tcp or udp."),
         "hostIP": FieldDoc(
-            "The host address the port is published on. Default: every address of the host "
-            "(127.0.0.1 included).",
-            ("0.0.0.0", "127.0.0.1"),
+            "The host address the port is published on (not a loopback one). Default: every "
+            "address of the host, in each family the endpoint has an address in.",
+            ("0.0.0.0", "192.0.2.10"),
         ),
     },
 }
