@@ -83,6 +83,15 @@ class CommandParser(CnmArgumentParser):
         return None
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, but an example section stays as written (its lines are commands)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 class Commands:
     """What a command group registers into: one `add` per command."""
 
@@ -101,7 +110,7 @@ class Commands:
         epilog = "example:\n" + "\n".join("  " + line for line in lines) if lines else None
         parser = self._subparsers.add_parser(
             name, help=summary, description=description or summary, epilog=epilog,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
         parser.set_defaults(handler=handler)
         return parser
@@ -109,7 +118,7 @@ class Commands:
 
 def build_parser() -> CnmArgumentParser:
     parser = CnmArgumentParser(
-        prog="cnm", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="cnm", formatter_class=_HelpFormatter,
         description="Declarative container networks: Network, Sandbox and Endpoint manifests "
                     "planned against the live kernel and applied.",
         epilog="example:\n"
