@@ -161,7 +161,9 @@ FIELDS: dict[str, dict[str, FieldDoc]] = {
             ("web1",),
         ),
         "ifname": FieldDoc(
-            "The interface's name inside the sandbox.",
+            "The interface's name inside the sandbox. Default: eth0, eth1, ...: an endpoint "
+            "keeps the ethN the kernel shows for it, a new one takes the lowest free ethN "
+            "(endpoints in name order), so no interface is ever renamed by another's change.",
             ("eth0", "eth1"),
         ),
         "ipv4Address": FieldDoc(
@@ -184,9 +186,15 @@ FIELDS: dict[str, dict[str, FieldDoc]] = {
             (["www", "www.example.org"],),
         ),
         "gateway": FieldDoc(
-            "Whether the sandbox's default route goes through this network's gateway: at most "
-            "one endpoint per sandbox and address family; endpoints on internal networks "
-            "never.",
+            "true: this endpoint carries the sandbox's default route through the network's "
+            "gateway (at most one per sandbox and address family); false: never. Default: "
+            "chosen by gwPriority. Endpoints on internal networks never carry it.",
+        ),
+        "gwPriority": FieldDoc(
+            "Of a sandbox's endpoints on non-internal networks that leave gateway unset, the "
+            "one with the highest gwPriority (then the first by name) carries the default "
+            "route of each address family (Docker's --gw-priority).",
+            (0, 10),
         ),
         "ports": FieldDoc(
             "Published ports: DNAT from the host's hostPort to this endpoint's containerPort.",
