@@ -49,7 +49,7 @@ def observed_sets(set_name: str | None) -> list[State]:
     from reconciler.kernel.session import require_privileges
     from reconciler.kernel.sets import apply_sets
 
-    require_privileges("observation")
+    require_privileges("get")
     names = [set_name] if set_name is not None else apply_sets()
     return [engine.observe_set(name) for name in names]
 
