@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from reconciler import drivers, firewall
 from reconciler.diff import Change
 from reconciler.plan import Action, Plan
+from reconciler.resolver.records import describe_resolver
 from reconciler.state import AttrValue, Resource, external, thaw
 
 #: Version of the JSON plan document; bump on any incompatible change.
@@ -162,6 +163,8 @@ def describe(resource: Resource) -> str:
 def _describe_links(resource: Resource) -> str:
     if resource.key.kind == "Sandbox":
         return f"netns {resource.get('netns')}"
+    if resource.key.kind == "Resolver":
+        return describe_resolver(resource)
     return drivers.describe(resource)  # networks and endpoints: as their driver says
 
 

@@ -45,6 +45,7 @@ class BridgeDriver:
     name = "bridge"
     has_interfaces = True
     shares_host_namespace = False
+    serves_names = True
     default_pools = True
     publishes_ports = True
     options = frozenset({"mtu", "internal", "icc", "masquerade"})
