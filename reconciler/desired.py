@@ -122,8 +122,9 @@ def build_desired(
                                 Resource(endpoint.key, set_name, endpoint_attrs))
         resources.append(resource)
     resolver = resolver_resource(set_name, resolver_attrs(manifests, joined, assignments, serving))
-    if resolver is not None:
-        resources.append(resolver)
+    if resolver is not None:  # the previous object when equal (watch compares by identity)
+        previous = memo.get(resolver.key, (resolver.attrs,))
+        resources.append(previous or memo.put(resolver.key, (resolver.attrs,), resolver))
     return State(set_name, {r.key: r for r in resources})
 
 

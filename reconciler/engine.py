@@ -109,9 +109,10 @@ def _resolver_kept(desired: State, observed: State) -> State:
     resolver = desired.get(ResourceKey(KIND, observed.set_name))
     if resolver is None:
         return desired
-    kinds = {kind: {r.key.name for r in observed.of_kind(kind) if r.key not in desired.resources}
+    gone = [r for r in observed if r.key not in desired.resources]
+    kinds = {kind: {r.key.name for r in gone if r.key.kind == kind}
              for kind in ("Network", "Sandbox")}
-    addresses = {text.split("/")[0] for r in observed.of_kind("Endpoint") if r.key not in desired.resources
+    addresses = {text.split("/")[0] for r in gone if r.key.kind == "Endpoint"
                  for text in text_values(r, "ipv4", "ipv6")}
     kept = resolver_without(resolver, kinds["Network"], kinds["Sandbox"], addresses)
     resources = {k: r for k, r in desired.resources.items() if k != resolver.key}

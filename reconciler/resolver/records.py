@@ -138,6 +138,34 @@ def resolver_without(
     return Resource(resource.key, resource.set_name, attrs)
 
 
+def resolver_aliases(resolver: Resource | None, endpoint: Resource, known: set[str]
+                     ) -> list[str]:
+    """The names the resolver has for `endpoint`'s addresses on its network, but for the
+    endpoint's own name and the `known` names of its sandbox: its aliases (for export)."""
+    if resolver is None:
+        return []
+    addresses = {str(v).split("/")[0] for name in ("ipv4", "ipv6")
+                 for v in _strings(endpoint.get(name) or ())}
+    names = set()
+    for entry in _strings(resolver.get(f"names.{endpoint.get('network')}")):
+        name, _, address = entry.partition(" ")
+        if address in addresses:
+            names.add(name)
+    return sorted(names - {endpoint.key.name.lower()} - {k.lower() for k in known})
+
+
+def upstreams_of(resolver: Resource, sandbox: str) -> list[str] | None:
+    """The `dns.servers` the resolver forwards to for `sandbox` ([] for the host's); None
+    when the resolver does not serve that sandbox."""
+    if not any(e.split(" ")[0] == sandbox for e in _strings(resolver.get("scopes"))):
+        return None
+    for entry in _strings(resolver.get("upstreams")):
+        name, _, servers = entry.partition(" ")
+        if name == sandbox:
+            return servers.split(",")
+    return []
+
+
 def describe_resolver(resource: Resource) -> str:
     """`listens on 10.89.0.1:53, 12 names for 3 sandboxes` (create and delete lines)."""
     listen = resource.get("listen")
