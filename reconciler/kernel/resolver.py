@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import selectors
 import signal
 import socket
 import subprocess
@@ -181,3 +182,36 @@ def stop(set_name: str) -> None:
             os.unlink(f"{directory}/{name}")
     with contextlib.suppress(OSError):  # absent, or holds files cnm does not own
         os.rmdir(directory)
+
+
+class ProcessWatch:
+    """The resolver's death as an event for `cnm watch`: a pidfd of the running resolver,
+    registered in watch's selector (readable once the process has ended), followed
+    again after each reconcile (`follow`), so a `kill -9` wakes watch, which repairs it."""
+
+    def __init__(self, selector: selectors.BaseSelector, set_name: str) -> None:
+        self.selector = selector
+        self.set_name = set_name
+        self.fd: int | None = None
+        self.pid: int | None = None
+
+    def follow(self) -> None:
+        pid = running_pid(directory_of(self.set_name))
+        if pid is not None and pid == self.pid:
+            return
+        self.close()
+        if pid is None:
+            return
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:  # gone meanwhile: the next observation says so
+            return
+        self.selector.register(fd, selectors.EVENT_READ, ("resolver", None))
+        self.fd, self.pid = fd, pid
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(self.fd)
+            os.close(self.fd)
+        self.fd = self.pid = None
