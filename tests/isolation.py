@@ -43,7 +43,8 @@ def end_resolvers() -> None:
 
     for pidfile in glob.glob("/run/cnm/resolver/*/pid"):
         try:
-            pid = int(open(pidfile, encoding="ascii").read().strip())
+            with open(pidfile, encoding="ascii") as file:
+                pid = int(file.read().strip())
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 if b"reconciler.resolver.server" not in cmdline.read():
                     continue

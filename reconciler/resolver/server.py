@@ -220,14 +220,19 @@ class Resolver:
         sandbox = self.config.client_sandbox.get(source)
         scope = sandbox if sandbox is not None else "@" + listener.getsockname()[0]
         cached = self.cache.get((scope, data[2:]))
-        if cached is not None:
+        if cached:
             listener.sendto(data[:2] + cached, client)
+            return
+        upstreams = self._upstreams(sandbox)
+        if cached is not None and upstreams:  # b"": a question known to go upstream
+            self._relay(data, client, listener, upstreams)
             return
         query = dns.message.from_wire(data)
         answer = self._local_answer(query, scope, sandbox, listener)
         if answer is None:
-            upstreams = self._upstreams(sandbox)
             if upstreams:
+                if len(self.cache) < 100_000:
+                    self.cache[(scope, data[2:])] = b""
                 self._relay(data, client, listener, upstreams)
                 return
             answer = dns.message.make_response(query)

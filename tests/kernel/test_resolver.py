@@ -237,7 +237,8 @@ def test_a_new_peer_reaches_running_processes_and_no_other_sandboxs_files(
          "import socket, time\n"
          "for _ in range(400):\n"
          "    try:\n"
-         "        print(socket.getaddrinfo('newcomer', 80, socket.AF_INET)[0][4][0], flush=True); break\n"
+         "        found = socket.getaddrinfo('newcomer', 80, socket.AF_INET)\n"
+         "        print(found[0][4][0], flush=True); break\n"
          "    except socket.gaierror:\n"
          "        time.sleep(0.05)\n"],
         stdout=subprocess.PIPE, text=True)
@@ -261,7 +262,8 @@ def test_a_new_peer_reaches_running_processes_and_no_other_sandboxs_files(
     hosts = Path("/etc/netns/web2/hosts")
     inode = hosts.stat().st_ino
     (manifests / "sandboxes.yaml").write_text(SANDBOXES.replace(
-        "metadata: {name: web2}", "metadata: {name: web2}\nspec: {extraHosts: ['x.local:10.1.2.3']}"))
+        "metadata: {name: web2}",
+        "metadata: {name: web2}\nspec: {extraHosts: ['x.local:10.1.2.3']}"))
     shown = subprocess.Popen(["ip", "netns", "exec", "web2", "sh", "-c",
                               "read line; cat /etc/hosts"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
