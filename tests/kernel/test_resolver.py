@@ -326,3 +326,26 @@ def test_sandboxes_of_the_previous_cnm_converge_in_one_apply(tmp_path: Path) -> 
     assert resolv.read_text().endswith("nameserver 10.89.0.1\n")
     assert _v4("web2", "www") == {"10.89.0.10"}
     assert cnm("plan", "-f", str(manifests), "--detailed-exitcode").returncode == 0
+
+
+def test_watch_repairs_a_killed_resolver_at_once(tmp_path: Path) -> None:
+    """No netlink event tells of a dead process: watch follows the resolver's pidfd."""
+    from watchlib import Watch
+
+    _host_resolvers(tmp_path)
+    manifests = _write(tmp_path / "m")
+    watch = Watch("-f", str(manifests), "--resync", "3600")
+    try:
+        watch.started()
+        time.sleep(3)  # the echoes of the first apply's own writes come and go
+        pid = _resolver_pid()
+        after = len(watch.lines)
+        start = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        line = watch.wait_line(lambda text: "Resolver/default" in text, timeout=20,
+                               after=after)
+        assert "kernel: resolver:" in line and time.monotonic() - start < 10, line
+        assert _resolver_pid() != pid
+        assert _v4("web2", "www") == {"10.89.0.10"}
+    finally:
+        watch.stop()
