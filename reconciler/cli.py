@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from reconciler.state import State
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpoint"}
+KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpoint",
+              "resolvers": "Resolver"}
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:

@@ -91,7 +91,7 @@ def test_watch_a_failed_verification_rolls_back_then_retries(
         assert "#1 start: failed: apply failed at verification: the kernel still differs: " \
             in line, watch.log()
         assert "; rolled back: " in line and "(temporary; retrying in 0.5 s)" in line
-        retried = watch.wait_line(lambda line: "#2 " in line and "applied 5 created" in line)
+        retried = watch.wait_line(lambda line: "#2 " in line and "applied 6 created" in line)
         assert retried
         assert netns_names() == ["web1", "web2"] and "br-frontend" in links()
     finally:
@@ -105,7 +105,7 @@ def test_watch_removes_debris_at_start_and_when_it_appears(tmp_path: Path) -> No
     try:
         line = watch.started()
         assert "#1 start: removed bridge br-extra left behind by an interrupted cnm run; " \
-            "applied 5 created" in line, watch.log()
+            "applied 6 created" in line, watch.log()
         assert "br-extra" not in links()
         count = len(watch.lines)
         _ip("link", "add", "cnm0123456ab", "group", GROUP, "type", "veth", "peer", "name", "p0")
