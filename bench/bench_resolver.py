@@ -44,6 +44,7 @@ UPSTREAM = "192.0.2.53"
 AARDVARK = "/usr/lib/podman/aardvark-dns"
 AARDVARK_DIR = "/run/cnm/aardvark-bench"
 LOAD = str(REPO / "bench" / "resolver_load.py")
+REFUSED: list[int] = []  # queries refused while the last `one_more` waited
 
 
 def address(i: int) -> str:
@@ -116,6 +117,7 @@ def one_more(at: str, name: str, change: Callable[[], None]) -> float:
     change()
     result = json.loads(client.stdout.readline())
     client.wait()
+    REFUSED.append(int(result["refused"]))
     return float(result["answered_at"]) - start
 
 
@@ -206,10 +208,12 @@ def inside(args: argparse.Namespace) -> None:
                     results[name].setdefault(key, []).append(value)
         for r in range(args.rounds):  # each round one more endpoint than the last
             n = args.endpoints + r
-            results["cnm"].setdefault("+1 endpoint until it resolves ms", []).append(
-                one_more_cnm(n) * 1000)
-            results["aardvark-dns"].setdefault("+1 endpoint until it resolves ms", []).append(
-                one_more_aardvark(n, aardvark_pid) * 1000)
+            for name, one in (("cnm", lambda n=n: one_more_cnm(n)),
+                              ("aardvark-dns", lambda n=n: one_more_aardvark(n, aardvark_pid))):
+                results[name].setdefault("+1 endpoint until it resolves ms", []).append(
+                    one() * 1000)
+                results[name].setdefault("+1: queries refused meanwhile", []).append(
+                    REFUSED[-1])
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGTERM)

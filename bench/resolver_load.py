@@ -147,19 +147,25 @@ def wait(server: str, name: str, timeout: float) -> dict[str, float]:
     sock.settimeout(0.05)
     start = time.monotonic()
     ready = False
+    refused = 0
     while time.monotonic() - start < timeout:
-        sock.send(query)
         try:
+            sock.send(query)
             answer = sock.recv(4096)
         except TimeoutError:
             continue
+        except ConnectionRefusedError:  # no socket listening there (during a reload)
+            refused += 1
+            time.sleep(0.0002)
+            continue
         if answer[6:8] != b"\x00\x00":
-            return {"answered_at": time.monotonic(), "seconds": time.monotonic() - start}
+            return {"answered_at": time.monotonic(), "seconds": time.monotonic() - start,
+                    "refused": refused}
         if not ready:
             print("ready", flush=True)
             ready = True
         time.sleep(0.0002)
-    return {"answered_at": float("nan"), "seconds": float("nan")}
+    return {"answered_at": float("nan"), "seconds": float("nan"), "refused": refused}
 
 
 def main(argv: list[str]) -> None:
