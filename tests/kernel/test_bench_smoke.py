@@ -52,4 +52,4 @@ def test_phases_benchmark_runs_every_scenario_at_small_size() -> None:
     rows = [line.split("|")[2:4] for line in result.stdout.splitlines()
             if line.startswith("| 3 |")]
     assert [(name.strip(), actions.strip()) for name, actions in rows] == [
-        ("noop", "0"), ("add-shared", "3"), ("add-own", "3"), ("delete", "8")]
+        ("noop", "0"), ("add-shared", "3"), ("add-own", "4"), ("delete", "8")]

@@ -111,7 +111,7 @@ def test_drift_by_hand_is_shown_and_repaired(tmp_path: Path) -> None:
     table = cnm("get", check=True).stdout.splitlines()
     assert [row.split()[0] for row in table] == [
         "OBJECT", "Network/frontend", "Sandbox/web1", "Sandbox/web2", "Endpoint/web1-front",
-        "Endpoint/web2-front"]
+        "Endpoint/web2-front", "Resolver/default"]
     untouched_index = links()[by_name["web2-front"]["veth"]]["ifindex"]
 
     subprocess.run(["ip", "link", "del", web1_veth], check=True)

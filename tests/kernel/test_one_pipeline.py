@@ -111,7 +111,7 @@ def test_watch_removes_debris_at_start_and_when_it_appears(tmp_path: Path) -> No
         _ip("link", "add", "cnm0123456ab", "group", GROUP, "type", "veth", "peer", "name", "p0")
         line = watch.wait_line(lambda line: "removed veth" in line, after=count)
         assert " kernel: " in line and ": removed veth cnm0123456ab left behind by an " \
-            "interrupted cnm run; in sync (5 objects) in " in line, watch.log()
+            "interrupted cnm run; in sync (6 objects) in " in line, watch.log()
         assert not {"cnm0123456ab", "p0"} & set(links())
     finally:
         watch.kill()
