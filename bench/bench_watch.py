@@ -130,7 +130,7 @@ def run_size(n: int, repeat: int, work: Path, log: str | None
         for r in range(repeat):
             record("edit: one sandbox's DNS", 1, measure(
                 watch, lambda r=r: target.write_text(pair(n // 2, f"192.0.2.{r + 1}")),
-                "~Sandbox/"))
+                f"{target.name}: applied"))  # the resolver's upstreams for that sandbox
             extra = directory / f"extra{r}.yaml"
             record("add: file with network+sandbox+endpoint", 3,
                    measure(watch, lambda extra=extra, r=r: extra.write_text(side(r)),
