@@ -21,6 +21,7 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+from reconciler.caching import memoize
 from reconciler.drivers import driver_for
 from reconciler.ipam import Assignment
 from reconciler.model import Endpoint, Manifests, Sandbox
@@ -76,10 +77,11 @@ def resolver_attrs(
             continue
         sandbox = manifests.sandboxes[endpoint.spec.sandbox]
         assignment = assignments[endpoint.metadata.name]
-        addresses = [str(i.ip) for i in (assignment.ipv4, assignment.ipv6) if i is not None]
-        known = {endpoint.metadata.name, *endpoint.spec.aliases, *sandbox_names(sandbox)}
-        names[network] |= {f"{n.lower()} {a}" for n in known for a in addresses}
-        clients |= {f"{a} {sandbox.metadata.name}" for a in addresses}
+        addresses = tuple(str(i.ip) for i in (assignment.ipv4, assignment.ipv6) if i is not None)
+        entries, asking = _entries(endpoint.metadata.name, tuple(endpoint.spec.aliases),
+                                   tuple(sandbox_names(sandbox)), addresses)
+        names[network].update(entries)
+        clients.update(asking)
         scopes[sandbox.metadata.name].add(network)
     if not scopes:
         return None
@@ -99,6 +101,16 @@ def resolver_attrs(
         attrs[f"names.{network}"] = tuple(sorted(names[network]))
     attrs["process"] = SERVING
     return attrs
+
+
+@memoize(maxsize=1 << 16)
+def _entries(endpoint: str, aliases: tuple[str, ...], sandbox: tuple[str, ...],
+             addresses: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """An endpoint's `names.<network>` entries and its `clients` entries (cached: `cnm
+    watch` builds the same thousand again on every reconcile)."""
+    known = {endpoint, *aliases, *sandbox}
+    return (tuple(f"{n.lower()} {a}" for n in known for a in addresses),
+            tuple(f"{a} {sandbox[0]}" for a in addresses))
 
 
 def resolver_resource(set_name: str, attrs: dict[str, AttrValue] | None) -> Resource | None:
