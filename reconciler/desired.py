@@ -18,6 +18,7 @@ from reconciler.errors import ManifestError
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.model import Endpoint, Manifests, Sandbox
 from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
+from reconciler.resolver.records import KIND as RESOLVER
 from reconciler.resolver.records import resolver_attrs, resolver_resource, serving_networks
 from reconciler.sandbox_files import hostname_file, hosts_file, resolv_conf_file
 from reconciler.state import AttrValue, Resource, ResourceKey, State
@@ -121,11 +122,28 @@ def build_desired(
             resource = memo.put(endpoint.key, inputs,
                                 Resource(endpoint.key, set_name, endpoint_attrs))
         resources.append(resource)
-    resolver = resolver_resource(set_name, resolver_attrs(manifests, joined, assignments, serving))
-    if resolver is not None:  # the previous object when equal (watch compares by identity)
-        previous = memo.get(resolver.key, (resolver.attrs,))
-        resources.append(previous or memo.put(resolver.key, (resolver.attrs,), resolver))
+    resources += _resolver(set_name, manifests, joined, assignments, serving, memo)
     return State(set_name, {r.key: r for r in resources})
+
+
+def _resolver(
+    set_name: str, manifests: Manifests, joined: Sequence[Endpoint],
+    assignments: Mapping[str, Assignment], serving: Mapping[str, tuple[str, ...]],
+    memo: BuildMemo[ResourceKey, Resource],
+) -> list[Resource]:
+    """The set's resolver, or nothing; the previous build's object when its inputs are the
+    very same (the manifest objects a `LoadCache` keeps, equal assignments)."""
+    key = ResourceKey(RESOLVER, set_name)
+    inputs = (set_name, tuple(joined), tuple(assignments[e.metadata.name] for e in joined),
+              tuple(manifests.sandboxes.values()), tuple(serving.items()))
+    resource = memo.get(key, inputs)
+    if resource is None:
+        built = resolver_resource(set_name, resolver_attrs(manifests, joined, assignments,
+                                                           serving))
+        if built is None:
+            return []
+        resource = memo.put(key, inputs, built)
+    return [resource]
 
 
 def _addresses(assignment: Assignment) -> list[str]:
