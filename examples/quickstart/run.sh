@@ -31,7 +31,13 @@ trap 'for pidfile in /run/cnm/resolver/*/pid; do
         [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
       done' EXIT
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+# Each command is shown bold on a terminal, as cnm colours its own output: never
+# in a pipe or with NO_COLOR set, always with FORCE_COLOR (docs/cli.md, "Colour").
+if [ -z "${NO_COLOR:-}" ] && { [ -n "${FORCE_COLOR:-}" ] || { [ -t 1 ] && [ "${TERM:-}" != dumb ]; }; }
+then bold=$'\033[1m' plain=$'\033[0m'
+else bold='' plain=''
+fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; "$@"; }
 
 step $cnm validate -f "$here"
 step $cnm plan -f "$here"

@@ -32,7 +32,7 @@ LIBRARY_HOMES = {
 PURE = ("model", "validation", "manifest_schema", "loader", "manifest_files", "yaml_documents",
         "document_objects", "error_wording", "load_cache", "state", "ipam", "desired", "diff",
         "plan", "render", "naming", "sandbox_files", "errors", "drivers", "firewall", "rollback",
-        "resolver")
+        "field_docs", "manifest_reference", "resolver")
 
 
 def _imports(path: Path) -> set[str]:
