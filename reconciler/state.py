@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-Kind = Literal["Network", "Sandbox", "Endpoint"]
-KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint")
+Kind = Literal["Network", "Sandbox", "Endpoint", "Resolver"]
+KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint", "Resolver")
 
 
 class DriftReason(enum.Enum):
@@ -155,6 +155,7 @@ COMMON_REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
         "Network": frozenset({"driver", "subnets"}),
         "Sandbox": frozenset({"netns"}),
         "Endpoint": frozenset({"network", "sandbox"}),
+        "Resolver": frozenset(),
     }
 )
 
