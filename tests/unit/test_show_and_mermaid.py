@@ -55,7 +55,8 @@ def test_markdown_plan_draws_what_the_plan_touches_styled_by_verb(tmp_path: Path
     assert "default__s__web2 --- default__e__old" in first
     assert "default__e__old --- default__n__frontend" in first
     document = json.loads(cnm(*args[:-1], "json").stdout)
-    touched = {f"{a['kind']}/{a['name']}" for a in document["actions"]}
+    touched = {f"{a['kind']}/{a['name']}" for a in document["actions"]
+               if a["kind"] in ("Network", "Sandbox", "Endpoint")}  # the CNM objects
     drawn = {f"{k}/{n}" for line in diagram
              if (m := re.match(r"\s+default__(\w)__(\w+)\W.*:::(?!kept)", line))
              for k, n in [({"n": "Network", "s": "Sandbox", "e": "Endpoint"}[m.group(1)],
