@@ -139,8 +139,9 @@ _BUILTIN: Mapping[str, Mapping[str, tuple[str, str, int]]] = {
     "filter": {"INPUT": ("input", "filter", 0), "FORWARD": ("forward", "filter", 0),
                "OUTPUT": ("output", "filter", 0)},
 }
-_TARGETS: dict[str, dict[str, Any]] = {"ACCEPT": {"accept": None}, "DROP": {"drop": None}, "RETURN": {"return": None},
-            "REJECT": {"reject": None}, "MASQUERADE": {"masquerade": None}}
+_TARGETS: dict[str, dict[str, Any]] = {
+    "ACCEPT": {"accept": None}, "DROP": {"drop": None}, "RETURN": {"return": None},
+    "REJECT": {"reject": None}, "MASQUERADE": {"masquerade": None}}
 
 
 def chains_from_save(text: str, family: str) -> tuple[ForeignChain, ...]:

@@ -19,7 +19,9 @@ from reconciler.firewall.foreign import (
 from reconciler.kernel import nft
 
 _BRIDGE_NF = {4: "bridge-nf-call-iptables", 6: "bridge-nf-call-ip6tables"}
-_LEGACY = {"ip": "iptables-legacy-save", "ip6": "ip6tables-legacy-save"}
+#: family -> (the save command, the file listing the namespace's legacy tables)
+_LEGACY = {"ip": ("iptables-legacy-save", "/proc/net/ip_tables_names"),
+           "ip6": ("ip6tables-legacy-save", "/proc/net/ip6_tables_names")}
 
 
 def read() -> HostFirewall:
@@ -46,10 +48,15 @@ def _nft_chains() -> tuple[ForeignChain, ...]:
 
 
 def _legacy_chains() -> tuple[ForeignChain, ...]:
-    """Legacy iptables' tables; none when its tools are not installed or it holds no
-    table in this namespace (the save then prints nothing)."""
+    """Legacy iptables' tables; none when it holds no table in this namespace (the
+    kernel lists them in /proc/net/ip*_tables_names) or its tools are not installed."""
     chains: tuple[ForeignChain, ...] = ()
-    for family, command in _LEGACY.items():
+    for family, (command, names) in _LEGACY.items():
+        try:  # no legacy table in this namespace: no process to run (the usual case)
+            if not Path(names).read_text().strip():
+                continue
+        except OSError:
+            continue
         path = shutil.which(command)
         if path is None:
             continue

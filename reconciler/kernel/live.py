@@ -228,8 +228,8 @@ class LiveObservation:
             if previous[0] is base:
                 return previous[2]
             state = _sandboxes_swapped(previous[0], previous[2], base, self._ruleset)
-            if state is not None:
-                state = replace(state, host_firewall=previous[2].host_firewall)  # only sandboxes changed: the firewall does not see them
+            if state is not None:  # only sandboxes changed: the firewall does not see them
+                state = replace(state, host_firewall=previous[2].host_firewall)
                 self._final = (base, inputs, state)
                 return state
         state = firewall.attach(base, self._ruleset, forwarding, ports, self._views)
