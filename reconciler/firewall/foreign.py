@@ -200,6 +200,10 @@ def _translate(words: list[str], family: str) -> tuple[str | None, list[Any]]:
             negate = True
             index += 1
             continue
+        if not word.startswith("-"):  # an option's second value (--tcp-flags MASK COMP)
+            exprs.append({"unknown": word})
+            index += 1
+            continue
         op = "!=" if negate else "=="
         negate = False
         if word.startswith("--") and value.startswith("-"):  # a flag without a value (--syn)
