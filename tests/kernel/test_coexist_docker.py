@@ -17,8 +17,9 @@ from pathlib import Path
 
 import docker_layout
 from bridge_nf import bridge_nf  # noqa: F401  (runs every test with br_netfilter off and on)
-from helpers import cnm, write_manifests
 from test_firewall import HOST, OUTSIDE, build_outside, connect, serving
+
+from helpers import cnm, write_manifests
 
 WORLD = """\
 apiVersion: cnm/v1
