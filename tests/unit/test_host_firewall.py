@@ -4,7 +4,9 @@ Fixtures under tests/unit/host_firewall/ are real outputs, captured in a throw-a
 namespace: `nft -j list ruleset` after iptables-nft wrote Docker 20.10's filter and
 nat layout (tests/kernel/docker_layout.py's commands), the same after `cnm apply`
 added its accepts to DOCKER-USER and after a RETURN was put above them; a plain
-`inet filter` with a drop policy; an `iptables-legacy-save` of a drop policy.
+`inet filter` with a drop policy; an `iptables-legacy-save` of a drop policy; firewalld 1.3.3 (nftables backend)
+started in a throw-away namespace, before and after `firewall-cmd --zone=trusted
+--add-interface=br-front`.
 """
 
 from __future__ import annotations
@@ -336,3 +338,21 @@ def test_drift_after_a_docker_restart_is_an_update() -> None:
     assert (action.verb, action.key.name, [c.path for c in action.changes]) == (
         "update", "front", ["host_firewall"])
     assert "(rules differ)" in render_text(again.plan)
+
+
+# --- firewalld (1.3.3, nftables backend, started in a throw-away namespace) ---
+
+def test_firewalld_public_zone_reject_is_named() -> None:
+    host = _nft("firewalld-public.json")
+    (found,) = blocked("br-front", FRONT, host)
+    # established replies and DNATed traffic are accepted before the zones
+    assert found.labels == ("between sandboxes", "outbound")
+    assert found.drop.base.place == "table inet firewalld chain filter_FORWARD"
+    assert found.drop.rule is not None and found.drop.chain.name == "filter_FWD_public"
+    assert owner_of(host, found.drop.base) == "firewalld"
+
+
+def test_firewalld_trusted_zone_binding_lets_it_pass() -> None:
+    assert blocked("br-front", FRONT, _nft("firewalld-br-front-trusted.json")) == []
+    # another bridge is still in the public zone
+    assert blocked("br-back", ("10.90.0.0/24",), _nft("firewalld-br-front-trusted.json"))
