@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import replace
-from pathlib import Path
 
 from reconciler import firewall
 from reconciler.errors import KernelError
@@ -72,8 +71,11 @@ def sync_zones(desired: State, host: HostFirewall) -> None:
     cnm's own bridges of this set that no longer want it (runtime configuration)."""
     if host.zones is None:
         return
-    owned = [name for name, zone in host.zones.items()
-             if zone == host_accept.TRUSTED and _owner_set(name) == desired.set_name]
+    bound = [name for name, zone in host.zones.items() if zone == host_accept.TRUSTED]
+    owned = []
+    if bound:
+        with Rtnl() as rtnl:
+            owned = [name for name in bound if _owner_set(rtnl, name) == desired.set_name]
     for verb, bridge in host_accept.zone_changes(desired, host, owned):
         if verb == "bind":
             firewalld.bind(host_accept.TRUSTED, bridge)
@@ -81,14 +83,12 @@ def sync_zones(desired: State, host: HostFirewall) -> None:
             firewalld.unbind(host_accept.TRUSTED, bridge)
 
 
-def _owner_set(interface: str) -> str | None:
+def _owner_set(rtnl: Rtnl, interface: str) -> str | None:
     """The apply set of a link by its marker (ifalias), None for a link cnm did not mark
-    or that is gone."""
-    try:
-        alias = Path(f"/sys/class/net/{interface}/ifalias").read_text().strip()
-    except (OSError, ValueError):
-        return None
-    owner = Owner.parse(alias)
+    or that is gone. (Netlink, not /sys/class/net: sysfs shows the namespace it was
+    mounted in.)"""
+    link = rtnl.link(interface)
+    owner = Owner.parse(link.alias) if link is not None else None
     return owner.set_name if owner is not None else None
 
 
