@@ -24,6 +24,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import replace
 from typing import Any
 
+from reconciler import caching
 from reconciler.firewall.expr import canonical, match, meta
 from reconciler.firewall.foreign import NFTABLES, ForeignChain, ForeignRule, HostFirewall
 from reconciler.firewall.table import comment_of, parse_comment
@@ -51,10 +52,20 @@ def accept_exprs(bridge: str) -> tuple[str, str]:
 
 
 def without_cnm(host: HostFirewall) -> HostFirewall:
-    """The host's firewall with every cnm-marked rule left out."""
-    chains = tuple(replace(c, rules=tuple(r for r in c.rules if parse_comment(r.comment) is None))
-                   for c in host.chains)
-    return replace(host, chains=chains)
+    """The host's firewall with every cnm-marked rule left out (the last answer is kept
+    for the same host object: a plan asks once per network)."""
+    last = _WITHOUT_CNM.get("last")
+    if last is not None and last[0] is host:
+        return last[1]
+    chains = tuple(c if not any(parse_comment(r.comment) for r in c.rules) else replace(
+        c, rules=tuple(r for r in c.rules if parse_comment(r.comment) is None))
+        for c in host.chains)
+    clean = replace(host, chains=chains)
+    _WITHOUT_CNM["last"] = (host, clean)
+    return clean
+
+
+_WITHOUT_CNM: dict[str, tuple[HostFirewall, HostFirewall]] = {}
 
 
 def _is_firewalld(chain: ForeignChain) -> bool:
@@ -88,6 +99,16 @@ def _with_accepts(host: HostFirewall, chain: ForeignChain, bridge: str) -> HostF
 
 def needed_places(bridge: str, subnets: tuple[str, ...], host: HostFirewall,
                   opt_in: bool) -> tuple[str, ...]:
+    """(Memoized on `host`, see `HostFirewall.memo`.)"""
+    key = ("needed_places", bridge, subnets, opt_in)
+    found = host.memo.get(key) if caching.ENABLED else None
+    if found is None:
+        found = host.memo[key] = _needed_places(bridge, subnets, host, opt_in)
+    return found  # type: ignore[return-value]
+
+
+def _needed_places(bridge: str, subnets: tuple[str, ...], host: HostFirewall,
+                   opt_in: bool) -> tuple[str, ...]:
     """The chains that must hold the network's accepts so that no foreign nftables
     chain drops its traffic: `DOCKER-USER` of a dropping table that has one (Docker
     documents it for this), else, with `opt_in`, the dropping base chain itself."""
@@ -267,24 +288,35 @@ def problems(desired: State, host: HostFirewall | None) -> tuple[str, ...]:
         bridge, subnets = network.get("bridge"), network.get("subnets")
         if not isinstance(bridge, str) or not isinstance(subnets, tuple):
             continue
-        nets = tuple(str(s) for s in subnets)
-        places = network.get(ATTR)
-        after = without_cnm_for(host, bridge)
-        for place in places if isinstance(places, tuple) else ():
-            chain = next((c for c in after.chains
-                          if c.source == NFTABLES and place_of(c) == place), None)
-            if chain is not None:
-                after = _with_accepts(after, chain, bridge)
-        trusted = isinstance(places, tuple) and FIREWALLD in places
-        remaining = {(b.drop.base, b.version) for b in blocked(bridge, nets, after)
-                     if not (trusted and _is_firewalld(b.drop.base))}
-        for found in blocked(bridge, nets, host):
-            text = f"{network.key}: {found.text(owner_of(host, found.drop.base))}"
-            if (found.drop.base, found.version) not in remaining and isinstance(places, tuple):
-                text += RESOLVED_NOTE + ", ".join(str(p) for p in places)
-            else:
-                text += "; to allow it see docs/firewall.md (hostFirewall: accept)"
-            lines.append(text)
+        key = ("problems", str(network.key), bridge, subnets, network.get(ATTR))
+        found = host.memo.get(key) if caching.ENABLED else None
+        if found is None:
+            found = host.memo[key] = _problems(network, bridge, subnets, host)
+        lines += found  # type: ignore[arg-type]
+    return tuple(lines)
+
+
+def _problems(network: Resource, bridge: str, subnets: tuple[AttrValue, ...],
+              host: HostFirewall) -> tuple[str, ...]:
+    lines: list[str] = []
+    nets = tuple(str(s) for s in subnets)
+    places = network.get(ATTR)
+    after = without_cnm_for(host, bridge)
+    for place in places if isinstance(places, tuple) else ():
+        chain = next((c for c in after.chains
+                      if c.source == NFTABLES and place_of(c) == place), None)
+        if chain is not None:
+            after = _with_accepts(after, chain, bridge)
+    trusted = isinstance(places, tuple) and FIREWALLD in places
+    remaining = {(b.drop.base, b.version) for b in blocked(bridge, nets, after)
+                 if not (trusted and _is_firewalld(b.drop.base))}
+    for found in blocked(bridge, nets, host):
+        text = f"{network.key}: {found.text(owner_of(host, found.drop.base))}"
+        if (found.drop.base, found.version) not in remaining and isinstance(places, tuple):
+            text += RESOLVED_NOTE + ", ".join(str(p) for p in places)
+        else:
+            text += "; to allow it see docs/firewall.md (hostFirewall: accept)"
+        lines.append(text)
     return tuple(lines)
 
 
