@@ -79,7 +79,7 @@ def inside(args: argparse.Namespace) -> None:
         path = Path(tmp) / "m.yaml"
         path.write_text(manifests(args.networks))
         rows: dict[str, dict[str, list[float]]] = {"baseline": {}, "docker": {}}
-        for round_ in range(args.repeat):
+        for _ in range(args.repeat):
             for host in ("baseline", "docker"):
                 if host == "docker":
                     docker_layout.install()

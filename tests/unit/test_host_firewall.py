@@ -408,3 +408,12 @@ def test_firewalld_plan_line_is_resolved_by_the_binding() -> None:
     (line,) = planned.plan.problems
     assert "table inet firewalld chain filter_FORWARD" in line
     assert line.endswith("(firewalld); apply adds accepts in firewalld zone trusted")
+
+
+def test_export_keeps_the_opt_in() -> None:
+    from reconciler.firewall import network_spec
+
+    assert network_spec(_front(host_firewall=("inet filter forward",))) == {
+        "hostFirewall": "accept"}
+    assert network_spec(_front(host_firewall=("ip filter DOCKER-USER",))) == {}
+    assert network_spec(_front(host_firewall=(host_accept.FIREWALLD,))) == {}
