@@ -417,3 +417,10 @@ def test_export_keeps_the_opt_in() -> None:
         "hostFirewall": "accept"}
     assert network_spec(_front(host_firewall=("ip filter DOCKER-USER",))) == {}
     assert network_spec(_front(host_firewall=(host_accept.FIREWALLD,))) == {}
+
+
+def test_drift_of_host_firewall_survives_a_json_round_trip() -> None:
+    from reconciler.state import freeze, internal, thaw
+
+    value = (Drift(DriftReason.RULES_DIFFER, "ip filter DOCKER-USER"), "inet filter forward")
+    assert internal("host_firewall", freeze(thaw(value))) == value
