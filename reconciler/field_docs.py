@@ -78,6 +78,13 @@ FIELDS: dict[str, dict[str, FieldDoc]] = {
             "Source-NAT traffic that leaves the host from this network to the host's address "
             "(ignored when internal).",
         ),
+        "hostFirewall": FieldDoc(
+            "What cnm does when another firewall on the host (a hand-written nftables "
+            "table, ...) drops this network's traffic: report it in the plan, or accept: "
+            "also keep cnm's own marked accepts at the top of that chain (Docker's "
+            "DOCKER-USER and firewalld are used whatever this says; docs/firewall.md).",
+            ("accept",),
+        ),
         "ipam": FieldDoc(
             "The network's address pools, IPv4 and/or IPv6. A bridge network without any "
             "takes a subnet from the default address pools (--default-address-pool) and keeps "

@@ -101,6 +101,9 @@ class Plan:
     prunes: bool = True
     #: endpoints of the manifests that have no sandbox, so no kernel object (yet)
     unjoined: tuple[str, ...] = ()
+    #: What keeps desired networks from working that no action of this plan changes
+    #: by itself: a drop in another firewall's chain (`firewall/host_accept.problems`).
+    problems: tuple[str, ...] = field(default=())
 
     @property
     def empty(self) -> bool:
@@ -176,7 +179,7 @@ def make_plan(desired: State, observed: State) -> Plan:
     ordered = tuple(sorted(actions.values(), key=_display_key))
     settings = settings_changes(desired, observed) if ordered else ()
     return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions),
-                settings, len(observed))
+                settings, len(observed), problems=_host_problems(desired, observed))
 
 
 def _marker_change(key: ResourceKey, desired: State, observed: State) -> tuple[Change, ...]:
@@ -184,6 +187,15 @@ def _marker_change(key: ResourceKey, desired: State, observed: State) -> tuple[C
     wanted = desired.applied_digests.get(key)
     have = observed.applied_digests.get(key)
     return () if wanted is None or wanted == have else (Change("marker digest", have, wanted),)
+
+
+def _host_problems(desired: State, observed: State) -> tuple[str, ...]:
+    """Problem lines about the host's other firewall, when observation read it."""
+    if observed.host_firewall is None:
+        return ()
+    from reconciler.firewall import foreign, problems
+
+    return problems.problems(desired, foreign.of_state(observed))
 
 
 def _cascade_replacements(

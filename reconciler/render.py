@@ -206,6 +206,11 @@ def _action_lines(action: Action) -> list[str]:
 
 
 def render_text(plan: Plan) -> str:
+    return _actions_text(plan) + "".join(
+        ("\n" if i == 0 else "") + f"  PROBLEM {line}\n" for i, line in enumerate(plan.problems))
+
+
+def _actions_text(plan: Plan) -> str:
     extras = extra_lines(plan)
     if plan.empty:
         notes = [f"  {line.symbol} {line.subject}  {line.text}" for line in extras]
@@ -251,6 +256,7 @@ def plan_document(plan: Plan) -> dict[str, object]:
                            "note": CONSEQUENCES[c.path]} for c in plan.settings],
         "steps": step_names(plan),
         "unjoined": list(plan.unjoined),
+        **({"problems": list(plan.problems)} if plan.problems else {}),
     }
 
 
@@ -375,6 +381,9 @@ def render_markdown(plan: Plan) -> str:
             ""]
     extras = [f"| `{line.symbol}` | {_md_cell(line.subject)} | {_md_cell(line.text)} |"
               for line in extra_lines(plan)]
+    problems = [f"> **problem:** {_md_cell(line)}" for line in plan.problems]
+    if problems:
+        head += [*problems, ""]
     if plan.empty:
         table = ["", "| | object | change |", "| :-: | --- | --- |", *extras] if extras else []
         return "\n".join([*head, f"**{NO_CHANGES}**", *table, ""])

@@ -143,7 +143,7 @@ AttrValue = str | int | bool | None | Drift | MtuPair | tuple["AttrValue", ...]
 #: Attributes whose observed value may be a `Drift` or, for `ports`, hold some (the
 #: firewall's): only these read a drift's text form back from JSON as a drift, so
 #: that no other text (a hosts file, say) is ever taken for one.
-DRIFT_ATTRS = frozenset({"internal", "icc", "masquerade", "localhost", "ports"})
+DRIFT_ATTRS = frozenset({"internal", "icc", "masquerade", "localhost", "ports", "host_firewall"})
 
 #: Attributes holding addresses ("address/prefix", or gateway addresses), as tuples.
 ADDRESS_LISTS = frozenset({"ipv4", "ipv6", "gateway4", "gateway6"})
@@ -399,6 +399,10 @@ class State:
     #: The digest each object's marker carries (`attrs_digest` of what was last applied),
     #: for objects whose marker has one.
     applied_digests: Mapping[ResourceKey, str] = field(default_factory=dict)
+    #: The host's other firewall configuration (`firewall.foreign.HostFirewall`), as
+    #: observation read it; None when not observed (planning from a file, tests).
+    #: Typed loosely so that this module imports nothing.
+    host_firewall: object = None
 
     def __post_init__(self) -> None:
         object.__setattr__(

@@ -105,7 +105,8 @@ def add_plan_flags(parser: argparse.ArgumentParser, *, only_with_dry_run: bool) 
                         help="how to show the plan (default text)"
                              + ("; markdown only with --dry-run" if only_with_dry_run else ""))
     parser.add_argument("--detailed-exitcode", action="store_true",
-                        help=f"{when}exit 2 when the plan has changes (0: none, 1: error)")
+                        help=f"{when}exit 2 when the plan has changes or problem lines "
+                             "(0: none, 1: error)")
     parser.add_argument("--observed", metavar="FILE",
                         help=f"{when}plan against a snapshot from `cnm observe -o json` "
                              "(no root needed)")
@@ -141,7 +142,8 @@ def _plan(args: argparse.Namespace, manifests: Manifests) -> int:
 
 
 def _plan_exit(args: argparse.Namespace, plan: Plan) -> int:
-    return EXIT_CHANGES if args.detailed_exitcode and not plan.empty else EXIT_OK
+    return EXIT_CHANGES if args.detailed_exitcode and (not plan.empty or plan.problems) \
+        else EXIT_OK
 
 
 def _confirmer(args: argparse.Namespace, verb: str) -> Callable[[engine.Planned], bool]:

@@ -19,8 +19,10 @@ from typing import Any, cast
 
 from reconciler import caching, firewall
 from reconciler.caching import BuildMemo
+from reconciler.firewall.foreign import HostFirewall
+from reconciler.firewall.host_accept import with_host_firewall
 from reconciler.host_settings import forwarding_settings
-from reconciler.kernel import brport, netns, nft, resolver, sysctl
+from reconciler.kernel import brport, host_firewall, netns, nft, resolver, sysctl
 from reconciler.kernel.events import HostTable
 from reconciler.kernel.observe import Fragment, assemble_endpoints, read_host
 from reconciler.kernel.parallel import read_namespaces, with_files_read
@@ -62,6 +64,7 @@ class LiveObservation:
         #: netns name -> (identity, `lo` marker) as last read (see KernelSession.netns_seen)
         self.identities: dict[str, Any] = {}
         self._ruleset: firewall.Ruleset | None = None  # cnm's nftables tables; None: read again
+        self._host_firewall = HostFirewall()  # the other tables, read with `_ruleset`
         #: (base state, firewall inputs, observed state) of the last `_with_firewall`
         self._final: tuple[State, tuple[object, ...], State] | None = None
         #: endpoint views of the last `firewall.attach` (see there)
@@ -252,6 +255,7 @@ class LiveObservation:
         switches, the hairpin flags of bridge ports and the bridges' `route_localnet`."""
         if self._ruleset is None:
             self._ruleset = nft.read_ruleset()
+            self._host_firewall = host_firewall.read()  # read with cnm's tables, kept as long
         ports = {name: on for name, (_, on) in self.host_table.ports().items()}
         forwarding = sysctl.forwarding()
         localnet = sysctl.route_localnet(firewall.bridge_names(base))
@@ -268,12 +272,14 @@ class LiveObservation:
             state = _sandboxes_swapped(previous[0], previous[2], base, self._ruleset)
             if state is not None:  # only sandboxes changed: the firewall does not see them
                 state = dataclasses.replace(state, host_settings=previous[2].host_settings,
-                                            applied_digests=base.applied_digests)
+                                            applied_digests=base.applied_digests,
+                                            host_firewall=previous[2].host_firewall)
                 self._final = (base, inputs, state)
                 return state
         state = firewall.attach(base, self._ruleset, forwarding, ports, self._views, localnet)
         state = dataclasses.replace(state, host_settings=forwarding_settings(forwarding),
                                     applied_digests=base.applied_digests)
+        state = with_host_firewall(state, self._host_firewall)
         self._final = (base, inputs, state)
         return state
 
