@@ -59,7 +59,18 @@ def compute_plan(
     (verification, watch, the API) passes its `caches` to reuse unchanged results."""
     memo = caches.desired if caches is not None else None
     desired = build_desired(manifests, observed.set_name, observed, pools, memo)
+    if observed.host_firewall is not None:
+        desired = host_firewall_desired(manifests, desired, observed)
     return Planned(make_plan(desired, observed), desired, observed)
+
+
+def host_firewall_desired(manifests: Manifests, desired: State, observed: State) -> State:
+    """`desired` with the accepts its networks need in the host's other firewall."""
+    from reconciler.firewall import foreign, host_accept
+
+    opt_in = {name for name, network in manifests.networks.items()
+              if network.spec.host_firewall == "accept"}
+    return host_accept.desire(desired, observed, foreign.of_state(observed), opt_in)
 
 
 def observe_set(set_name: str, session: KernelSession | None = None) -> State:

@@ -60,6 +60,7 @@ _ALIASES: Mapping[str, str] = MappingProxyType(
         "container_port": "containerPort",
         "host_port": "hostPort",
         "host_ip": "hostIP",
+        "host_firewall": "hostFirewall",
         "ipv4_address": "ipv4Address",
         "ipv6_address": "ipv6Address",
         "mac_address": "macAddress",
@@ -171,6 +172,9 @@ class NetworkSpec(BaseModel):
     internal: StrictBool = False
     icc: StrictBool = True
     masquerade: StrictBool = True
+    #: What cnm does about a drop in another firewall's chain (docs/firewall.md): report
+    #: it in the plan, or also keep its own marked accepts at the top of that chain.
+    host_firewall: Literal["report", "accept"] = "report"
     ipam: list[IpamPool] = []
     parent: str | None = None
     mode: MacvlanMode | None = None

@@ -85,6 +85,9 @@ class Plan:
     set_name: str
     actions: tuple[Action, ...]
     in_sync: tuple[ResourceKey, ...] = field(default=())
+    #: What keeps desired networks from working that no action of this plan changes
+    #: by itself: a drop in another firewall's chain (`firewall/host_accept.problems`).
+    problems: tuple[str, ...] = field(default=())
 
     @property
     def empty(self) -> bool:
@@ -155,7 +158,17 @@ def make_plan(desired: State, observed: State) -> Plan:
                 in_sync.append(key)
     _cascade_replacements(actions, desired, observed)
     ordered = tuple(sorted(actions.values(), key=_display_key))
-    return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions))
+    return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions),
+                _host_problems(desired, observed))
+
+
+def _host_problems(desired: State, observed: State) -> tuple[str, ...]:
+    """Problem lines about the host's other firewall, when observation read it."""
+    if observed.host_firewall is None:
+        return ()
+    from reconciler.firewall import foreign, host_accept
+
+    return host_accept.problems(desired, foreign.of_state(observed))
 
 
 def _cascade_replacements(

@@ -189,6 +189,11 @@ def action_lines(action: Action) -> list[str]:
 
 
 def render_text(plan: Plan) -> str:
+    return _actions_text(plan) + "".join(
+        ("\n" if i == 0 else "") + f"  PROBLEM {line}\n" for i, line in enumerate(plan.problems))
+
+
+def _actions_text(plan: Plan) -> str:
     if plan.empty:
         return NO_CHANGES + "\n"
     counts = ", ".join(
@@ -219,6 +224,7 @@ def plan_document(plan: Plan) -> dict[str, object]:
         "set": plan.set_name,
         "summary": {verb: plan.count(verb) for verb in ("create", "update", "delete", "replace")},
         "actions": [_action_document(a) for a in plan.actions],
+        **({"problems": list(plan.problems)} if plan.problems else {}),
     }
 
 
@@ -340,6 +346,9 @@ def render_markdown(plan: Plan) -> str:
     """
     head = [MARKDOWN_MARKER.format(set=plan.set_name), f"### cnm plan: apply set `{plan.set_name}`",
             ""]
+    problems = [f"> **problem:** {_md_cell(line)}" for line in plan.problems]
+    if problems:
+        head += [*problems, ""]
     if plan.empty:
         return "\n".join([*head, f"**{NO_CHANGES}**", ""])
     out = [*head, f"**{_md_summary(plan)}**", "", "| | object | change |", "| :-: | --- | --- |"]

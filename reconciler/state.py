@@ -356,6 +356,10 @@ class State:
     #: IPv4/IPv6 prefixes the host uses for things cnm does not own (addresses of
     #: other links, main-table routes): default address pools steer clear of them.
     reserved_prefixes: frozenset[str] = frozenset()
+    #: The host's other firewall configuration (`firewall.foreign.HostFirewall`), as
+    #: observation read it; None when not observed (planning from a file, tests).
+    #: Typed loosely so that this module imports nothing.
+    host_firewall: object = None
 
     def __post_init__(self) -> None:
         object.__setattr__(

@@ -54,6 +54,7 @@ from types import FrameType
 from reconciler import engine, pipeline
 from reconciler.caching import PlanCaches
 from reconciler.errors import CnmError, ManifestError
+from reconciler.firewall.host_accept import unresolved
 from reconciler.kernel import netns
 from reconciler.kernel.session import require_privileges
 from reconciler.kernel.watched import WatchedObservation
@@ -373,6 +374,7 @@ class Watcher:
         plan = result.planned.plan
         if result.debris:
             notes.append(str(DebrisRemoved(result.debris)))
+        notes += [f"PROBLEM {line}" for line in unresolved(plan.problems)]
         if plan.empty:
             if trigger.quiet and not notes and not self.options.verbose:
                 return

@@ -47,7 +47,7 @@ class BridgeDriver:
     shares_host_namespace = False
     default_pools = True
     publishes_ports = True
-    options = frozenset({"mtu", "internal", "icc", "masquerade"})
+    options = frozenset({"mtu", "internal", "icc", "masquerade", "host_firewall"})
     exclusive_options = ("bridge",)
     interface_options = ()  # spec.bridge is checked whatever the driver (a field rule)
     replacement_fields: Mapping[str, frozenset[str]] = {

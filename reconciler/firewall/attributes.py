@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 #: Attributes the firewall owns. An update that changes only these needs no link step.
 FIREWALL_ATTRS = frozenset(
-    {"internal", "icc", "masquerade", "ports", "hairpin", "forwarding.ipv4", "forwarding.ipv6"}
+    {"internal", "icc", "masquerade", "ports", "hairpin", "forwarding.ipv4", "forwarding.ipv6",
+     "host_firewall"}
 )
 
 

@@ -13,10 +13,11 @@ that publish ports, which exist only once their links do).
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 
 from reconciler import firewall
 from reconciler.errors import KernelError
-from reconciler.kernel import brport, conntrack, nft, sysctl
+from reconciler.kernel import brport, conntrack, host_firewall, nft, sysctl
 from reconciler.kernel.rtnl import Rtnl
 from reconciler.plan import BRIDGE_PORTS, FIREWALL, Step
 from reconciler.progress import Progress, StepDetail
@@ -27,6 +28,7 @@ def sync_rules(desired: State, progress: Progress | None = None) -> firewall.Tra
     """Make cnm's tables hold `desired`'s rules (one transaction), forget the UDP
     conntrack entries of changed mappings, and turn on the forwarding it needs."""
     tx = firewall.transaction(desired, nft.read_ruleset())
+    tx = with_host_accepts(tx, desired)
     nft.run_transaction(tx)
     if progress is not None and not tx.empty:
         progress(StepDetail(f"nftables: {tx.deleted} rules removed, {tx.added} added, "
@@ -46,6 +48,20 @@ def sync_rules(desired: State, progress: Progress | None = None) -> firewall.Tra
         if current.get(version) is False:
             sysctl.enable_forwarding(version)
     return tx
+
+
+def with_host_accepts(tx: firewall.Transaction, desired: State) -> firewall.Transaction:
+    """`tx` and, in the same atomic batch, the changes to cnm's marked accepts in other
+    systems' chains (DOCKER-USER...) when any network has or wants some."""
+    from reconciler.firewall import host_accept  # only on hosts where they exist
+
+    host = host_firewall.read()
+    extra = host_accept.commands(desired, host)
+    if not extra:
+        return tx
+    deletes = sum(1 for c in extra if "delete" in c)
+    return replace(tx, commands=tx.commands + tuple(extra), added=tx.added + len(extra) - deletes,
+                   deleted=tx.deleted + deletes)
 
 
 #: Up to this many endpoints, their ports are looked up one by one instead of dumping

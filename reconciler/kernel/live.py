@@ -14,11 +14,14 @@ Read-only.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, cast
 
 from reconciler import caching, firewall
 from reconciler.caching import BuildMemo
-from reconciler.kernel import brport, netns, nft, sysctl
+from reconciler.firewall.foreign import HostFirewall
+from reconciler.firewall.host_accept import with_host_firewall
+from reconciler.kernel import brport, host_firewall, netns, nft, sysctl
 from reconciler.kernel.events import HostTable
 from reconciler.kernel.observe import Fragment, assemble_endpoints, read_host
 from reconciler.kernel.parallel import read_namespaces, with_files_read
@@ -58,6 +61,7 @@ class LiveObservation:
         #: netns name -> (identity, `lo` marker) as last read (see KernelSession.netns_seen)
         self.identities: dict[str, Any] = {}
         self._ruleset: firewall.Ruleset | None = None  # cnm's nftables tables; None: read again
+        self._host_firewall = HostFirewall()  # the other tables, read with `_ruleset`
         #: (base state, firewall inputs, observed state) of the last `_with_firewall`
         self._final: tuple[State, tuple[object, ...], State] | None = None
         #: endpoint views of the last `firewall.attach` (see there)
@@ -211,6 +215,7 @@ class LiveObservation:
         switches and the hairpin flags of bridge ports."""
         if self._ruleset is None:
             self._ruleset = nft.read_ruleset()
+            self._host_firewall = host_firewall.read()  # read with cnm's tables, kept as long
         ports = {name: on for name, (_, on) in self.host_table.ports().items()}
         forwarding = sysctl.forwarding()
         inputs = (self._ruleset, tuple(sorted(forwarding.items())), tuple(sorted(ports.items())))
@@ -224,9 +229,11 @@ class LiveObservation:
                 return previous[2]
             state = _sandboxes_swapped(previous[0], previous[2], base, self._ruleset)
             if state is not None:  # only sandboxes changed: the firewall does not see them
+                state = replace(state, host_firewall=previous[2].host_firewall)
                 self._final = (base, inputs, state)
                 return state
         state = firewall.attach(base, self._ruleset, forwarding, ports, self._views)
+        state = with_host_firewall(state, self._host_firewall)
         self._final = (base, inputs, state)
         return state
 

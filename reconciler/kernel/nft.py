@@ -173,6 +173,16 @@ def _list_by_processes() -> list[str | None]:
                 process.wait()
 
 
+def list_ruleset() -> str | None:
+    """`nft -j list ruleset`: every table of this namespace (None without nft)."""
+    if not installed():
+        return None
+    library = _library()
+    if library is not None:
+        return _outcome(*library.run("list ruleset"), "list ruleset")
+    return _finish(_spawn(["-j", "list", "ruleset"], None), None, "list ruleset")
+
+
 def run_transaction(tx: firewall.Transaction) -> None:
     """Commit one transaction: every command or none."""
     if tx.empty:
