@@ -59,11 +59,17 @@ def start_containers(docker: Dockerd) -> None:
     common = ("run", "-d", "--init", "--restart", "always", "--network", "dnet")
     docker.run(*common, "--name", "d2", "-p", "8081:80", image, "sh", "-c", HTTPD)
     docker.run(*common, "--name", "d1", image, "sleep", "1000000")
+    assert wait_for(lambda: running(docker), 60), docker.log("dockerd")
 
 
 def running(docker: Dockerd) -> bool:
+    """Both containers run and d2's httpd listens (a started container may not yet)."""
     states = docker.run("inspect", "-f", "{{.State.Running}}", "d1", "d2", check=False)
-    return states.stdout.split() == ["true", "true"]
+    if states.stdout.split() != ["true", "true"]:
+        return False
+    listening = docker.run("exec", "d2", "netstat", "-ltn", check=False).stdout
+    return any(line.split()[3].endswith(":80") for line in listening.splitlines()
+               if line.startswith("tcp"))
 
 
 def docker_traffic(docker: Dockerd) -> dict[str, str | None]:
