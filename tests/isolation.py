@@ -33,6 +33,28 @@ def enter_fresh_namespaces() -> None:
         os.makedirs(directory, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "cnm-test", directory], check=True)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    wanted = os.environ.get(BRIDGE_NF_ENV)
+    if wanted is not None:
+        set_bridge_nf(wanted == "1")
+
+
+#: Set by the `bridge_nf` fixture (tests/kernel/bridge_nf.py): "1" runs the test with
+#: br_netfilter's bridge-nf-call-ip(6)tables on in its namespace, "0" with it off.
+BRIDGE_NF_ENV = "CNM_TEST_BRIDGE_NF"
+BRIDGE_NF_DIR = "/proc/sys/net/bridge"
+
+
+def set_bridge_nf(on: bool) -> None:
+    """br_netfilter's switches in this (fresh) namespace only. Loading the module when
+    it is absent (for "on") makes new namespaces start with them on; the host's own
+    namespace is not changed here (docs/firewall.md, "br_netfilter")."""
+    if not os.path.isdir(BRIDGE_NF_DIR):
+        if not on:
+            return  # absent: bridged frames never reach the IP hooks
+        subprocess.run(["modprobe", "br_netfilter"], check=True)
+    for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables"):
+        with open(f"{BRIDGE_NF_DIR}/{name}", "w") as switch:
+            switch.write("1" if on else "0")
 
 
 def run_isolated(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

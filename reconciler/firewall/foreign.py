@@ -60,11 +60,14 @@ class ForeignChain:
 
 @dataclass(frozen=True)
 class HostFirewall:
-    """Every foreign chain, and whether bridged IPv4/IPv6 frames pass the IP hooks
-    (br_netfilter's `bridge-nf-call-iptables` / `-ip6tables` in this namespace)."""
+    """Every foreign chain, whether bridged IPv4/IPv6 frames pass the IP hooks
+    (br_netfilter's `bridge-nf-call-iptables` / `-ip6tables` in this namespace), and
+    firewalld's zone bindings when it runs."""
 
     chains: tuple[ForeignChain, ...] = ()
     bridge_nf: Mapping[int, bool] = field(default_factory=dict)
+    #: interface -> firewalld zone it is bound to; None when firewalld does not run
+    zones: Mapping[str, str] | None = None
 
     def chain(self, source: str, family: str, table: str, name: str) -> ForeignChain | None:
         for chain in self.chains:

@@ -35,6 +35,9 @@ ATTR = "host_firewall"
 RESOLVED_NOTE = "; apply adds accepts in "
 ITEM = "host-accept"
 DOCKER_USER = "DOCKER-USER"
+#: The place of a bridge bound to firewalld's `trusted` zone (runtime configuration).
+FIREWALLD = "firewalld zone trusted"
+TRUSTED = "trusted"
 
 
 def place_of(chain: ForeignChain) -> str:
@@ -54,6 +57,29 @@ def without_cnm(host: HostFirewall) -> HostFirewall:
     return replace(host, chains=chains)
 
 
+def _is_firewalld(chain: ForeignChain) -> bool:
+    return (chain.source, chain.family, chain.table) == (NFTABLES, "inet", "firewalld")
+
+
+def _names_bridge(rule: ForeignRule, bridge: str) -> bool:
+    return any(isinstance(e, dict) and "match" in e
+               and e["match"].get("left") in ({"meta": {"key": "iifname"}},
+                                              {"meta": {"key": "oifname"}})
+               and e["match"].get("right") == bridge for e in rule.exprs())
+
+
+def without_cnm_for(host: HostFirewall, bridge: str) -> HostFirewall:
+    """The host's firewall without cnm's doing for `bridge`: its marked rules, and the
+    dispatch rules firewalld made for binding the bridge to the trusted zone."""
+    clean = without_cnm(host)
+    if host.zones is None or host.zones.get(bridge) != TRUSTED:
+        return clean
+    chains = tuple(replace(c, rules=tuple(r for r in c.rules if not _names_bridge(r, bridge)))
+                   if _is_firewalld(c) else c for c in clean.chains)
+    return replace(clean, chains=chains, zones={
+        name: zone for name, zone in host.zones.items() if name != bridge})
+
+
 def _with_accepts(host: HostFirewall, chain: ForeignChain, bridge: str) -> HostFirewall:
     rules = tuple(ForeignRule(0, None, expr) for expr in accept_exprs(bridge))
     chains = tuple(replace(c, rules=rules + c.rules) if c == chain else c for c in host.chains)
@@ -65,12 +91,17 @@ def needed_places(bridge: str, subnets: tuple[str, ...], host: HostFirewall,
     """The chains that must hold the network's accepts so that no foreign nftables
     chain drops its traffic: `DOCKER-USER` of a dropping table that has one (Docker
     documents it for this), else, with `opt_in`, the dropping base chain itself."""
-    clean = without_cnm(host)
+    clean = without_cnm_for(host, bridge)
     places: list[ForeignChain] = []
+    trusted = False
     for found in blocked(bridge, subnets, clean):
         base = found.drop.base
         if base.source != NFTABLES:
             continue  # legacy iptables: reported, never written (docs/firewall.md)
+        if _is_firewalld(base):  # bind the bridge when firewalld answers and it is unbound
+            trusted = trusted or (host.zones is not None
+                                  and host.zones.get(bridge) in (None, TRUSTED))
+            continue
         candidates = [c for c in (clean.chain(NFTABLES, base.family, base.table, DOCKER_USER),)
                       if c is not None]
         if opt_in:
@@ -80,7 +111,7 @@ def needed_places(bridge: str, subnets: tuple[str, ...], host: HostFirewall,
                 if candidate not in places:
                     places.append(candidate)
                 break
-    return tuple(sorted(place_of(c) for c in places))
+    return tuple(sorted([place_of(c) for c in places] + ([FIREWALLD] if trusted else [])))
 
 
 def _resolves(found: Blocked, chain: ForeignChain, bridge: str, subnets: tuple[str, ...],
@@ -118,15 +149,17 @@ def observed_value(resource: Resource, host: HostFirewall) -> AttrValue | None:
     """The attribute of an observed network: None when no marked rule of it exists."""
     bridge = resource.get("bridge")
     found = _network_rules(host, resource.key, resource.set_name)
-    if not found:
+    bound = host.zones is not None and isinstance(bridge, str) \
+        and host.zones.get(bridge) == TRUSTED
+    if not found and not bound:
         return None
-    values: list[AttrValue] = []
+    values: list[AttrValue] = [FIREWALLD] if bound else []
     for chain, rules in sorted(found.items(), key=lambda item: place_of(item[0])):
         if isinstance(bridge, str) and _intact(chain, rules, bridge):
             values.append(place_of(chain))
         else:
             values.append(Drift(DriftReason.RULES_DIFFER, place_of(chain)))
-    return tuple(values)
+    return tuple(sorted(values, key=str))
 
 
 def attach_observed(state: State, host: HostFirewall) -> State:
@@ -202,7 +235,7 @@ def commands(desired: State, host: HostFirewall) -> list[dict[str, Any]]:
             deletes += [_delete(chain, rule) for _, rule in rules]
     chains = {place_of(c): c for c in host.chains if c.source == NFTABLES}
     for (place, name), (bridge, owner) in sorted(wanted.items()):
-        target = chains.get(place)
+        target = chains.get(place) if place != FIREWALLD else None
         if (place, name) in present or target is None:
             continue
         comment = comment_of(owner, ITEM)
@@ -236,13 +269,15 @@ def problems(desired: State, host: HostFirewall | None) -> tuple[str, ...]:
             continue
         nets = tuple(str(s) for s in subnets)
         places = network.get(ATTR)
-        after = without_cnm(host)
+        after = without_cnm_for(host, bridge)
         for place in places if isinstance(places, tuple) else ():
             chain = next((c for c in after.chains
                           if c.source == NFTABLES and place_of(c) == place), None)
             if chain is not None:
                 after = _with_accepts(after, chain, bridge)
-        remaining = {(b.drop.base, b.version) for b in blocked(bridge, nets, after)}
+        trusted = isinstance(places, tuple) and FIREWALLD in places
+        remaining = {(b.drop.base, b.version) for b in blocked(bridge, nets, after)
+                     if not (trusted and _is_firewalld(b.drop.base))}
         for found in blocked(bridge, nets, host):
             text = f"{network.key}: {found.text(owner_of(host, found.drop.base))}"
             if (found.drop.base, found.version) not in remaining and isinstance(places, tuple):
@@ -256,3 +291,24 @@ def problems(desired: State, host: HostFirewall | None) -> tuple[str, ...]:
 def unresolved(lines: Iterable[str]) -> tuple[str, ...]:
     """The problem lines that remain once the plan is applied."""
     return tuple(line for line in lines if RESOLVED_NOTE not in line)
+
+
+def zone_changes(desired: State, host: HostFirewall, owned: Collection[str]
+                 ) -> list[tuple[str, str]]:
+    """("bind" | "unbind", bridge) for firewalld's trusted zone: bind the bridges of
+    networks that want it, unbind `owned` bridges (cnm's links of this set, bound to
+    the trusted zone) whose networks no longer want it or are gone."""
+    if host.zones is None:
+        return []
+    wanting = {str(n.get("bridge")) for n in desired.of_kind("Network")
+               if FIREWALLD in _places(n)}
+    changes = [("bind", bridge) for bridge in sorted(wanting)
+               if host.zones.get(bridge) != TRUSTED]
+    changes += [("unbind", bridge) for bridge in sorted(owned)
+                if bridge not in wanting and host.zones.get(bridge) == TRUSTED]
+    return changes
+
+
+def _places(network: Resource) -> tuple[AttrValue, ...]:
+    value = network.get(ATTR)
+    return value if isinstance(value, tuple) else ()

@@ -17,19 +17,23 @@ from dataclasses import replace
 
 from reconciler import firewall
 from reconciler.errors import KernelError
-from reconciler.kernel import brport, conntrack, host_firewall, nft, sysctl
+from reconciler.firewall import host_accept
+from reconciler.firewall.foreign import HostFirewall
+from reconciler.kernel import brport, conntrack, firewalld, host_firewall, nft, sysctl
 from reconciler.kernel.rtnl import Rtnl
 from reconciler.plan import BRIDGE_PORTS, FIREWALL, Step
 from reconciler.progress import Progress, StepDetail
-from reconciler.state import ResourceKey, State
+from reconciler.state import Owner, ResourceKey, State
 
 
 def sync_rules(desired: State, progress: Progress | None = None) -> firewall.Transaction:
     """Make cnm's tables hold `desired`'s rules (one transaction), forget the UDP
     conntrack entries of changed mappings, and turn on the forwarding it needs."""
     tx = firewall.transaction(desired, nft.read_ruleset())
-    tx = with_host_accepts(tx, desired)
+    host = host_firewall.read()
+    tx = with_host_accepts(tx, desired, host)
     nft.run_transaction(tx)
+    sync_zones(desired, host)
     if progress is not None and not tx.empty:
         progress(StepDetail(f"nftables: {tx.deleted} rules removed, {tx.added} added, "
                             "one transaction"))
@@ -50,18 +54,42 @@ def sync_rules(desired: State, progress: Progress | None = None) -> firewall.Tra
     return tx
 
 
-def with_host_accepts(tx: firewall.Transaction, desired: State) -> firewall.Transaction:
+def with_host_accepts(tx: firewall.Transaction, desired: State,
+                      host: HostFirewall) -> firewall.Transaction:
     """`tx` and, in the same atomic batch, the changes to cnm's marked accepts in other
     systems' chains (DOCKER-USER...) when any network has or wants some."""
-    from reconciler.firewall import host_accept  # only on hosts where they exist
-
-    host = host_firewall.read()
     extra = host_accept.commands(desired, host)
     if not extra:
         return tx
     deletes = sum(1 for c in extra if "delete" in c)
     return replace(tx, commands=tx.commands + tuple(extra), added=tx.added + len(extra) - deletes,
                    deleted=tx.deleted + deletes)
+
+
+def sync_zones(desired: State, host: HostFirewall) -> None:
+    """Bind the bridges of networks that want it to firewalld's trusted zone, unbind
+    cnm's own bridges of this set that no longer want it (runtime configuration)."""
+    if host.zones is None:
+        return
+    bound = [name for name, zone in host.zones.items() if zone == host_accept.TRUSTED]
+    owned = []
+    if bound:
+        with Rtnl() as rtnl:
+            owned = [name for name in bound if _owner_set(rtnl, name) == desired.set_name]
+    for verb, bridge in host_accept.zone_changes(desired, host, owned):
+        if verb == "bind":
+            firewalld.bind(host_accept.TRUSTED, bridge)
+        else:
+            firewalld.unbind(host_accept.TRUSTED, bridge)
+
+
+def _owner_set(rtnl: Rtnl, interface: str) -> str | None:
+    """The apply set of a link by its marker (ifalias), None for a link cnm did not mark
+    or that is gone. (Netlink, not /sys/class/net: sysfs shows the namespace it was
+    mounted in.)"""
+    link = rtnl.link(interface)
+    owner = Owner.parse(link.alias) if link is not None else None
+    return owner.set_name if owner is not None else None
 
 
 #: Up to this many endpoints, their ports are looked up one by one instead of dumping

@@ -16,7 +16,7 @@ from reconciler.firewall.foreign import (
     chains_from_nft,
     chains_from_save,
 )
-from reconciler.kernel import nft
+from reconciler.kernel import firewalld, nft
 
 _BRIDGE_NF = {4: "bridge-nf-call-iptables", 6: "bridge-nf-call-ip6tables"}
 #: family -> (the save command, the file listing the namespace's legacy tables)
@@ -25,7 +25,11 @@ _LEGACY = {"ip": ("iptables-legacy-save", "/proc/net/ip_tables_names"),
 
 
 def read() -> HostFirewall:
-    return HostFirewall(_nft_chains() + _legacy_chains(), bridge_nf())
+    chains = _nft_chains()
+    zones = None
+    if any((c.family, c.table) == ("inet", "firewalld") for c in chains):
+        zones = firewalld.active_zones()  # firewalld's table: ask it for its bindings
+    return HostFirewall(chains + _legacy_chains(), bridge_nf(), zones)
 
 
 def bridge_nf() -> dict[int, bool]:

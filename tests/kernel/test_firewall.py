@@ -5,7 +5,8 @@ which plays the host. Inside it, a small world: an "outside" host in its own
 named namespace behind an uplink veth (203.0.113.0/24, TEST-NET-3; the host
 has .1 and .3, outside is .2 and has no route to any sandbox subnet), and
 cnm's networks and sandboxes. Every verdict comes from real TCP/UDP traffic
-and from `nft`/`ip` run independently of cnm's own code.
+and from `nft`/`ip` run independently of cnm's own code. Every test runs twice: with
+br_netfilter's bridge-nf-call-iptables off and on in its namespace (bridge_nf.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from bridge_nf import bridge_nf  # noqa: F401  (every test with br_netfilter off and on)
 
 from helpers import REPO, cnm, ip_json, links, write_manifests
 

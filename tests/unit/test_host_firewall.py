@@ -4,7 +4,9 @@ Fixtures under tests/unit/host_firewall/ are real outputs, captured in a throw-a
 namespace: `nft -j list ruleset` after iptables-nft wrote Docker 20.10's filter and
 nat layout (tests/kernel/docker_layout.py's commands), the same after `cnm apply`
 added its accepts to DOCKER-USER and after a RETURN was put above them; a plain
-`inet filter` with a drop policy; an `iptables-legacy-save` of a drop policy.
+`inet filter` with a drop policy; an `iptables-legacy-save` of a drop policy;
+firewalld 1.3.3 (nftables backend) started in a throw-away namespace, before and
+after `firewall-cmd --zone=trusted --add-interface=br-front`.
 """
 
 from __future__ import annotations
@@ -336,3 +338,73 @@ def test_drift_after_a_docker_restart_is_an_update() -> None:
     assert (action.verb, action.key.name, [c.path for c in action.changes]) == (
         "update", "front", ["host_firewall"])
     assert "(rules differ)" in render_text(again.plan)
+
+
+# --- firewalld (1.3.3, nftables backend, started in a throw-away namespace) ---
+
+def test_firewalld_public_zone_reject_is_named() -> None:
+    host = _nft("firewalld-public.json")
+    (found,) = blocked("br-front", FRONT, host)
+    # established replies and DNATed traffic are accepted before the zones
+    assert found.labels == ("between sandboxes", "outbound")
+    assert found.drop.base.place == "table inet firewalld chain filter_FORWARD"
+    assert found.drop.rule is not None and found.drop.chain.name == "filter_FWD_public"
+    assert owner_of(host, found.drop.base) == "firewalld"
+
+
+def test_firewalld_trusted_zone_binding_lets_it_pass() -> None:
+    assert blocked("br-front", FRONT, _nft("firewalld-br-front-trusted.json")) == []
+    # another bridge is still in the public zone
+    assert blocked("br-back", ("10.90.0.0/24",), _nft("firewalld-br-front-trusted.json"))
+
+
+def test_active_zones_reply_of_dbus_send() -> None:
+    from reconciler.kernel.firewalld import parse_active_zones
+
+    reply = (FIXTURES / "firewalld-active-zones.txt").read_text()
+    assert parse_active_zones(reply) == {"br-x": "trusted"}
+    two = reply.replace('string "br-x"', 'string "br-x"\n                  string "br-y"')
+    assert parse_active_zones(two) == {"br-x": "trusted", "br-y": "trusted"}
+    assert parse_active_zones("method return\n   array [\n   ]\n") == {}
+
+
+def _firewalld(fixture: str, zones: dict[str, str] | None) -> HostFirewall:
+    return replace(_nft(fixture), zones=zones)
+
+
+def test_firewalld_running_means_binding_the_bridge_to_trusted() -> None:
+    public = _firewalld("firewalld-public.json", {})
+    assert host_accept.needed_places("br-front", FRONT, public, False) == (
+        host_accept.FIREWALLD,)
+    # the answer stays once the bridge is bound (firewalld's dispatch rules for it are
+    # cnm's doing, left out of the analysis), so plans do not flip
+    bound = _firewalld("firewalld-br-front-trusted.json", {"br-front": "trusted"})
+    assert host_accept.needed_places("br-front", FRONT, bound, False) == (
+        host_accept.FIREWALLD,)
+    assert host_accept.observed_value(_front(), bound) == (host_accept.FIREWALLD,)
+    # firewalld not answering: only reported; a user's binding to another zone: left alone
+    assert host_accept.needed_places("br-front", FRONT, _nft("firewalld-public.json"),
+                                     False) == ()
+    other = _firewalld("firewalld-public.json", {"br-front": "public"})
+    assert host_accept.needed_places("br-front", FRONT, other, False) == ()
+
+
+def test_firewalld_zone_changes_bind_and_unbind_only_owned() -> None:
+    wants = _front(**{host_accept.ATTR: (host_accept.FIREWALLD,)})
+    state = State("default", {wants.key: wants})
+    public = _firewalld("firewalld-public.json", {})
+    assert host_accept.zone_changes(state, public, []) == [("bind", "br-front")]
+    bound = _firewalld("firewalld-br-front-trusted.json",
+                       {"br-front": "trusted", "br-user": "trusted"})
+    assert host_accept.zone_changes(state, bound, ["br-front"]) == []
+    # the network is gone: its bridge (owned) is unbound, the user's br-user never
+    assert host_accept.zone_changes(State("default"), bound, ["br-front"]) == [
+        ("unbind", "br-front")]
+
+
+def test_firewalld_plan_line_is_resolved_by_the_binding() -> None:
+    observed = State("default", host_firewall=_firewalld("firewalld-public.json", {}))
+    planned = compute_plan(_world(), observed)
+    (line,) = planned.plan.problems
+    assert "table inet firewalld chain filter_FORWARD" in line
+    assert line.endswith("(firewalld); apply adds accepts in firewalld zone trusted")
