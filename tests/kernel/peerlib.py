@@ -531,8 +531,9 @@ class Dockerd:
             end_process(self.containerd.pid, timeout=30)
             self.containerd = None
         end_children()
-        for controller in Path("/sys/fs/cgroup").iterdir():
-            parent = controller / self.cgroup_parent
+        root = Path("/sys/fs/cgroup")  # cgroup v2: root/parent; v1: root/<controller>/parent
+        for parent in [root / self.cgroup_parent,
+                       *(c / self.cgroup_parent for c in root.iterdir() if c.is_dir())]:
             if parent.is_dir():
                 for leftover in sorted(parent.rglob("*"), reverse=True):
                     if leftover.is_dir():
