@@ -160,6 +160,7 @@ def test_docker_and_cnm_coexist(tmp_path: Path) -> None:
         docker_restarted = docker_side(docker)
         drift = cnm("plan", "-f", str(manifests), "--detailed-exitcode")
         assert drift.returncode == 2, drift.stdout + drift.stderr
+        assert "~ Network/front" in drift.stdout and "host_firewall" in drift.stdout, drift.stdout
         cnm_apply(manifests)
         assert_unchanged(docker_restarted, docker_side(docker),
                          "Docker's objects, by cnm's repair")
@@ -167,14 +168,16 @@ def test_docker_and_cnm_coexist(tmp_path: Path) -> None:
         assert docker_traffic(docker) == DOCKER_EXPECTED
 
         # the same with `cnm watch` running: it notices and repairs by itself
-        watch = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "watch", "-f", str(manifests),
-             "--resync", "2"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        log = base / "watch.log"
+        with open(log, "wb") as output:  # a file, not a pipe nobody reads: watch never blocks
+            watch = subprocess.Popen(
+                [sys.executable, "-m", "reconciler", "watch", "-f", str(manifests),
+                 "--resync", "2"], cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
         try:
             firewall_reload_and_restart(docker)
             plan_empty = lambda: cnm("plan", "-f", str(manifests),  # noqa: E731
                                      "--detailed-exitcode").returncode == 0
-            assert wait_for(plan_empty, 30, 0.5), "watch did not repair the drift"
+            assert wait_for(plan_empty, 30, 0.5), log.read_text()[-3000:]
             assert cnm_traffic() == CNM_EXPECTED
         finally:
             end_process(watch.pid)
