@@ -166,9 +166,9 @@ def _host_problems(desired: State, observed: State) -> tuple[str, ...]:
     """Problem lines about the host's other firewall, when observation read it."""
     if observed.host_firewall is None:
         return ()
-    from reconciler.firewall import foreign, host_accept
+    from reconciler.firewall import foreign, problems
 
-    return host_accept.problems(desired, foreign.of_state(observed))
+    return problems.problems(desired, foreign.of_state(observed))
 
 
 def _cascade_replacements(

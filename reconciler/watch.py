@@ -54,7 +54,7 @@ from types import FrameType
 from reconciler import engine, pipeline
 from reconciler.caching import PlanCaches
 from reconciler.errors import CnmError, ManifestError
-from reconciler.firewall.host_accept import unresolved
+from reconciler.firewall.problems import unresolved
 from reconciler.kernel import netns
 from reconciler.kernel.session import require_privileges
 from reconciler.kernel.watched import WatchedObservation

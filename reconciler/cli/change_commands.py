@@ -84,7 +84,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             "and refuses if the kernel changes before.")
     if not args.observed:
         note_debris(planned.observed)
-    if args.detailed_exitcode and not planned.plan.empty:
+    if args.detailed_exitcode and (not planned.plan.empty or planned.plan.problems):
         return EXIT_CHANGES
     return EXIT_OK
 

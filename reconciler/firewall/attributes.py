@@ -72,6 +72,11 @@ def network_spec(resource: Resource) -> dict[str, Any]:
         spec["icc"] = False
     if resource.get("masquerade") is False and resource.get("internal") is False:
         spec["masquerade"] = False
+    places = resource.get("host_firewall")
+    if isinstance(places, tuple) and any(  # accepts in a plain chain: only by opting in
+            isinstance(p, str) and not p.endswith(" DOCKER-USER") and not p.startswith(
+                "firewalld ") for p in places):
+        spec["hostFirewall"] = "accept"
     return spec
 
 

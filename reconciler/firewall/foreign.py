@@ -17,6 +17,7 @@ import json
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from reconciler.firewall.expr import canonical
@@ -70,11 +71,18 @@ class HostFirewall:
     zones: Mapping[str, str] | None = None
 
     def chain(self, source: str, family: str, table: str, name: str) -> ForeignChain | None:
-        for chain in self.chains:
-            if (chain.source, chain.family, chain.table, chain.name) == (
-                    source, family, table, name):
-                return chain
-        return None
+        return self._index.get((source, family, table, name))
+
+    @cached_property
+    def memo(self) -> dict[object, object]:
+        """Answers of pure functions of this very host firewall (the verdicts of each
+        network), kept as long as the object: an observation keeps one until it reads
+        the ruleset again, so `cnm watch` judges an unchanged network once."""
+        return {}
+
+    @cached_property
+    def _index(self) -> dict[tuple[str, str, str, str], ForeignChain]:
+        return {(c.source, c.family, c.table, c.name): c for c in self.chains}
 
     def tables(self, source: str = NFTABLES) -> set[tuple[str, str]]:
         return {(c.family, c.table) for c in self.chains if c.source == source}

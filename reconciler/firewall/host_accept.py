@@ -13,26 +13,28 @@ isolates networks, as its drops hold whatever another table accepts.
 * `attach_observed`: the attribute as the kernel shows it (a place whose rules are
   missing, changed, duplicated or below a rule of the chain's owner is a `Drift`);
 * `commands`: the nft commands that make the kernel hold the desired places; rules
-  without cnm's comment, and rules of other sets, are never touched.
+  without cnm's comment, and rules of other sets, are never touched;
+* `zone_changes`: the firewalld bindings to make or undo.
+
+The plan's problem lines are `firewall/problems.py`'s.
 
 Pure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
+from reconciler import caching
 from reconciler.firewall.expr import canonical, match, meta
 from reconciler.firewall.foreign import NFTABLES, ForeignChain, ForeignRule, HostFirewall
 from reconciler.firewall.table import comment_of, parse_comment
-from reconciler.firewall.verdict import Blocked, blocked, owner_of
+from reconciler.firewall.verdict import Blocked, blocked
 from reconciler.state import AttrValue, Drift, DriftReason, Owner, Resource, ResourceKey, State
 
 ATTR = "host_firewall"
-#: The end of a problem line that the plan's own accepts resolve.
-RESOLVED_NOTE = "; apply adds accepts in "
 ITEM = "host-accept"
 DOCKER_USER = "DOCKER-USER"
 #: The place of a bridge bound to firewalld's `trusted` zone (runtime configuration).
@@ -51,13 +53,23 @@ def accept_exprs(bridge: str) -> tuple[str, str]:
 
 
 def without_cnm(host: HostFirewall) -> HostFirewall:
-    """The host's firewall with every cnm-marked rule left out."""
-    chains = tuple(replace(c, rules=tuple(r for r in c.rules if parse_comment(r.comment) is None))
-                   for c in host.chains)
-    return replace(host, chains=chains)
+    """The host's firewall with every cnm-marked rule left out (the last answer is kept
+    for the same host object: a plan asks once per network)."""
+    last = _WITHOUT_CNM.get("last")
+    if last is not None and last[0] is host:
+        return last[1]
+    chains = tuple(c if not any(parse_comment(r.comment) for r in c.rules) else replace(
+        c, rules=tuple(r for r in c.rules if parse_comment(r.comment) is None))
+        for c in host.chains)
+    clean = replace(host, chains=chains)
+    _WITHOUT_CNM["last"] = (host, clean)
+    return clean
 
 
-def _is_firewalld(chain: ForeignChain) -> bool:
+_WITHOUT_CNM: dict[str, tuple[HostFirewall, HostFirewall]] = {}
+
+
+def is_firewalld(chain: ForeignChain) -> bool:
     return (chain.source, chain.family, chain.table) == (NFTABLES, "inet", "firewalld")
 
 
@@ -75,12 +87,12 @@ def without_cnm_for(host: HostFirewall, bridge: str) -> HostFirewall:
     if host.zones is None or host.zones.get(bridge) != TRUSTED:
         return clean
     chains = tuple(replace(c, rules=tuple(r for r in c.rules if not _names_bridge(r, bridge)))
-                   if _is_firewalld(c) else c for c in clean.chains)
+                   if is_firewalld(c) else c for c in clean.chains)
     return replace(clean, chains=chains, zones={
         name: zone for name, zone in host.zones.items() if name != bridge})
 
 
-def _with_accepts(host: HostFirewall, chain: ForeignChain, bridge: str) -> HostFirewall:
+def with_accepts(host: HostFirewall, chain: ForeignChain, bridge: str) -> HostFirewall:
     rules = tuple(ForeignRule(0, None, expr) for expr in accept_exprs(bridge))
     chains = tuple(replace(c, rules=rules + c.rules) if c == chain else c for c in host.chains)
     return replace(host, chains=chains)
@@ -88,6 +100,16 @@ def _with_accepts(host: HostFirewall, chain: ForeignChain, bridge: str) -> HostF
 
 def needed_places(bridge: str, subnets: tuple[str, ...], host: HostFirewall,
                   opt_in: bool) -> tuple[str, ...]:
+    """(Memoized on `host`, see `HostFirewall.memo`.)"""
+    key = ("needed_places", bridge, subnets, opt_in)
+    found = host.memo.get(key) if caching.ENABLED else None
+    if found is None:
+        found = host.memo[key] = _needed_places(bridge, subnets, host, opt_in)
+    return found  # type: ignore[return-value]
+
+
+def _needed_places(bridge: str, subnets: tuple[str, ...], host: HostFirewall,
+                   opt_in: bool) -> tuple[str, ...]:
     """The chains that must hold the network's accepts so that no foreign nftables
     chain drops its traffic: `DOCKER-USER` of a dropping table that has one (Docker
     documents it for this), else, with `opt_in`, the dropping base chain itself."""
@@ -98,7 +120,7 @@ def needed_places(bridge: str, subnets: tuple[str, ...], host: HostFirewall,
         base = found.drop.base
         if base.source != NFTABLES:
             continue  # legacy iptables: reported, never written (docs/firewall.md)
-        if _is_firewalld(base):  # bind the bridge when firewalld answers and it is unbound
+        if is_firewalld(base):  # bind the bridge when firewalld answers and it is unbound
             trusted = trusted or (host.zones is not None
                                   and host.zones.get(bridge) in (None, TRUSTED))
             continue
@@ -116,7 +138,7 @@ def needed_places(bridge: str, subnets: tuple[str, ...], host: HostFirewall,
 
 def _resolves(found: Blocked, chain: ForeignChain, bridge: str, subnets: tuple[str, ...],
               host: HostFirewall) -> bool:
-    after = blocked(bridge, subnets, _with_accepts(host, chain, bridge))
+    after = blocked(bridge, subnets, with_accepts(host, chain, bridge))
     return not any(b.drop.base == found.drop.base and b.version == found.version
                    for b in after)
 
@@ -254,43 +276,6 @@ def _delete(chain: ForeignChain, rule: ForeignRule) -> dict[str, Any]:
 def _loads(expr: str) -> Any:
     import json
     return json.loads(expr)
-
-
-def problems(desired: State, host: HostFirewall | None) -> tuple[str, ...]:
-    """One line per foreign base chain that drops some traffic of a desired network,
-    as the host's firewall is now (cnm's marked accepts included), saying whether the
-    accepts the plan adds resolve it."""
-    if host is None:
-        return ()
-    lines: list[str] = []
-    for network in desired.of_kind("Network"):
-        bridge, subnets = network.get("bridge"), network.get("subnets")
-        if not isinstance(bridge, str) or not isinstance(subnets, tuple):
-            continue
-        nets = tuple(str(s) for s in subnets)
-        places = network.get(ATTR)
-        after = without_cnm_for(host, bridge)
-        for place in places if isinstance(places, tuple) else ():
-            chain = next((c for c in after.chains
-                          if c.source == NFTABLES and place_of(c) == place), None)
-            if chain is not None:
-                after = _with_accepts(after, chain, bridge)
-        trusted = isinstance(places, tuple) and FIREWALLD in places
-        remaining = {(b.drop.base, b.version) for b in blocked(bridge, nets, after)
-                     if not (trusted and _is_firewalld(b.drop.base))}
-        for found in blocked(bridge, nets, host):
-            text = f"{network.key}: {found.text(owner_of(host, found.drop.base))}"
-            if (found.drop.base, found.version) not in remaining and isinstance(places, tuple):
-                text += RESOLVED_NOTE + ", ".join(str(p) for p in places)
-            else:
-                text += "; to allow it see docs/firewall.md (hostFirewall: accept)"
-            lines.append(text)
-    return tuple(lines)
-
-
-def unresolved(lines: Iterable[str]) -> tuple[str, ...]:
-    """The problem lines that remain once the plan is applied."""
-    return tuple(line for line in lines if RESOLVED_NOTE not in line)
 
 
 def zone_changes(desired: State, host: HostFirewall, owned: Collection[str]

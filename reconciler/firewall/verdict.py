@@ -25,10 +25,12 @@ Pure and deterministic.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.caching import memoize
 from reconciler.firewall.foreign import ForeignChain, ForeignRule, HostFirewall
 
 #: Families whose base chains see IPv4 / IPv6 packets.
@@ -116,10 +118,11 @@ class Blocked:
 def blocked(bridge: str, subnets: Sequence[str], host: HostFirewall) -> list[Blocked]:
     """Every foreign base chain that drops some flow of the network on `bridge`."""
     found: list[Blocked] = []
-    versions = sorted({ipaddress.ip_network(s).version for s in subnets})
+    if not may_drop(host):
+        return found
+    versions = sorted({_network(s).version for s in subnets})
     for version in versions:
-        nets = [ipaddress.ip_network(s) for s in subnets
-                if ipaddress.ip_network(s).version == version]
+        nets = [_network(s) for s in subnets if _network(s).version == version]
         walker = _Walker(host, version, nets)
         by_chain: dict[tuple[str, str, str, str], tuple[Drop, list[str]]] = {}
         for flow in flows(bridge, host.bridge_nf.get(version, False)):
@@ -178,20 +181,17 @@ class _Walker:
         if depth > _MAX_DEPTH:
             return None
         for rule in chain.rules:
-            exprs = rule.exprs()
-            if not all(self._holds(e, flow) for e in exprs if _is_match(e)):
+            matches, actions = _compile(rule.expr)
+            if not all(self._holds(e, flow) for e in matches):
                 continue
-            for expr in exprs:
-                verb = _verb(expr)
-                if verb is None:
-                    continue
+            for verb, name in actions:
                 if verb == "accept":
                     return "accept"
                 if verb == "drop":
                     return Drop(base, chain, rule)
                 if verb == "return":
                     return None
-                target = self._target(chain, expr[verb]["target"])
+                target = self._target(chain, name)
                 if target is None:
                     break
                 outcome = self._walk(base, target, flow, depth + 1)
@@ -273,6 +273,32 @@ class _Walker:
         return None
 
 
+@memoize(maxsize=1 << 16)
+def _compile(expr: str) -> tuple[tuple[dict[str, Any], ...], tuple[tuple[str, str], ...]]:
+    """A rule's matches, and its verdicts in order ((verb, jump or goto target)), from
+    its canonical text: parsed once per distinct rule, however many networks and flows
+    are judged against it."""
+    exprs = json.loads(expr)
+    exprs = exprs if isinstance(exprs, list) else []
+    matches = tuple(e for e in exprs if isinstance(e, dict) and _is_match(e))
+    actions: list[tuple[str, str]] = []
+    for e in exprs:
+        verb = _verb(e) if isinstance(e, dict) else None
+        if verb is not None:
+            target = e[verb].get("target", "") if verb in ("jump", "goto") else ""
+            actions.append((verb, str(target)))
+    return matches, tuple(actions)
+
+
+def may_drop(host: HostFirewall) -> bool:
+    """False when no foreign chain can drop anything (no drop policy on a base chain, no
+    drop or reject verdict): then no flow needs walking."""
+    return any(
+        (chain.hook is not None and chain.policy == "drop")
+        or any(verb == "drop" for rule in chain.rules for verb, _ in _compile(rule.expr)[1])
+        for chain in host.chains)
+
+
 def _is_match(expr: dict[str, Any]) -> bool:
     return _verb(expr) is None and not _is_statement(expr)
 
@@ -332,10 +358,9 @@ def _networks(right: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]
     for item in items:
         try:
             if isinstance(item, str):
-                found.append(ipaddress.ip_network(item, strict=False))
+                found.append(_network(item))
             elif isinstance(item, dict) and "prefix" in item:
-                found.append(ipaddress.ip_network(
-                    f"{item['prefix']['addr']}/{item['prefix']['len']}", strict=False))
+                found.append(_network(f"{item['prefix']['addr']}/{item['prefix']['len']}"))
             elif isinstance(item, dict) and "range" in item:
                 return None
             else:
@@ -343,3 +368,8 @@ def _networks(right: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]
         except (ValueError, KeyError, TypeError):
             return None
     return found
+
+
+@memoize(maxsize=1 << 12)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text, strict=False)

@@ -157,3 +157,28 @@ def test_other_sets_and_unmarked_rules_are_left_alone(tmp_path: Path) -> None:
     cnm("delete", "-f", str(manifests), "--yes", check=True)
     assert docker_layout.save() == before
     assert "-A DOCKER-USER -i br-front -j ACCEPT" in _docker_user()
+
+
+def test_watch_repairs_a_docker_restart(tmp_path: Path) -> None:
+    from watchlib import Watch
+
+    build_outside()
+    docker_layout.install()
+    manifests = write_manifests(tmp_path / "m", WORLD)
+    watch = Watch("-f", str(manifests), "--resync", "600")
+    try:
+        watch.started()
+        assert watch.wait_line(lambda line: "applied" in line, timeout=30)
+        applied = docker_layout.save()
+        seen = len(watch.lines)
+        docker_layout.restart_rewrite()  # the nftables notification wakes watch up
+        watch.wait_line(lambda line: "applied" in line, timeout=30, after=seen)
+        assert docker_layout.save() == applied
+        _all_paths_work()
+        # a drop cnm cannot resolve is logged as a problem
+        subprocess.run(["nft", "add table ip other; add chain ip other gate { type filter hook "
+                        "forward priority 10; policy drop; }"], check=True)
+        line = watch.wait_line(lambda line: "PROBLEM" in line, timeout=30, after=seen)
+        assert "is dropped by table ip other chain gate, policy drop; to allow it" in line
+    finally:
+        watch.kill()

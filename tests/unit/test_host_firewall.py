@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from reconciler.engine import compute_plan
-from reconciler.firewall import host_accept
+from reconciler.firewall import host_accept, problems
 from reconciler.firewall.foreign import (
     LEGACY,
     NFTABLES,
@@ -289,7 +289,7 @@ def test_plan_shows_the_problem_and_the_accepts_that_resolve_it() -> None:
     (line,) = planned.plan.problems
     assert line.startswith("Network/front: forwarded traffic (between sandboxes")
     assert line.endswith("policy drop (Docker); apply adds accepts in ip filter DOCKER-USER")
-    assert host_accept.unresolved(planned.plan.problems) == ()
+    assert problems.unresolved(planned.plan.problems) == ()
     text = render_text(planned.plan)
     assert "\n  PROBLEM Network/front: forwarded traffic" in text
     assert json.loads(render_json(planned.plan))["problems"] == [line]
@@ -298,7 +298,7 @@ def test_plan_shows_the_problem_and_the_accepts_that_resolve_it() -> None:
 
 def test_plain_drop_without_opt_in_is_an_unresolved_problem() -> None:
     planned = compute_plan(_world(), _observed("plain-inet-forward-drop.json"))
-    (line,) = host_accept.unresolved(planned.plan.problems)
+    (line,) = problems.unresolved(planned.plan.problems)
     assert "table inet filter chain forward, policy drop" in line
     assert "hostFirewall: accept" in line
     network = planned.desired.get(ResourceKey("Network", "front"))
@@ -310,7 +310,7 @@ def test_opt_in_network_gets_its_accepts_in_the_dropping_chain() -> None:
     planned = compute_plan(opted, _observed("plain-inet-forward-drop.json"))
     front = planned.desired.get(ResourceKey("Network", "front"))
     assert front is not None and front.get("host_firewall") == ("inet filter forward",)
-    assert host_accept.unresolved(planned.plan.problems) == ()
+    assert problems.unresolved(planned.plan.problems) == ()
 
 
 def test_no_host_firewall_read_means_no_problem_and_no_attribute() -> None:
@@ -408,3 +408,19 @@ def test_firewalld_plan_line_is_resolved_by_the_binding() -> None:
     (line,) = planned.plan.problems
     assert "table inet firewalld chain filter_FORWARD" in line
     assert line.endswith("(firewalld); apply adds accepts in firewalld zone trusted")
+
+
+def test_export_keeps_the_opt_in() -> None:
+    from reconciler.firewall import network_spec
+
+    assert network_spec(_front(host_firewall=("inet filter forward",))) == {
+        "hostFirewall": "accept"}
+    assert network_spec(_front(host_firewall=("ip filter DOCKER-USER",))) == {}
+    assert network_spec(_front(host_firewall=(host_accept.FIREWALLD,))) == {}
+
+
+def test_drift_of_host_firewall_survives_a_json_round_trip() -> None:
+    from reconciler.state import freeze, internal, thaw
+
+    value = (Drift(DriftReason.RULES_DIFFER, "ip filter DOCKER-USER"), "inet filter forward")
+    assert internal("host_firewall", freeze(thaw(value))) == value
