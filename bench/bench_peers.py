@@ -38,15 +38,9 @@ from pathlib import Path
 from common import REPO, isolate, run_isolated, sandboxed_endpoints
 
 sys.path.insert(0, str(REPO / "tests" / "kernel"))
-from peerlib import (  # noqa: E402  (the peers are driven exactly as the peer tests drive them)
-    PEER_DIRS,
-    cni_conflist,
-    cni_exec,
-    netavark,
-    netavark_network,
-    netavark_options,
-    wait_for,
-)
+from peers.cni import cni_conflist, cni_exec  # noqa: E402  (driven as the peer tests drive them)
+from peers.host import PEER_DIRS, wait_for  # noqa: E402
+from peers.netavark import netavark, netavark_network, netavark_options  # noqa: E402
 
 PEERS = ("CNI bridge", "netavark")
 TARGET = 0.25  # cnm's time at most this share of the faster peer's

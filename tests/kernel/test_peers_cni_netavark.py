@@ -3,10 +3,10 @@ runtimes drive them (containerd: one exec per plugin with CNI_* and the config o
 stdin; podman: `netavark --config DIR setup NETNS` with its JSON on stdin).
 
 Each test runs in its own network + mount namespace (tests/isolation.py) with tmpfs on
-every peer directory (peerlib.private_dirs). The verdicts: every traffic path of both
+every peer directory (peers.host.private_dirs). The verdicts: every traffic path of both
 sides answers, by real TCP; and each side's links, addresses, routes, rules, nftables
 objects and files are identical before, during and after the other side's apply and
-delete, as iproute2 and nft show them (peerlib.side).
+delete, as iproute2 and nft show them (peers.views.side).
 """
 
 from __future__ import annotations
@@ -15,29 +15,20 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from peerlib import (
-    CNM_EXPECTED,
-    CNM_SET,
+from peers.cni import cni_conflist, cni_exec
+from peers.cnm_set import CNM_EXPECTED, CNM_SET, cnm_apply, cnm_delete, cnm_traffic
+from peers.host import (
     HOST,
     OUTSIDE,
     add_netns,
-    assert_unchanged,
     build_outside,
-    cni_conflist,
-    cni_exec,
-    cnm_apply,
-    cnm_delete,
-    cnm_traffic,
-    connect,
     del_netns,
     end_children,
-    netavark,
-    netavark_network,
-    netavark_options,
     private_dirs,
-    serving,
-    side,
 )
+from peers.netavark import netavark, netavark_network, netavark_options
+from peers.traffic import connect, serving
+from peers.views import assert_unchanged, side
 
 from helpers import write_manifests
 

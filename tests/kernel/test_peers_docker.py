@@ -3,11 +3,11 @@
 The test's own network + mount namespace (tests/isolation.py) plays the host, with IP
 forwarding off as after a boot; dockerd turns it on itself and so sets the `ip filter`
 FORWARD policy to drop. Every directory of dockerd and containerd is on tmpfs
-(peerlib.private_dirs, peerlib.Dockerd), both are ended by PID, and the image is
+(peers.host.private_dirs, peers.docker.Dockerd), both are ended by PID, and the image is
 `docker import` of a busybox-static root (no registry).
 
 Docker's side: two busybox containers on a docker network, one publishing a port. cnm's
-side: two networks, three sandboxes, a published port (peerlib.CNM_SET). Verdicts: both
+side: two networks, three sandboxes, a published port (peers.cnm_set.CNM_SET). Verdicts: both
 sides' traffic by real TCP; Docker's links, addresses, routes, rules and nftables (its
 iptables-nft tables) identical after cnm's apply and delete, less the rules cnm marks in
 DOCKER-USER; and a dockerd restart after a firewall reload (which leaves DOCKER-USER
@@ -21,24 +21,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from peerlib import (
-    CNM_EXPECTED,
-    CNM_SET,
-    HOST,
-    OUTSIDE,
-    Dockerd,
-    assert_unchanged,
-    build_outside,
-    cnm_apply,
-    cnm_delete,
-    cnm_traffic,
-    connect,
-    end_process,
-    private_dirs,
-    serving,
-    side,
-    wait_for,
-)
+from peers.cnm_set import CNM_EXPECTED, CNM_SET, cnm_apply, cnm_delete, cnm_traffic
+from peers.docker import Dockerd
+from peers.host import HOST, OUTSIDE, build_outside, end_process, private_dirs, wait_for
+from peers.traffic import connect, serving
+from peers.views import assert_unchanged, side
 
 from helpers import REPO, cnm, write_manifests
 
