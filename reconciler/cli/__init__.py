@@ -1,7 +1,7 @@
 """The `cnm` command: argument parsing, output and exit codes, nothing else.
 
 Exit codes: 0 success (plan: no changes), 1 any error, 2 `plan
---detailed-exitcode` found changes. Every error is one line on stderr.
+--detailed-exitcode` found changes or problems. Every error is one line on stderr.
 
 `parser.py` builds the parser from the command groups (`manifest_commands`,
 `change_commands`, `state_commands`, `watch_command`), each registering its

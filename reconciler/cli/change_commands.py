@@ -33,7 +33,7 @@ def register(commands: Commands) -> None:
     add_common(plan)
     plan.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
     plan.add_argument("--detailed-exitcode", action="store_true",
-                      help="exit 2 when the plan has changes")
+                      help="exit 2 when the plan has changes or problem lines")
     plan.add_argument("--observed", metavar="FILE",
                       help="plan against a snapshot from `cnm observe -o json` (no root needed)")
     add_pools(plan)

@@ -55,7 +55,7 @@ def accept_exprs(bridge: str) -> tuple[str, str]:
 def without_cnm(host: HostFirewall) -> HostFirewall:
     """The host's firewall with every cnm-marked rule left out (the last answer is kept
     for the same host object: a plan asks once per network)."""
-    last = _WITHOUT_CNM.get("last")
+    last = _WITHOUT_CNM.get("last") if caching.ENABLED else None
     if last is not None and last[0] is host:
         return last[1]
     chains = tuple(c if not any(parse_comment(r.comment) for r in c.rules) else replace(
