@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from reconciler import __version__
 from reconciler.errors import CnmError, ManifestError
+from reconciler.fleet import cluster_cli
 
 if TYPE_CHECKING:
     from reconciler import engine
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="wait this long for the apply lock, then retry later (default 1)")
     watch.add_argument("-v", "--verbose", action="store_true",
                        help="also log kernel events that needed no change")
+    cluster_cli.register(sub)
     return parser
 
 
@@ -444,7 +446,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 COMMANDS = {
     "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "delete": cmd_delete,
     "get": cmd_get, "observe": cmd_observe, "schema": cmd_schema, "export": cmd_export,
-    "watch": cmd_watch, "confirm": cmd_confirm,
+    "watch": cmd_watch, "confirm": cmd_confirm, "cluster": cluster_cli.run,
 }
 
 

@@ -6,6 +6,7 @@
     {prefix}member/{network}/{host}               → {"vtep"}          the host's VTEP on the network
     {prefix}endpoint/{network}/{host}/{set}/{ep}  → {"mac","ipv4","ipv6"}
     {prefix}alive/{host}                          → {"vtep"}          attached to the host's lease
+    {prefix}host/{host}                           → {"vtep"}          it has had a lease (stays)
 
 Values are JSON objects (a VNI and its owner are plain text). Addresses are
 bare (no prefix length), in canonical text (`ipaddress`'s). Names that may
@@ -28,6 +29,7 @@ ADDRESS = "address/"
 MEMBER = "member/"
 ENDPOINT = "endpoint/"
 ALIVE = "alive/"
+HOST = "host/"
 
 
 class KeyPartError(CnmError):
@@ -71,6 +73,10 @@ def alive_key(prefix: str, host: str) -> str:
     return f"{prefix}{ALIVE}{part('host', host)}"
 
 
+def host_key(prefix: str, host: str) -> str:
+    return f"{prefix}{HOST}{part('host', host)}"
+
+
 def encode(value: Mapping[str, object]) -> str:
     """A record's value: compact JSON with sorted keys (same record, same bytes)."""
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
@@ -99,6 +105,7 @@ def decode_view(prefix: str, revision: int, items: Iterable[tuple[str, str]]) ->
     endpoints: list[EndpointRecord] = []
     addresses: dict[tuple[str, str], Holder] = {}
     alive: dict[str, str | None] = {}
+    watched: dict[str, str | None] = {}
     for key, value in items:
         if not key.startswith(prefix):
             continue
@@ -124,12 +131,15 @@ def decode_view(prefix: str, revision: int, items: Iterable[tuple[str, str]]) ->
                                                 _text(data.get("ipv4")), _text(data.get("ipv6"))))
         elif kind + "/" == ALIVE and len(parts) == 1:
             alive[parts[0]] = _text(_json(value).get("vtep"))
+        elif kind + "/" == HOST and len(parts) == 1:
+            watched[parts[0]] = _text(_json(value).get("vtep"))
     vteps: dict[str, str | None] = {}
     for member in sorted(members):
         vteps.setdefault(member.host, member.vtep)
-    names = (set(vteps) | set(alive) | {e.host for e in endpoints}
+    names = (set(vteps) | set(alive) | set(watched) | {e.host for e in endpoints}
              | {h.host for h in addresses.values()})
-    hosts = tuple(HostRecord(name, alive.get(name) or vteps.get(name), name in alive)
+    hosts = tuple(HostRecord(name, alive.get(name) or vteps.get(name) or watched.get(name),
+                             name in alive, name in alive or name in watched)
                   for name in sorted(names))
     return ClusterView(revision=revision, vnis=vnis, members=tuple(sorted(members)),
                        endpoints=tuple(sorted(endpoints)),

@@ -318,10 +318,12 @@ class ClusterStore:
     def keep_alive(self, host: str, vtep: str | None, ttl: int) -> Lease:
         """Grant a lease of `ttl` seconds and put the host's liveness key on it."""
         self._writing("keep_alive")
-        return Lease(self, keys.part("host", host), keys.encode({"vtep": vtep}), ttl)
+        value = keys.encode({"vtep": vtep})
+        self._put_if_changed(keys.host_key(self.config.prefix, host), value)
+        return Lease(self, host, value, ttl)
 
     def forget(self, host: str) -> int:
-        """Release everything `host` holds (addresses, membership, endpoints, liveness).
+        """Release everything `host` holds (addresses, membership, endpoints, liveness keys).
 
         For `cnm cluster forget`: the only way a lost host's allocations are
         freed by someone else. Each key goes only if it still holds what was
@@ -360,7 +362,7 @@ def _belongs(prefix: str, key: str, value: str, host: str) -> bool:
         return keys.decode_holder_host(value) == host
     if kind + "/" in (keys.MEMBER, keys.ENDPOINT):
         return len(parts) >= 2 and parts[1] == host
-    return kind + "/" == keys.ALIVE and parts == [host]
+    return kind + "/" in (keys.ALIVE, keys.HOST) and parts == [host]
 
 
 def _follow(stream: Stream, put: Callable[[tuple[str, Any]], None]) -> None:
