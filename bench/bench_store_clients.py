@@ -133,7 +133,9 @@ def cpu(python: str, code: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--client", action="append", required=True, metavar="NAME=PYTHON")
-    parser.add_argument("--repeat", type=int, default=21)
+    parser.add_argument("--repeat", type=int, default=21,
+                        help="imports per client; reads and claims per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved worker runs")
     args = parser.parse_args()
     clients = [tuple(c.split("=", 1)) for c in args.client]
     with Etcd(port=23790, name="bench") as etcd:
@@ -144,19 +146,28 @@ def main() -> None:
             for name, python in clients:
                 bare[name].append(cpu(python, "pass"))
                 imports[name].append(cpu(python, f"import {MODULE[name]}"))
-        print(f"{'client':<12} {'import CPU ms':>14} {'read 1000 ms':>13} {'claim ms':>9}")
-        for name, python in clients:
-            out = subprocess.run([python, "-c", WORKER, name, etcd.address, str(etcd.port),
-                                  PREFIX, str(args.repeat)],
-                                 capture_output=True, text=True)
-            if out.returncode != 0:
-                print(f"{name:<12} failed: {out.stderr.strip().splitlines()[-1]}")
-                continue
-            figures = json.loads(out.stdout)
+        samples: dict[str, dict[str, list[float]]] = {
+            name: {"read": [], "read_cpu": [], "claim": []} for name, _ in clients}
+        failed: dict[str, str] = {}
+        for _ in range(args.rounds):  # interleaved rounds, as for the imports
+            for name, python in clients:
+                out = subprocess.run([python, "-c", WORKER, name, etcd.address, str(etcd.port),
+                                      PREFIX, str(args.repeat)], capture_output=True, text=True)
+                if out.returncode != 0:
+                    failed[name] = out.stderr.strip().splitlines()[-1]
+                    continue
+                for key, values in json.loads(out.stdout).items():
+                    samples[name][key] += values
+        print(f"{'client':<12} {'import CPU ms':>14} {'read 1000 ms':>13} "
+              f"{'read CPU ms':>12} {'claim ms':>9}")
+        for name, _ in clients:
             imported = (statistics.median(imports[name]) - statistics.median(bare[name])) * 1000
-            print(f"{name:<12} {imported:>14.1f} {figures['read'] * 1000:>13.2f} "
-                  f"{figures['claim'] * 1000:>9.2f}")
-
+            if name in failed:
+                print(f"{name:<12} {imported:>14.1f} failed: {failed[name]}")
+                continue
+            got = {key: statistics.median(values) * 1000 for key, values in samples[name].items()}
+            print(f"{name:<12} {imported:>14.1f} {got['read']:>13.2f} {got['read_cpu']:>12.2f} "
+                  f"{got['claim']:>9.2f}")
 
 if __name__ == "__main__":
     main()
