@@ -7,8 +7,12 @@ each in its own interpreter (a venv that has it installed):
 
   import    CPU ms (user+system) of a fresh `python -c "import X"` minus a bare `python -c pass`
             (medians of --repeat runs, interleaved)
-  read      one prefix range read of the 1000 keys, values decoded (median ms)
+  read      one prefix range read of the 1000 keys, values decoded (median wall ms,
+            and the client process's own CPU ms: etcd's side of the work excluded)
   claim     one create-if-absent transaction on a fresh key (median ms)
+
+`cnm` is cnm's own `ClusterStore` (urllib3), its read decoded into a
+`ClusterView`, its claim one of its address transactions.
 
 Candidates: `etcd3gw` (OpenStack; requests over etcd's JSON gRPC gateway),
 `aetcd` (asyncio over gRPC), `urllib3` (plain HTTP to the same gateway) and
@@ -20,7 +24,7 @@ Run it in a throw-away network + mount namespace, as root:
 
     /work/shared/tools/netsandbox python3 bench/bench_store_clients.py \\
         --client etcd3gw=/tmp/venv-gw/bin/python --client aetcd=/tmp/venv-aetcd/bin/python \\
-        --client urllib3=python3 --client http.client=python3
+        --client urllib3=python3 --client http.client=python3 --client cnm=python3
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -35,14 +40,15 @@ import sys
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernel"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "kernel"))
 from etcdlib import Etcd  # noqa: E402
 
 PREFIX = "/bench/"
 KEYS = 1000
 
-MODULE = {"etcd3gw": "etcd3gw", "aetcd": "aetcd", "urllib3": "urllib3",
-          "http.client": "http.client"}
+MODULE = {"cnm": "reconciler.fleet.store, urllib3", "etcd3gw": "etcd3gw", "aetcd": "aetcd",
+          "urllib3": "urllib3", "http.client": "http.client"}
 
 #: run inside the candidate's interpreter: argv = client, host, port, prefix, repeat
 WORKER = r'''
@@ -56,6 +62,17 @@ if client == "etcd3gw":
     c = etcd3gw.client(host=host, port=port)
     def read(): return [(m["key"], v) for v, m in c.get_prefix(prefix)]
     def claim(k): return c.create(k, "holder")
+elif client == "cnm":
+    import itertools, zlib
+    from reconciler.fleet.records import Holder, parse_store_url
+    from reconciler.fleet.store import ClusterStore
+    c = ClusterStore.open(parse_store_url(f"etcd://{host}:{port}", prefix=prefix))
+    calls = itertools.count()
+    def read(): return list(c.read().addresses)  # decoded into a ClusterView
+    def claim(k):  # an address of its own per key, another holder per call
+        n = zlib.crc32(k.encode()) & 0xFFFFFF
+        address = f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"
+        return c.claim_address("ov", address, Holder(f"h{next(calls)}", "default", "e"))
 elif client == "aetcd":
     import asyncio, aetcd
     loop = asyncio.new_event_loop()
@@ -94,15 +111,17 @@ else:
             "success": [{"request_put": {"key": b64(k), "value": b64("holder")}}]})
         return r.get("succeeded", False)
 assert len(read()) >= 1000
-reads, claims = [], []
+reads, read_cpu, claims = [], [], []
 for i in range(repeat):
-    t = time.perf_counter(); read(); reads.append(time.perf_counter() - t)
+    t, cpu0 = time.perf_counter(), time.process_time()
+    read()
+    reads.append(time.perf_counter() - t); read_cpu.append(time.process_time() - cpu0)
 for i in range(repeat):
-    k = f"{prefix}claim/{client}/{i}"
+    k = f"{prefix}claim/{client}/{time.time_ns()}/{i}"
     t = time.perf_counter(); ok = claim(k); claims.append(time.perf_counter() - t)
     assert ok, k
     assert not claim(k), "a second claim of one key must fail"
-print(json.dumps({"read": statistics.median(reads), "claim": statistics.median(claims)}))
+print(json.dumps({"read": reads, "read_cpu": read_cpu, "claim": claims}))
 '''
 
 
@@ -125,7 +144,7 @@ def cpu(python: str, code: str) -> float:
     """User + system CPU seconds of one fresh interpreter running `code` (steadier than
     wall time on a shared machine)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([python, "-c", code], check=True)
+    subprocess.run([python, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -152,7 +171,8 @@ def main() -> None:
         for _ in range(args.rounds):  # interleaved rounds, as for the imports
             for name, python in clients:
                 out = subprocess.run([python, "-c", WORKER, name, etcd.address, str(etcd.port),
-                                      PREFIX, str(args.repeat)], capture_output=True, text=True)
+                                      PREFIX, str(args.repeat)], capture_output=True, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(REPO)})
                 if out.returncode != 0:
                     failed[name] = out.stderr.strip().splitlines()[-1]
                     continue
