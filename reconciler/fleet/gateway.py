@@ -15,6 +15,7 @@ store client".
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import ssl
 from collections.abc import Iterator
@@ -200,5 +201,6 @@ class Stream:
 
     def shutdown(self) -> None:
         """Wake a thread blocked reading this stream (closing alone would not) and end it."""
-        self.response.shutdown()
+        with contextlib.suppress(ValueError, OSError):  # already ended: nothing to wake
+            self.response.shutdown()
         self.response.close()
