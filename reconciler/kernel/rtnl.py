@@ -357,13 +357,7 @@ class Rtnl:
         self._request(RTM_NEWLINK, 0, body)
 
     def delete_link(self, index: int) -> None:
-        """Delete a link; one already gone is done (ENODEV): a veth whose peer's namespace
-        the kernel is still tearing down vanishes between observing and deleting it."""
-        try:
-            self._request(RTM_DELLINK, 0, _ifinfo(index))
-        except OSError as exc:
-            if exc.errno != errno.ENODEV:
-                raise
+        self._request(RTM_DELLINK, 0, _ifinfo(index))
 
     def add_address(self, index: int, text: str) -> None:
         """Add "addr/prefix"; IPv6 without DAD, so it is usable (not tentative) at once."""
