@@ -49,6 +49,10 @@ ALLOWED = {
     ("reconciler/kernel/watched.py", "host"): "the host namespace, in watch's list of "
     "pending changes",
     ("reconciler/fleet", "host"): "a host of the fleet (a store key's part, a record's field)",
+    ("reconciler/field_docs.py", "bridge"): "the manifest field `spec.bridge` (a network's "
+    "bridge name), which its description is keyed by",
+    ("reconciler/manifest_reference.py", "null"): "JSON Schema's null type and YAML's null, "
+    "as the manifest reference writes them",
 }
 
 

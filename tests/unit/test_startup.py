@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: Loaded by no command that only parses its arguments.
 HEAVY = ("pydantic", "yaml", "reconciler.model", "reconciler.engine", "reconciler.kernel",
-         "urllib3", "reconciler.fleet.store", "reconciler.fleet.gateway")
+         "urllib3", "reconciler.fleet.store", "reconciler.fleet.gateway", "argcomplete")
 #: Loaded by no command that never touches the kernel. (The drivers are loaded by
 #: validation, which asks each network's driver for its rules; they are pure modules.)
 KERNEL_SIDE = ("reconciler.engine", "reconciler.kernel", "reconciler.desired",
@@ -47,7 +47,7 @@ def _under(modules: list[str], packages: tuple[str, ...]) -> list[str]:
 
 
 def test_version_and_help_load_nothing_heavy() -> None:
-    for args in (("--version",), ("--help",), ("validate", "--help"),
+    for args in (("--version",), ("--help",), ("validate", "--help"), ("completion", "--help"),
                  ("cluster", "status", "--help")):
         assert _under(_modules_after(*args), HEAVY) == [], args
 
@@ -57,6 +57,7 @@ def test_validate_loads_no_kernel_side_module() -> None:
     assert "reconciler.loader" in loaded
     assert _under(loaded, KERNEL_SIDE) == []
     assert "reconciler.manifest_schema" not in loaded  # only `cnm schema` needs it
+    assert _under(loaded, ("argcomplete",)) == []  # only completion needs it
 
 
 def test_version_prints_the_one_version() -> None:
