@@ -20,9 +20,11 @@ Candidates: `etcd3gw` (OpenStack; requests over etcd's JSON gRPC gateway),
 measured: its last release (0.12.0, 2020) pins protobuf 3.6 and does not
 install on Python 3.11 with current grpcio.
 
-Run it in a throw-away network + mount namespace, as root:
+Run it in a throw-away network + mount namespace, as root (etcd listens on
+its loopback):
 
-    /work/shared/tools/netsandbox python3 bench/bench_store_clients.py \\
+    unshare --net --mount sh -c 'ip link set lo up; mount -t tmpfs none /var/lib/cnm; \\
+        exec python3 bench/bench_store_clients.py "$@"' - \\
         --client etcd3gw=/tmp/venv-gw/bin/python --client aetcd=/tmp/venv-aetcd/bin/python \\
         --client urllib3=python3 --client http.client=python3 --client cnm=python3
 """

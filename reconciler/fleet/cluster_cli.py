@@ -25,8 +25,16 @@ if TYPE_CHECKING:
 
 def register(commands: Commands) -> None:
     """Add `cluster status|forget` to cnm's parser (a command group of `cli/parser.py`)."""
-    cluster = commands.add("cluster", run, summary="the fleet's hosts, networks and endpoints "
-                                                   "as the cluster store holds them")
+    cluster = commands.add(
+        "cluster", run, summary="the fleet's hosts, networks and endpoints "
+                                "as the cluster store holds them",
+        description="Read the fleet's cluster store (etcd v3): `status` lists hosts, their "
+                    "VTEPs and leases, overlay networks and endpoints per host (read-only); "
+                    "`forget HOST` releases everything a lost host held (docs/fleet.md).",
+        example="cnm cluster status --store etcd://192.0.2.10:2379\n"
+                "cnm cluster forget h2 --store etcd://192.0.2.10:2379")
+    # The verbs below check their own flags; `cluster` itself has none to check.
+    setattr(cluster, "_unknown_flag", lambda args: None)  # noqa: B010
     verbs = cluster.add_subparsers(dest="cluster_command", required=True, metavar="VERB")
     status = verbs.add_parser("status", help="hosts, VTEPs, overlay networks, endpoints per "
                                              "host, expired leases")
