@@ -23,7 +23,8 @@ install on Python 3.11 with current grpcio.
 Run it in a throw-away network + mount namespace, as root (etcd listens on
 its loopback):
 
-    unshare --net --mount sh -c 'ip link set lo up; mount -t tmpfs none /var/lib/cnm; \\
+    unshare --net --mount sh -c 'ip link set lo up; \\
+        for d in /run/netns /etc/netns /run/cnm /var/lib/cnm; do mount -t tmpfs none $d; done; \\
         exec python3 bench/bench_store_clients.py "$@"' - \\
         --client etcd3gw=/tmp/venv-gw/bin/python --client aetcd=/tmp/venv-aetcd/bin/python \\
         --client urllib3=python3 --client http.client=python3 --client cnm=python3

@@ -35,7 +35,8 @@ def register(commands: Commands) -> None:
                 "cnm cluster forget h2 --store etcd://192.0.2.10:2379")
     # The verbs below check their own flags; `cluster` itself has none to check.
     setattr(cluster, "_unknown_flag", lambda args: None)  # noqa: B010
-    verbs = cluster.add_subparsers(dest="cluster_command", required=True, metavar="VERB")
+    verbs = cluster.add_subparsers(dest="cluster_command", required=True, metavar="VERB",
+                                   help="status or forget")
     status = verbs.add_parser("status", help="hosts, VTEPs, overlay networks, endpoints per "
                                              "host, expired leases")
     add_store_options(status)
