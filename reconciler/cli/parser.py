@@ -38,6 +38,7 @@ COMMAND_GROUPS = (
     "reconciler.cli.get_command",
     "reconciler.cli.show_command",
     "reconciler.cli.watch_command",
+    "reconciler.fleet.cluster_cli",
     "reconciler.cli.completion",
 )
 

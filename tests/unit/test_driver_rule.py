@@ -48,6 +48,7 @@ ALLOWED = {
     "changing it would rename every bridge",
     ("reconciler/kernel/watched.py", "host"): "the host namespace, in watch's list of "
     "pending changes",
+    ("reconciler/fleet", "host"): "a host of the fleet (a store key's part, a record's field)",
     ("reconciler/field_docs.py", "bridge"): "the manifest field `spec.bridge` (a network's "
     "bridge name), which its description is keyed by",
     ("reconciler/manifest_reference.py", "null"): "JSON Schema's null type and YAML's null, "
