@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from reconciler import __version__
 from reconciler.errors import CnmError, ManifestError
+from reconciler.fleet import cli as fleet_cli
 
 if TYPE_CHECKING:
     from reconciler import engine
@@ -166,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="wait this long for the apply lock, then retry later (default 1)")
     watch.add_argument("-v", "--verbose", action="store_true",
                        help="also log kernel events that needed no change")
+    for fleet_command in (plan, apply, delete, watch):
+        fleet_cli.add_arguments(fleet_command)
     return parser
 
 
@@ -451,7 +454,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return fleet_cli.route(args, COMMANDS[args.command], sys.modules[__name__])(args)
     except ManifestError as exc:
         _say(str(exc))
         return EXIT_ERROR

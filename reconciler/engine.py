@@ -57,9 +57,31 @@ def compute_plan(
 ) -> Planned:
     """Pure planning: manifests + observed state -> plan. A planner that plans again
     (verification, watch, the API) passes its `caches` to reuse unchanged results."""
+    manifests = single_host_share(manifests)
     memo = caches.desired if caches is not None else None
     desired = build_desired(manifests, observed.set_name, observed, pools, memo)
     return Planned(make_plan(desired, observed), desired, observed)
+
+
+def single_host_share(manifests: Manifests) -> Manifests:
+    """Without a store, a fleet's manifests are planned for this machine's hostname; an
+    overlay network needs the store (`cnm ... --store`: reconciler/fleet/)."""
+    from reconciler.fleet.placement import cluster_networks, host_share, needs_fleet
+
+    if not needs_fleet(manifests):
+        return manifests
+    import socket
+
+    share = host_share(manifests, socket.gethostname())
+    overlay = cluster_networks(share)
+    if overlay:
+        raise NoStoreError(f"{overlay[0].key} is an overlay network: its addresses and peers "
+                           "live in the cluster store; give --store etcd://IP:PORT (or CNM_STORE)")
+    return share
+
+
+class NoStoreError(CnmError):
+    """Manifests with an overlay network, and no store to keep its facts."""
 
 
 def observe_set(set_name: str, session: KernelSession | None = None) -> State:
@@ -81,12 +103,14 @@ def plan_manifests(
     return compute_plan(manifests, observe_set(set_name), pools)
 
 
-def deletion_plan(manifests: Manifests, observed: State) -> Planned:
+def deletion_plan(manifests: Manifests, observed: State, *, placed: bool = False) -> Planned:
     """Plan that removes the owned objects these manifests name, and nothing else.
 
     Endpoints on a network or in a sandbox that goes away go with it, since
     they cannot exist without it.
     """
+    if not placed:  # `placed`: already one host's share (reconciler/fleet/)
+        manifests = single_host_share(manifests)
     named = {m.key for m in manifests.objects()}
     gone = {(k.kind.lower(), k.name) for k in named if k.kind in ("Network", "Sandbox")}
 

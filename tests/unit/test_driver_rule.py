@@ -48,6 +48,7 @@ ALLOWED = {
     "changing it would rename every bridge",
     ("reconciler/kernel/watched.py", "host"): "the host namespace, in watch's list of "
     "pending changes",
+    ("reconciler/fleet", "host"): "a host of the fleet (a store key's part, a record's field)",
 }
 
 

@@ -1,0 +1,229 @@
+"""The fleet's command-line options on plan/apply/delete/watch, and those commands with a store.
+
+`add_arguments` adds `--host`, `--store`, `--advertise-address` and the store's
+TLS files (each defaulting to its `CNM_*` variable); `route` sends a command
+to its fleet version when a store or a host is given, else to the plain one
+(which plans for this machine's hostname and refuses overlay networks, naming
+`--store`: engine.single_host_share). Imports only argparse and os at load:
+the rest when a command runs (tests/unit/test_startup.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.fleet.planner import FleetPlan, HostFacts
+    from reconciler.fleet.records import StoreConfig
+
+Handler = Callable[[argparse.Namespace], int]
+FLEET_COMMANDS = ("plan", "apply", "delete", "watch")
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2  # as reconciler/cli.py
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("fleet (overlay networks across hosts; docs/fleet.md)")
+    env = os.environ.get
+    group.add_argument("--host", default=env("CNM_HOST"), metavar="NAME",
+                       help="this host's name in the fleet (CNM_HOST; default: the hostname)")
+    group.add_argument("--store", default=env("CNM_STORE"), metavar="URL",
+                       help="cluster store, etcd://IP:PORT[,IP:PORT...] (CNM_STORE)")
+    group.add_argument("--advertise-address", default=env("CNM_ADVERTISE_ADDRESS"),
+                       metavar="IP", help="this host's VTEP address (CNM_ADVERTISE_ADDRESS; "
+                       "default: the source address of the route to the first store endpoint)")
+    group.add_argument("--store-ca", metavar="FILE", help="CA certificate: TLS to the store")
+    group.add_argument("--store-cert", metavar="FILE", help="client certificate for the store")
+    group.add_argument("--store-key", metavar="FILE", help="client key for the store")
+
+
+def route(args: argparse.Namespace, handler: Handler, console: ModuleType) -> Handler:
+    """The fleet version of a command when a store or a host is named, else `handler`.
+
+    `console`: the command-line module itself, whose output helpers (`_load`,
+    `_print_plan`, `_confirmer`, `_apply_with_progress`, `_report`, ...) the fleet
+    commands share; handed in rather than imported, so that no import cycle forms.
+    """
+    if getattr(args, "command", None) not in FLEET_COMMANDS or not (args.store or args.host):
+        return handler
+    if args.command == "apply" and getattr(args, "planfile", None) is not None:
+        return handler
+    command = {"plan": cmd_plan, "apply": cmd_apply, "delete": cmd_delete,
+               "watch": cmd_watch}[args.command]
+    return lambda arguments: command(arguments, console)
+
+
+def store_config(args: argparse.Namespace) -> StoreConfig | None:
+    from reconciler.fleet.records import parse_store_url
+
+    if not args.store:
+        return None
+    return parse_store_url(args.store, args.store_ca, args.store_cert, args.store_key)
+
+
+def host_facts(args: argparse.Namespace, config: StoreConfig | None) -> HostFacts:
+    """This host's name, advertise address and underlay MTU, as given or as the kernel says."""
+    import ipaddress
+    import socket
+
+    from reconciler.errors import CnmError
+    from reconciler.fleet.planner import HostFacts
+    from reconciler.kernel.underlay import mtu_of_address, source_address
+
+    advertise = args.advertise_address
+    if advertise is not None:
+        try:
+            advertise = str(ipaddress.ip_address(advertise))
+        except ValueError:
+            raise CnmError(f"--advertise-address {advertise}: not an IP address") from None
+    elif config is not None:
+        advertise = source_address(config.endpoints[0])
+    underlay = mtu_of_address(advertise) if advertise is not None else None
+    return HostFacts(args.host or socket.gethostname(), args.set_name, advertise, underlay)
+
+
+def _no_store(args: argparse.Namespace) -> None:
+    from reconciler.engine import NoStoreError
+
+    raise NoStoreError("overlay networks and placement across hosts need the cluster store: "
+                       "give --store etcd://IP:PORT (or CNM_STORE)")
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _facts_text(plan: FleetPlan, url: str) -> str:
+    lines = plan.facts
+    if not lines:
+        return f"Cluster store {url}: nothing to claim.\n"
+    return f"Cluster store {url}: would\n" + "".join(f"  {line}\n" for line in lines)
+
+
+def _open(config: StoreConfig, *, read_only: bool = False):  # type: ignore[no-untyped-def]
+    from reconciler.fleet.store import ClusterStore
+
+    return ClusterStore.open(config, read_only=read_only)
+
+
+def cmd_plan(args: argparse.Namespace, cli: ModuleType) -> int:
+    from reconciler import engine
+    from reconciler.errors import CnmError
+    from reconciler.fleet.planner import plan_host
+    from reconciler.fleet.records import ClusterView
+
+    if args.observed or args.out:
+        raise CnmError("--observed and --out do not go with a fleet plan (--store/--host)")
+    manifests = cli._load(args.paths)
+    config = store_config(args)
+    facts = host_facts(args, config)
+    observed = engine.observe_set(args.set_name)
+    if config is None:
+        plan = plan_host(manifests, observed, ClusterView(revision=0), facts, cli._pools_of(args))
+        if plan.vnis or plan.claims:
+            _no_store(args)
+    else:
+        with _open(config, read_only=True) as store:
+            view = store.read()
+        plan = plan_host(manifests, observed, view, facts, cli._pools_of(args))
+    cli._print_plan(plan.planned.plan, args.output)
+    if config is not None and args.output == "text":
+        sys.stdout.write(_facts_text(plan, config.url))
+    if args.detailed_exitcode and (not plan.planned.plan.empty or plan.claims or plan.vnis):
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace, cli: ModuleType) -> int:
+    import random
+    import time
+
+    from reconciler import engine
+    from reconciler.caching import PlanCaches
+    from reconciler.errors import CnmError
+    from reconciler.fleet.session import ATTEMPTS, FleetPlanner, LostRace, settle
+
+    if not args.paths:
+        raise CnmError("nothing to apply: give -f PATH (manifests)")
+    manifests = cli._load(args.paths)
+    config = store_config(args)
+    if config is None:
+        _no_store(args)
+        return EXIT_ERROR
+    facts = host_facts(args, config)
+    with _open(config) as store:
+        for attempt in range(ATTEMPTS):
+            planner = FleetPlanner(
+                manifests, facts, store, cli._pools_of(args), PlanCaches(),
+                check=lambda m, o: engine.check_not_empty(m, o, args.allow_empty))
+            if args.dry_run:
+                planned = planner(engine.observe_set(args.set_name))
+                cli._print_plan(planned.plan, args.output)
+                if planner.last is not None and args.output == "text":
+                    sys.stdout.write(_facts_text(planner.last, config.url))
+                return EXIT_OK
+            try:
+                result = cli._apply_with_progress(
+                    planner, args.set_name, args.output, lock_timeout=args.lock_timeout,
+                    confirm=planner.confirm_then_claim(cli._confirmer(args)),
+                    rollback=not args.no_rollback, confirm_seconds=args.confirm_seconds,
+                )
+                if isinstance(result, engine.ApplyResult) and planner.last is not None:
+                    planner.claim()  # a plan with no kernel change may still lack a claim
+                    settle(store, planner.last.view, result.planned.desired, facts)
+            except LostRace as exc:
+                _say(f"cnm: {exc}; planning again (attempt {attempt + 2} of {ATTEMPTS})")
+                time.sleep(random.uniform(0.0, 0.05 * (attempt + 1)))
+                continue
+            return int(cli._report(result, args.output))
+    raise LostRace(f"lost the race for cluster addresses {ATTEMPTS} times in a row; try again")
+
+
+def cmd_delete(args: argparse.Namespace, cli: ModuleType) -> int:
+    from reconciler import engine
+    from reconciler.fleet.placement import cluster_networks, host_share
+    from reconciler.fleet.session import settle
+    from reconciler.state import State
+
+    manifests = cli._load(args.paths)
+    config = store_config(args)
+    facts = host_facts(args, config)
+    share = host_share(manifests, facts.host)
+    if config is None and cluster_networks(share):
+        _no_store(args)
+    args.output, args.dry_run = "text", False
+
+    def planner(observed: State) -> engine.Planned:
+        return engine.deletion_plan(share, observed, placed=True)
+
+    if config is None:
+        result = cli._apply_with_progress(
+            planner, args.set_name, "text", lock_timeout=args.lock_timeout,
+            confirm=cli._confirmer(args), rollback=not args.no_rollback)
+        return int(cli._report(result, "text"))
+    with _open(config) as store:
+        store.read()  # the store must answer before anything changes
+        result = cli._apply_with_progress(
+            planner, args.set_name, "text", lock_timeout=args.lock_timeout,
+            confirm=cli._confirmer(args), rollback=not args.no_rollback)
+        if isinstance(result, engine.ApplyResult):
+            settle(store, store.read(), result.planned.desired, facts)
+    return int(cli._report(result, "text"))
+
+
+def cmd_watch(args: argparse.Namespace, cli: ModuleType) -> int:
+    from reconciler.fleet.watch import FleetWatcher
+    from reconciler.watch import WatchOptions, watch
+
+    config = store_config(args)
+    facts = host_facts(args, config)
+    options = WatchOptions(
+        paths=tuple(args.paths), set_name=args.set_name, resync=args.resync,
+        debounce=args.debounce, allow_empty=args.allow_empty, lock_timeout=args.lock_timeout,
+        verbose=args.verbose,
+    )
+    return watch(options, _say, lambda o, log: FleetWatcher(o, log, facts, config))
