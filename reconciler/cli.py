@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from reconciler import __version__
 from reconciler.errors import CnmError, ManifestError
 from reconciler.fleet import cli as fleet_cli
+from reconciler.fleet import cluster_cli
 
 if TYPE_CHECKING:
     from reconciler import engine
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also log kernel events that needed no change")
     for fleet_command in (plan, apply, delete, watch):
         fleet_cli.add_arguments(fleet_command)
+    cluster_cli.register(sub)
     return parser
 
 
@@ -447,7 +449,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 COMMANDS = {
     "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply, "delete": cmd_delete,
     "get": cmd_get, "observe": cmd_observe, "schema": cmd_schema, "export": cmd_export,
-    "watch": cmd_watch, "confirm": cmd_confirm,
+    "watch": cmd_watch, "confirm": cmd_confirm, "cluster": cluster_cli.run,
 }
 
 

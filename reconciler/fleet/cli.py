@@ -27,18 +27,23 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2  # as reconciler/cli.py
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("fleet (overlay networks across hosts; docs/fleet.md)")
-    env = os.environ.get
-    group.add_argument("--host", default=env("CNM_HOST"), metavar="NAME",
-                       help="this host's name in the fleet (CNM_HOST; default: the hostname)")
-    group.add_argument("--store", default=env("CNM_STORE"), metavar="URL",
-                       help="cluster store, etcd://IP:PORT[,IP:PORT...] (CNM_STORE)")
-    group.add_argument("--advertise-address", default=env("CNM_ADVERTISE_ADDRESS"),
-                       metavar="IP", help="this host's VTEP address (CNM_ADVERTISE_ADDRESS; "
-                       "default: the source address of the route to the first store endpoint)")
-    group.add_argument("--store-ca", metavar="FILE", help="CA certificate: TLS to the store")
-    group.add_argument("--store-cert", metavar="FILE", help="client certificate for the store")
-    group.add_argument("--store-key", metavar="FILE", help="client key for the store")
+    """`--host`, `--advertise-address` and the store's options (store_options.py)."""
+    from reconciler.fleet.store_options import add_store_options
+
+    parser.add_argument("--host", default=None, metavar="NAME",
+                        help="this host's name in the fleet (env CNM_HOST; default: hostname)")
+    parser.add_argument("--advertise-address", default=None, metavar="IP",
+                        help="this host's VTEP address (env CNM_ADVERTISE_ADDRESS; default: the "
+                             "source address of the route to the first store endpoint)")
+    add_store_options(parser)
+
+
+def _from_environment(args: argparse.Namespace) -> None:
+    """Options not given take their `CNM_*` variable (read when the command runs)."""
+    args.host = args.host or os.environ.get("CNM_HOST") or None
+    args.advertise_address = args.advertise_address or \
+        os.environ.get("CNM_ADVERTISE_ADDRESS") or None
+    args.store = getattr(args, "store", None) or os.environ.get("CNM_STORE") or None
 
 
 def route(args: argparse.Namespace, handler: Handler, console: ModuleType) -> Handler:
@@ -48,7 +53,10 @@ def route(args: argparse.Namespace, handler: Handler, console: ModuleType) -> Ha
     `_print_plan`, `_confirmer`, `_apply_with_progress`, `_report`, ...) the fleet
     commands share; handed in rather than imported, so that no import cycle forms.
     """
-    if getattr(args, "command", None) not in FLEET_COMMANDS or not (args.store or args.host):
+    if getattr(args, "command", None) not in FLEET_COMMANDS:
+        return handler
+    _from_environment(args)
+    if not (args.store or args.host):
         return handler
     if args.command == "apply" and getattr(args, "planfile", None) is not None:
         return handler
@@ -58,11 +66,9 @@ def route(args: argparse.Namespace, handler: Handler, console: ModuleType) -> Ha
 
 
 def store_config(args: argparse.Namespace) -> StoreConfig | None:
-    from reconciler.fleet.records import parse_store_url
+    from reconciler.fleet.store_options import store_config as configured
 
-    if not args.store:
-        return None
-    return parse_store_url(args.store, args.store_ca, args.store_cert, args.store_key)
+    return configured(args)
 
 
 def host_facts(args: argparse.Namespace, config: StoreConfig | None) -> HostFacts:

@@ -6,6 +6,7 @@
     {prefix}member/{network}/{host}               → {"vtep"}          the host's VTEP on the network
     {prefix}endpoint/{network}/{host}/{set}/{ep}  → {"mac","ipv4","ipv6"}
     {prefix}alive/{host}                          → {"vtep"}          attached to the host's lease
+    {prefix}host/{host}                           → {"vtep"}          it has had a lease (stays)
 
 Values are JSON objects (a VNI and its owner are plain text). Addresses are
 bare (no prefix length), in canonical text (`ipaddress`'s). Names that may
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from ..errors import CnmError
+from .records import ClusterView, EndpointRecord, Holder, HostRecord, Member
 
 VNI = "vni/"
 VNI_OWNER = "vni-owner/"
@@ -27,6 +29,7 @@ ADDRESS = "address/"
 MEMBER = "member/"
 ENDPOINT = "endpoint/"
 ALIVE = "alive/"
+HOST = "host/"
 
 
 class KeyPartError(CnmError):
@@ -70,6 +73,79 @@ def alive_key(prefix: str, host: str) -> str:
     return f"{prefix}{ALIVE}{part('host', host)}"
 
 
+def host_key(prefix: str, host: str) -> str:
+    return f"{prefix}{HOST}{part('host', host)}"
+
+
 def encode(value: Mapping[str, object]) -> str:
     """A record's value: compact JSON with sorted keys (same record, same bytes)."""
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
+
+
+def _json(value: str) -> dict[str, object]:
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def decode_view(prefix: str, revision: int, items: Iterable[tuple[str, str]]) -> ClusterView:
+    """Every (key, value) under `prefix` → a `ClusterView` at `revision`.
+
+    Keys that fit no part of the layout, or values that are not what the
+    layout says, are skipped: a newer cnm may have written them.
+    """
+    vnis: dict[str, int] = {}
+    members: list[Member] = []
+    endpoints: list[EndpointRecord] = []
+    addresses: dict[tuple[str, str], Holder] = {}
+    alive: dict[str, str | None] = {}
+    watched: dict[str, str | None] = {}
+    for key, value in items:
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix):]
+        kind, _, tail = rest.partition("/")
+        parts = tail.split("/")
+        if kind + "/" == VNI and len(parts) == 1 and value.isdigit():
+            vnis[parts[0]] = int(value)
+        elif kind + "/" == ADDRESS and len(parts) == 2:
+            data = _json(value)
+            host, set_, ep = data.get("host"), data.get("set"), data.get("endpoint")
+            if isinstance(host, str) and isinstance(set_, str) and isinstance(ep, str):
+                addresses[(parts[0], parts[1])] = Holder(host, set_, ep)
+        elif kind + "/" == MEMBER and len(parts) == 2:
+            vtep = _text(_json(value).get("vtep"))
+            if vtep:
+                members.append(Member(parts[0], parts[1], vtep))
+        elif kind + "/" == ENDPOINT and len(parts) == 4:
+            data = _json(value)
+            mac = _text(data.get("mac"))
+            if mac:
+                endpoints.append(EndpointRecord(parts[0], parts[1], parts[2], parts[3], mac,
+                                                _text(data.get("ipv4")), _text(data.get("ipv6"))))
+        elif kind + "/" == ALIVE and len(parts) == 1:
+            alive[parts[0]] = _text(_json(value).get("vtep"))
+        elif kind + "/" == HOST and len(parts) == 1:
+            watched[parts[0]] = _text(_json(value).get("vtep"))
+    vteps: dict[str, str | None] = {}
+    for member in sorted(members):
+        vteps.setdefault(member.host, member.vtep)
+    names = (set(vteps) | set(alive) | set(watched) | {e.host for e in endpoints}
+             | {h.host for h in addresses.values()})
+    hosts = tuple(HostRecord(name, alive.get(name) or vteps.get(name) or watched.get(name),
+                             name in alive, name in alive or name in watched)
+                  for name in sorted(names))
+    return ClusterView(revision=revision, vnis=vnis, members=tuple(sorted(members)),
+                       endpoints=tuple(sorted(endpoints)),
+                       addresses=dict(sorted(addresses.items())), hosts=hosts)
+
+
+def decode_holder_host(value: str) -> str | None:
+    """The host an address key's value names (None if it names none)."""
+    return _text(_json(value).get("host"))

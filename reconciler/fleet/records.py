@@ -120,11 +120,21 @@ class EndpointRecord:
 
 @dataclass(frozen=True, order=True)
 class HostRecord:
-    """A host the store knows of; `alive` while its liveness lease is kept."""
+    """A host the store knows of; `alive` while its liveness lease is kept.
+
+    `watched`: the host has kept a lease at some time (ran `cnm watch`), so
+    `alive=False` means its lease expired rather than that it never had one.
+    """
 
     host: str
     vtep: str | None
     alive: bool
+    watched: bool = False
+
+    @property
+    def lease(self) -> str:
+        """The lease's state in one word: alive, expired or none."""
+        return "alive" if self.alive else "expired" if self.watched else "none"
 
 
 K = TypeVar("K")

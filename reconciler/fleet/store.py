@@ -13,11 +13,22 @@ line naming the store URL and the error. Key layout: `keys.py`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from types import TracebackType
+from typing import Any
 
 from ..errors import CnmError, ConflictError
+from . import keys
+from .gateway import Gateway, GatewayError, Stream, b64, prefix_end, unb64
 from .records import ClusterView, EndpointRecord, Holder, Member, StoreConfig
+
+#: VNIs handed out when a manifest names none: libnetwork's overlay range
+FIRST_VNI = 4096
+LAST_VNI = (1 << 24) - 1
+#: etcd refuses transactions of more than 128 operations (--max-txn-ops)
+TXN_OPS = 100
 
 
 class StoreUnavailable(CnmError):
@@ -39,39 +50,94 @@ class VniTaken(ConflictError):
     """The VNI a manifest asks for is already another network's."""
 
 
+def _not_exists(key: str) -> dict[str, Any]:
+    return {"key": b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+
+
+def _value_is(key: str, value: str) -> dict[str, Any]:
+    return {"key": b64(key), "target": "VALUE", "result": "EQUAL", "value": b64(value)}
+
+
+def _put(key: str, value: str, lease: int | None = None) -> dict[str, Any]:
+    request: dict[str, Any] = {"key": b64(key), "value": b64(value)}
+    if lease is not None:
+        request["lease"] = str(lease)
+    return {"request_put": request}
+
+
+def _delete(key: str) -> dict[str, Any]:
+    return {"request_delete_range": {"key": b64(key)}}
+
+
+def _get(key: str) -> dict[str, Any]:
+    return {"request_range": {"key": b64(key)}}
+
+
+def _kvs(reply: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(unb64(kv["key"]), unb64(kv.get("value", ""))) for kv in reply.get("kvs", [])]
+
+
+def _holder_value(holder: Holder) -> str:
+    return keys.encode({"host": holder.host, "set": holder.set, "endpoint": holder.endpoint})
+
+
 class Lease:
     """A host's liveness key, kept while its lease is refreshed.
 
-    `refresh()` renews it (call it well within `ttl`); `revoke()` ends it and
-    removes the key at once. Once the lease expires, `cluster status` shows
-    the host as not alive; nothing it holds is released by that.
+    `refresh()` renews it (call it well within `ttl`); after the lease
+    expired (the store was away longer than `ttl`) it grants a new one and
+    puts the key again. `revoke()` ends it and removes the key at once. Once
+    the lease expires, `cluster status` shows the host as not alive; nothing
+    it holds is released by that.
     """
 
-    def __init__(self, store: ClusterStore, lease_id: int, ttl: int) -> None:
+    def __init__(self, store: ClusterStore, host: str, value: str, ttl: int) -> None:
         self.store = store
-        self.id = lease_id
+        self.key = keys.alive_key(store.config.prefix, host)
+        self.value = value
         self.ttl = ttl
+        self.id = 0
+        self._grant()
+
+    def _grant(self) -> None:
+        reply = self.store._call("lease/grant", {"TTL": str(self.ttl)})
+        self.id = int(reply["ID"])
+        self.store._call("kv/put", {"key": b64(self.key), "value": b64(self.value),
+                                    "lease": str(self.id)})
 
     def refresh(self) -> None:
         """Renew the lease for another `ttl` seconds; `StoreUnavailable` on failure."""
-        raise NotImplementedError
+        try:
+            stream = self.store.gateway.stream("lease/keepalive", {"ID": str(self.id)},
+                                               read_timeout=5.0)
+            replies = list(stream.lines())
+        except GatewayError as exc:
+            raise self.store._unavailable(exc) from None
+        ttl = max((int(r.get("result", {}).get("TTL", 0)) for r in replies), default=0)
+        if ttl <= 0:  # expired while the store was away: come back as alive
+            self._grant()
 
     def revoke(self) -> None:
         """End the lease and delete its liveness key."""
-        raise NotImplementedError
+        self.store._call("lease/revoke", {"ID": str(self.id)})
 
 
 class ClusterStore:
-    """One connection to etcd, scoped to `config.prefix`. Thread-compatible, not shared."""
+    """One connection pool to etcd, scoped to `config.prefix`."""
 
     def __init__(self, config: StoreConfig, *, read_only: bool = False) -> None:
         self.config = config
         self.read_only = read_only
+        self.gateway = Gateway(config)
+        self.round_trips = 0  # requests made; benchmarks check a plan's stay O(1)
 
     @classmethod
     def open(cls, config: StoreConfig, *, read_only: bool = False) -> ClusterStore:
         """Connect and check the store answers (one request); `StoreUnavailable` if not."""
-        raise NotImplementedError
+        store = cls(config, read_only=read_only)
+        store._call("kv/range", {"key": b64(config.prefix), "range_end":
+                                 b64(prefix_end(config.prefix)), "count_only": True})
+        return store
 
     def __enter__(self) -> ClusterStore:
         return self
@@ -80,11 +146,39 @@ class ClusterStore:
                  tb: TracebackType | None) -> None:
         self.close()
 
+    # --- plumbing ------------------------------------------------------------------
+
+    def _unavailable(self, exc: GatewayError) -> StoreUnavailable:
+        return StoreUnavailable(self.config.url, exc.reason)
+
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.round_trips += 1
+        try:
+            return self.gateway.call(path, body)
+        except GatewayError as exc:
+            raise self._unavailable(exc) from None
+
+    def _writing(self, what: str) -> None:
+        if self.read_only:
+            raise StoreReadOnly(f"store {self.config.url}: {what} asked of a read-only store")
+
+    def _txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
+             failure: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return self._call("kv/txn", {"compare": compare, "success": success,
+                                     "failure": failure or []})
+
+    def _put_if_changed(self, key: str, value: str) -> None:
+        """Put unless the key holds this very value (a no-op apply leaves the revision alone)."""
+        self._txn([_value_is(key, value)], [], [_put(key, value)])
+
     # --- reading -----------------------------------------------------------------
 
     def read(self) -> ClusterView:
         """Everything under the prefix at one revision: one range read."""
-        raise NotImplementedError
+        prefix = self.config.prefix
+        reply = self._call("kv/range", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))})
+        revision = int(reply.get("header", {}).get("revision", 0))
+        return keys.decode_view(prefix, revision, _kvs(reply))
 
     def watch(self, from_revision: int, tick: float = 1.0) -> Iterator[ClusterView | None]:
         """After each change under the prefix past `from_revision`, a fresh view.
@@ -93,8 +187,45 @@ class ClusterStore:
         check whether to stop. Changes close together may come as one view.
         Raises `StoreUnavailable` when the store goes away (the caller retries
         with backoff and calls `watch` again from the last revision it saw).
+        A reader thread follows etcd's watch stream; closing the generator
+        shuts the stream down and ends the thread.
         """
-        raise NotImplementedError
+        prefix = self.config.prefix
+        request = {"create_request": {"key": b64(prefix), "range_end": b64(prefix_end(prefix)),
+                                      "start_revision": str(from_revision + 1)}}
+        try:
+            stream = self.gateway.stream("watch", request)
+        except GatewayError as exc:
+            raise self._unavailable(exc) from None
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        reader = threading.Thread(target=_follow, args=(stream, events.put), daemon=True,
+                                  name="cnm-store-watch")
+        reader.start()
+        try:
+            seen = from_revision
+            while True:
+                try:
+                    kind, value = events.get(timeout=tick)
+                except queue.Empty:
+                    yield None
+                    continue
+                while kind == "change":  # coalesce what has already arrived
+                    try:
+                        kind, value = events.get_nowait()
+                    except queue.Empty:
+                        kind = "drained"
+                if kind == "error":
+                    raise self._unavailable(value)
+                view = self.read()
+                if view.revision > seen:
+                    seen = view.revision
+                    yield view
+                if kind == "restart":  # compacted or cancelled: a fresh watch from here
+                    yield from self.watch(seen, tick)
+                    return
+        finally:
+            stream.shutdown()
+            reader.join(timeout=2)
 
     # --- addresses -----------------------------------------------------------------
 
@@ -104,11 +235,20 @@ class ClusterStore:
         True when `holder` now holds it (also when it already did), False
         when someone else does. Never overwrites another holder's claim.
         """
-        raise NotImplementedError
+        self._writing("claim_address")
+        key = keys.address_key(self.config.prefix, network, address)
+        reply = self._txn([_not_exists(key)], [_put(key, _holder_value(holder))], [_get(key)])
+        if reply.get("succeeded"):
+            return True
+        held = [v for r in reply.get("responses", []) for _, v in _kvs(r.get("response_range", {}))]
+        return held == [_holder_value(holder)]
 
     def release_address(self, network: str, address: str, holder: Holder) -> bool:
         """Delete the claim only if `holder` holds it; True when it was deleted."""
-        raise NotImplementedError
+        self._writing("release_address")
+        key = keys.address_key(self.config.prefix, network, address)
+        return bool(self._txn([_value_is(key, _holder_value(holder))], [_delete(key)])
+                    .get("succeeded"))
 
     # --- VNIs ----------------------------------------------------------------------
 
@@ -119,39 +259,122 @@ class ClusterStore:
         when `wanted` is another network's, or differs from the VNI this
         network already has.
         """
-        raise NotImplementedError
+        self._writing("claim_vni")
+        prefix = self.config.prefix
+        key = keys.vni_key(prefix, network)
+        for _ in range(64):  # each lost race means another network took a VNI; bounded
+            view = self.read()
+            have = view.vnis.get(network)
+            if have is not None:
+                if wanted is not None and wanted != have:
+                    raise VniTaken(f"network {network}: vni {wanted} asked, but the store "
+                                   f"{self.config.url} gave it {have}")
+                return have
+            owners = {v: n for n, v in view.vnis.items()}
+            if wanted is not None:
+                if wanted in owners:
+                    raise VniTaken(f"network {network}: vni {wanted} is network "
+                                   f"{owners[wanted]}'s in the store {self.config.url}")
+                candidate = wanted
+            else:
+                candidate = next(v for v in range(FIRST_VNI, LAST_VNI + 1) if v not in owners)
+            owner = keys.vni_owner_key(prefix, candidate)
+            reply = self._txn([_not_exists(key), _not_exists(owner)],
+                              [_put(key, str(candidate)), _put(owner, network)])
+            if reply.get("succeeded"):
+                return candidate
+        raise StoreUnavailable(self.config.url, f"no VNI for network {network} after 64 races")
 
     # --- membership and endpoints ---------------------------------------------------
 
     def publish_member(self, member: Member) -> None:
         """Record that `member.host` takes part in `member.network` at `member.vtep`."""
-        raise NotImplementedError
+        self._writing("publish_member")
+        self._put_if_changed(keys.member_key(self.config.prefix, member.network, member.host),
+                             keys.encode({"vtep": member.vtep}))
 
     def withdraw_member(self, network: str, host: str) -> None:
         """Remove the host's membership of the network (absent: nothing to do)."""
-        raise NotImplementedError
+        self._writing("withdraw_member")
+        self._call("kv/deleterange",
+                   {"key": b64(keys.member_key(self.config.prefix, network, host))})
 
     def publish_endpoint(self, record: EndpointRecord) -> None:
         """Record an endpoint's MAC and addresses for its peers."""
-        raise NotImplementedError
+        self._writing("publish_endpoint")
+        key = keys.endpoint_key(self.config.prefix, record.network, record.host, record.set,
+                                record.endpoint)
+        self._put_if_changed(key, keys.encode({"mac": record.mac, "ipv4": record.ipv4,
+                                               "ipv6": record.ipv6}))
 
     def withdraw_endpoint(self, network: str, host: str, set_: str, endpoint: str) -> None:
         """Remove an endpoint's record (absent: nothing to do)."""
-        raise NotImplementedError
+        self._writing("withdraw_endpoint")
+        key = keys.endpoint_key(self.config.prefix, network, host, set_, endpoint)
+        self._call("kv/deleterange", {"key": b64(key)})
 
     # --- liveness and cleanup ---------------------------------------------------------
 
     def keep_alive(self, host: str, vtep: str | None, ttl: int) -> Lease:
         """Grant a lease of `ttl` seconds and put the host's liveness key on it."""
-        raise NotImplementedError
+        self._writing("keep_alive")
+        value = keys.encode({"vtep": vtep})
+        self._put_if_changed(keys.host_key(self.config.prefix, host), value)
+        return Lease(self, host, value, ttl)
 
     def forget(self, host: str) -> int:
-        """Release everything `host` holds (addresses, membership, endpoints, liveness).
+        """Release everything `host` holds (addresses, membership, endpoints, liveness keys).
 
         For `cnm cluster forget`: the only way a lost host's allocations are
-        freed by someone else. Returns the number of keys removed.
+        freed by someone else. Each key goes only if it still holds what was
+        read (an address claimed anew meanwhile stays). Returns the number of
+        keys removed.
         """
-        raise NotImplementedError
+        self._writing("forget")
+        keys.part("host", host)
+        prefix = self.config.prefix
+        reply = self._call("kv/range", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))})
+        doomed = [(k, v) for k, v in _kvs(reply) if _belongs(prefix, k, v, host)]
+        removed = 0
+        for start in range(0, len(doomed), TXN_OPS):
+            # a batch per transaction, key by key only when a compare of the batch fails
+            batch = doomed[start:start + TXN_OPS]
+            result = self._txn([_value_is(k, v) for k, v in batch], [_delete(k) for k, _ in batch])
+            if result.get("succeeded"):
+                removed += len(batch)
+                continue
+            for key, value in batch:
+                if self._txn([_value_is(key, value)], [_delete(key)]).get("succeeded"):
+                    removed += 1
+        return removed
 
     def close(self) -> None:
-        """Drop the connection (idempotent)."""
+        """Drop the connections (idempotent)."""
+        self.gateway.close()
+
+
+def _belongs(prefix: str, key: str, value: str, host: str) -> bool:
+    """Whether the key at `key` is one of `host`'s (by the layout in keys.py)."""
+    rest = key[len(prefix):]
+    kind, _, tail = rest.partition("/")
+    parts = tail.split("/")
+    if kind + "/" == keys.ADDRESS:
+        return keys.decode_holder_host(value) == host
+    if kind + "/" in (keys.MEMBER, keys.ENDPOINT):
+        return len(parts) >= 2 and parts[1] == host
+    return kind + "/" in (keys.ALIVE, keys.HOST) and parts == [host]
+
+
+def _follow(stream: Stream, put: Callable[[tuple[str, Any]], None]) -> None:
+    """The watch reader thread: what the stream says, as ("change" | "restart" | "error", _)."""
+    try:
+        for line in stream.lines():
+            result = line.get("result", {})
+            if result.get("canceled") or result.get("compact_revision"):
+                put(("restart", None))
+                return
+            if result.get("events"):
+                put(("change", None))
+        put(("error", GatewayError("watch stream ended")))
+    except GatewayError as exc:
+        put(("error", exc))

@@ -15,11 +15,13 @@ import reconciler
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Loaded by no command that only parses its arguments.
-HEAVY = ("pydantic", "yaml", "reconciler.model", "reconciler.engine", "reconciler.kernel")
+HEAVY = ("pydantic", "yaml", "reconciler.model", "reconciler.engine", "reconciler.kernel",
+         "urllib3", "reconciler.fleet.store", "reconciler.fleet.gateway")
 #: Loaded by no command that never touches the kernel. (The drivers are loaded by
 #: validation, which asks each network's driver for its rules; they are pure modules.)
 KERNEL_SIDE = ("reconciler.engine", "reconciler.kernel", "reconciler.desired",
-               "reconciler.firewall", "reconciler.watch", "watchfiles")
+               "reconciler.firewall", "reconciler.watch", "watchfiles", "urllib3",
+               "reconciler.fleet.store")
 
 
 def _modules_after(*args: str) -> list[str]:
@@ -45,7 +47,8 @@ def _under(modules: list[str], packages: tuple[str, ...]) -> list[str]:
 
 
 def test_version_and_help_load_nothing_heavy() -> None:
-    for args in (("--version",), ("--help",), ("validate", "--help")):
+    for args in (("--version",), ("--help",), ("validate", "--help"),
+                 ("cluster", "status", "--help")):
         assert _under(_modules_after(*args), HEAVY) == [], args
 
 
