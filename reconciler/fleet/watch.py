@@ -88,11 +88,13 @@ class FleetWatcher(Watcher):
                             refreshed = time.monotonic()
                         if view is not None:
                             self._store_changed()
-            except StoreUnavailable as exc:
-                if lost != exc.error:
-                    self._log(f"{exc.one_line()}; the data plane stays as it is; retrying "
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any store error
+                error = exc.one_line() if isinstance(exc, StoreUnavailable) \
+                    else f"store {self.config.url}: {exc!r}"
+                if lost != error:
+                    self._log(f"{error}; the data plane stays as it is; retrying "
                               f"(every {RECONNECT_MAX:g} s at most)")
-                    lost = exc.error
+                    lost = error
                 self.stop_event.wait(backoff)
                 backoff = min(RECONNECT_MAX, backoff * 2)
 

@@ -221,7 +221,10 @@ def _watch_scenario() -> None:
         h2.cnm("apply", "-f", manifests_dir(work / "m2", fleet_manifests(two)), "--yes",
                store=fleet.store, check=True)
         mac = h2.json("ip", "-n", "a2", "-j", "link", "show", "eth0")[0]["address"]
-        assert wait_for(lambda: (mac, h2.address) in h1.fdb("vx-ov"), 20.0)
+        if not wait_for(lambda: (mac, h2.address) in h1.fdb("vx-ov"), 20.0):
+            watcher.terminate()
+            raise AssertionError("not programmed after the store came back:\n"
+                                 + watcher.communicate(timeout=10)[0])
     finally:
         if watcher is not None:
             watcher.terminate()
