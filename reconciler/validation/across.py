@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TypeVar
 
-from reconciler.drivers import driver_for
+from reconciler.drivers import driver_for, is_cluster_scoped
 from reconciler.errors import ManifestProblem
 from reconciler.model import Endpoint, IPAddress, IPNetwork, Network, PortMapping, Sandbox
 from reconciler.validation.objects import overlap, pool_families
@@ -181,8 +181,10 @@ def _check_gateways(report: Reporter) -> None:
     for name in manifests.sandboxes:
         carriers: dict[int, Endpoint] = {}
         for endpoint in manifests.endpoints_of_sandbox(name):
-            if not endpoint.spec.gateway:
-                continue
+            network = manifests.networks.get(endpoint.spec.network)
+            if not endpoint.spec.gateway or (
+                    network is not None and is_cluster_scoped(network.spec.driver)):
+                continue  # (an overlay network gives no default route)
             for version in sorted(pool_families(manifests.networks.get(endpoint.spec.network))):
                 first = carriers.setdefault(version, endpoint)
                 if first is not endpoint:

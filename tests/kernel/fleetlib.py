@@ -69,10 +69,11 @@ class SimHost:
             env["CNM_STORE"] = store
         return env
 
-    def cnm(self, *args: str, store: str | None = None,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
+    def cnm(self, *args: str, store: str | None = None, check: bool = False,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(self.cnm_command(*args), capture_output=True, text=True,
-                                timeout=300, env=self.cnm_env(store), cwd=REPO)
+                                timeout=300, env={**self.cnm_env(store), **(env or {})},
+                                cwd=REPO)
         if check and result.returncode != 0:
             raise AssertionError(f"{self.name}: cnm {' '.join(args)} exited "
                                  f"{result.returncode}:\n{result.stdout}\n{result.stderr}")

@@ -119,6 +119,19 @@ def _scenario() -> None:
         # cluster status lists every host
         status = h1.cnm("cluster", "status", store=fleet.store, check=True).stdout
         assert all(h.name in status and h.address in status for h in fleet.hosts), status
+        # an apply killed between claiming an address and creating the endpoint leaks
+        # nothing: the next apply creates the endpoint with the address claimed
+        moved["a5"] = ("h2", "ov")
+        directory4 = manifests_dir(work / "m4", fleet_manifests(moved))
+        killed = h2.cnm("apply", "-f", directory4, "--yes", store=fleet.store,
+                        env={"CNM_FAULT": "crash@1"})
+        assert killed.returncode == -9, killed.stdout + killed.stderr
+        claimed = fleet.etcd.keys("/cnm/v1/address/ov/")
+        held = [key for key, value in claimed.items() if '"a5-ov"' in value]
+        assert len(held) == 1 and "a5" not in h2.kernel()["netns"], claimed
+        h2.cnm("apply", "-f", directory4, "--yes", store=fleet.store, check=True)
+        assert held[0].endswith("/" + h2.address_of("a5"))
+        assert len(fleet.keys("address/")) == len(moved)
         # a sandbox removed on h3 leaves its peers after their next reconcile
         gone = dict(moved)
         del gone["a3"]
@@ -243,3 +256,34 @@ def _hosts(host: object, fleet: Fleet) -> list[dict]:  # type: ignore[type-arg]
         return []
     data = json.loads(out.stdout)
     return list(data.get("hosts", [])) if isinstance(data, dict) else []
+
+
+def test_overlay_without_a_store_changes_nothing_and_names_the_option() -> None:
+    run_isolated(_no_store_scenario)
+
+
+def _no_store_scenario() -> None:
+    import os
+
+    from helpers import cnm, kernel_dump
+
+    os.environ.pop("CNM_STORE", None)
+    unplaced = FLEET + """---
+apiVersion: cnm/v1
+kind: Sandbox
+metadata: {name: s1}
+---
+apiVersion: cnm/v1
+kind: Endpoint
+metadata: {name: s1-ov}
+spec: {network: ov, sandbox: s1}
+"""
+    directory = manifests_dir(Path(tempfile.mkdtemp(prefix="cnm-nostore-")), unplaced)
+    before = kernel_dump()
+    for args in (("apply", "-f", directory, "--yes"), ("plan", "-f", directory),
+                 ("apply", "-f", directory, "--yes", "--host", "h1"),
+                 ("apply", "-f", directory, "--yes", "--store", "etcd://nonsense")):
+        out = cnm(*args)
+        lines = (out.stdout + out.stderr).strip().splitlines()
+        assert out.returncode == 1 and len(lines) == 1 and "--store" in lines[0], (args, lines)
+        assert kernel_dump() == before
