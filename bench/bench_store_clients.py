@@ -7,8 +7,12 @@ each in its own interpreter (a venv that has it installed):
 
   import    CPU ms (user+system) of a fresh `python -c "import X"` minus a bare `python -c pass`
             (medians of --repeat runs, interleaved)
-  read      one prefix range read of the 1000 keys, values decoded (median ms)
+  read      one prefix range read of the 1000 keys, values decoded (median wall ms,
+            and the client process's own CPU ms: etcd's side of the work excluded)
   claim     one create-if-absent transaction on a fresh key (median ms)
+
+`cnm` is cnm's own `ClusterStore` (urllib3), its read decoded into a
+`ClusterView`, its claim one of its address transactions.
 
 Candidates: `etcd3gw` (OpenStack; requests over etcd's JSON gRPC gateway),
 `aetcd` (asyncio over gRPC), `urllib3` (plain HTTP to the same gateway) and
@@ -20,7 +24,7 @@ Run it in a throw-away network + mount namespace, as root:
 
     /work/shared/tools/netsandbox python3 bench/bench_store_clients.py \\
         --client etcd3gw=/tmp/venv-gw/bin/python --client aetcd=/tmp/venv-aetcd/bin/python \\
-        --client urllib3=python3 --client http.client=python3
+        --client urllib3=python3 --client http.client=python3 --client cnm=python3
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -35,14 +40,15 @@ import sys
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernel"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "kernel"))
 from etcdlib import Etcd  # noqa: E402
 
 PREFIX = "/bench/"
 KEYS = 1000
 
-MODULE = {"etcd3gw": "etcd3gw", "aetcd": "aetcd", "urllib3": "urllib3",
-          "http.client": "http.client"}
+MODULE = {"cnm": "reconciler.fleet.store, urllib3", "etcd3gw": "etcd3gw", "aetcd": "aetcd",
+          "urllib3": "urllib3", "http.client": "http.client"}
 
 #: run inside the candidate's interpreter: argv = client, host, port, prefix, repeat
 WORKER = r'''
@@ -56,6 +62,17 @@ if client == "etcd3gw":
     c = etcd3gw.client(host=host, port=port)
     def read(): return [(m["key"], v) for v, m in c.get_prefix(prefix)]
     def claim(k): return c.create(k, "holder")
+elif client == "cnm":
+    import itertools, zlib
+    from reconciler.fleet.records import Holder, parse_store_url
+    from reconciler.fleet.store import ClusterStore
+    c = ClusterStore.open(parse_store_url(f"etcd://{host}:{port}", prefix=prefix))
+    calls = itertools.count()
+    def read(): return list(c.read().addresses)  # decoded into a ClusterView
+    def claim(k):  # an address of its own per key, another holder per call
+        n = zlib.crc32(k.encode()) & 0xFFFFFF
+        address = f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"
+        return c.claim_address("ov", address, Holder(f"h{next(calls)}", "default", "e"))
 elif client == "aetcd":
     import asyncio, aetcd
     loop = asyncio.new_event_loop()
@@ -94,15 +111,17 @@ else:
             "success": [{"request_put": {"key": b64(k), "value": b64("holder")}}]})
         return r.get("succeeded", False)
 assert len(read()) >= 1000
-reads, claims = [], []
+reads, read_cpu, claims = [], [], []
 for i in range(repeat):
-    t = time.perf_counter(); read(); reads.append(time.perf_counter() - t)
+    t, cpu0 = time.perf_counter(), time.process_time()
+    read()
+    reads.append(time.perf_counter() - t); read_cpu.append(time.process_time() - cpu0)
 for i in range(repeat):
-    k = f"{prefix}claim/{client}/{i}"
+    k = f"{prefix}claim/{client}/{time.time_ns()}/{i}"
     t = time.perf_counter(); ok = claim(k); claims.append(time.perf_counter() - t)
     assert ok, k
     assert not claim(k), "a second claim of one key must fail"
-print(json.dumps({"read": statistics.median(reads), "claim": statistics.median(claims)}))
+print(json.dumps({"read": reads, "read_cpu": read_cpu, "claim": claims}))
 '''
 
 
@@ -125,7 +144,7 @@ def cpu(python: str, code: str) -> float:
     """User + system CPU seconds of one fresh interpreter running `code` (steadier than
     wall time on a shared machine)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([python, "-c", code], check=True)
+    subprocess.run([python, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -133,7 +152,9 @@ def cpu(python: str, code: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--client", action="append", required=True, metavar="NAME=PYTHON")
-    parser.add_argument("--repeat", type=int, default=21)
+    parser.add_argument("--repeat", type=int, default=21,
+                        help="imports per client; reads and claims per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved worker runs")
     args = parser.parse_args()
     clients = [tuple(c.split("=", 1)) for c in args.client]
     with Etcd(port=23790, name="bench") as etcd:
@@ -144,19 +165,29 @@ def main() -> None:
             for name, python in clients:
                 bare[name].append(cpu(python, "pass"))
                 imports[name].append(cpu(python, f"import {MODULE[name]}"))
-        print(f"{'client':<12} {'import CPU ms':>14} {'read 1000 ms':>13} {'claim ms':>9}")
-        for name, python in clients:
-            out = subprocess.run([python, "-c", WORKER, name, etcd.address, str(etcd.port),
-                                  PREFIX, str(args.repeat)],
-                                 capture_output=True, text=True)
-            if out.returncode != 0:
-                print(f"{name:<12} failed: {out.stderr.strip().splitlines()[-1]}")
-                continue
-            figures = json.loads(out.stdout)
+        samples: dict[str, dict[str, list[float]]] = {
+            name: {"read": [], "read_cpu": [], "claim": []} for name, _ in clients}
+        failed: dict[str, str] = {}
+        for _ in range(args.rounds):  # interleaved rounds, as for the imports
+            for name, python in clients:
+                out = subprocess.run([python, "-c", WORKER, name, etcd.address, str(etcd.port),
+                                      PREFIX, str(args.repeat)], capture_output=True, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(REPO)})
+                if out.returncode != 0:
+                    failed[name] = out.stderr.strip().splitlines()[-1]
+                    continue
+                for key, values in json.loads(out.stdout).items():
+                    samples[name][key] += values
+        print(f"{'client':<12} {'import CPU ms':>14} {'read 1000 ms':>13} "
+              f"{'read CPU ms':>12} {'claim ms':>9}")
+        for name, _ in clients:
             imported = (statistics.median(imports[name]) - statistics.median(bare[name])) * 1000
-            print(f"{name:<12} {imported:>14.1f} {figures['read'] * 1000:>13.2f} "
-                  f"{figures['claim'] * 1000:>9.2f}")
-
+            if name in failed:
+                print(f"{name:<12} {imported:>14.1f} failed: {failed[name]}")
+                continue
+            got = {key: statistics.median(values) * 1000 for key, values in samples[name].items()}
+            print(f"{name:<12} {imported:>14.1f} {got['read']:>13.2f} {got['read_cpu']:>12.2f} "
+                  f"{got['claim']:>9.2f}")
 
 if __name__ == "__main__":
     main()

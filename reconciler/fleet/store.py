@@ -260,17 +260,22 @@ class ClusterStore:
         network already has.
         """
         self._writing("claim_vni")
+        if wanted is not None and not 1 <= wanted <= LAST_VNI:
+            raise CnmError(f"network {network}: vni {wanted} is not in 1..{LAST_VNI}")
         prefix = self.config.prefix
         key = keys.vni_key(prefix, network)
+        vni_prefix = prefix + keys.VNI
         for _ in range(64):  # each lost race means another network took a VNI; bounded
-            view = self.read()
-            have = view.vnis.get(network)
+            reply = self._call("kv/range", {"key": b64(vni_prefix),
+                                            "range_end": b64(prefix_end(vni_prefix))})
+            vnis = keys.decode_view(prefix, 0, _kvs(reply)).vnis
+            have = vnis.get(network)
             if have is not None:
                 if wanted is not None and wanted != have:
                     raise VniTaken(f"network {network}: vni {wanted} asked, but the store "
                                    f"{self.config.url} gave it {have}")
                 return have
-            owners = {v: n for n, v in view.vnis.items()}
+            owners = {v: n for n, v in vnis.items()}
             if wanted is not None:
                 if wanted in owners:
                     raise VniTaken(f"network {network}: vni {wanted} is network "

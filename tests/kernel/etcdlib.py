@@ -72,7 +72,9 @@ class Etcd:
         self.log_path = Path(state_root) / f"etcd-{name}-{port}.log"
 
     def start(self, timeout: float = 20.0) -> Etcd:
-        """Start etcd (data on a fresh tmpfs) and wait until it is healthy."""
+        """Start etcd (data on a fresh tmpfs) and wait until it is healthy; running: no-op."""
+        if self.process is not None and self.process.poll() is None:
+            return self
         if not os.path.ismount(self.data_root):
             self.data_root.mkdir(parents=True, exist_ok=True)
             subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "cnm-etcd",
@@ -159,7 +161,7 @@ class Etcd:
         status = json.loads(self.etcdctl("endpoint", "status", "-w", "json").stdout)
         return int(status[0]["Status"]["header"]["revision"])
 
-    def keys(self, prefix: str = "/cnm/v1/") -> dict[str, str]:
+    def stored(self, prefix: str = "/cnm/v1/") -> dict[str, str]:
         """Every key under `prefix` and its value, as etcdctl reads them."""
         out = self.etcdctl("get", prefix, "--prefix").stdout.splitlines()
         return dict(zip(out[0::2], out[1::2], strict=True))

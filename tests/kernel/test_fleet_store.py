@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from etcdlib import Etcd, make_ca
-from helpers import REPO, cnm
 
 from reconciler.fleet.records import EndpointRecord, Holder, Member, parse_store_url
 from reconciler.fleet.store import (
@@ -26,6 +25,8 @@ from reconciler.fleet.store import (
     StoreUnavailable,
     VniTaken,
 )
+
+from helpers import REPO, cnm
 
 H1 = Holder("h1", "default", "s1-ov")
 H2 = Holder("h2", "default", "s2-ov")
@@ -73,7 +74,7 @@ def test_racing_claims_from_several_processes_give_one_winner_each() -> None:
                 winners.setdefault(address, []).append(host)
         assert sorted(winners) == sorted(addresses)
         assert all(len(hosts) == 1 for hosts in winners.values()), winners
-        stored = etcd.keys("/cnm/v1/address/")
+        stored = etcd.stored("/cnm/v1/address/")
         assert len(stored) == len(addresses)
         for address, (host,) in winners.items():
             assert json.loads(stored[f"/cnm/v1/address/ov/{address}"]) == {
@@ -94,9 +95,9 @@ def test_a_claim_is_kept_by_its_holder_and_released_only_by_it() -> None:
         before = etcd.revision()
         assert not store.release_address("ov", "10.50.0.2", H2)
         assert etcd.revision() == before
-        assert json.loads(etcd.keys()["/cnm/v1/address/ov/10.50.0.2"])["host"] == "h1"
+        assert json.loads(etcd.stored()["/cnm/v1/address/ov/10.50.0.2"])["host"] == "h1"
         assert store.release_address("ov", "10.50.0.2", H1)
-        assert etcd.keys() == {}
+        assert etcd.stored() == {}
         assert store.claim_address("ov", "10.50.0.2", H2)  # free again: anyone's
 
 
@@ -135,22 +136,22 @@ def test_publishing_the_same_record_again_writes_nothing() -> None:
         _populate(store)
         assert etcd.revision() == before
         store.publish_member(Member("ov", "h1", "192.0.2.9"))  # moved: written
-        assert json.loads(etcd.keys()["/cnm/v1/member/ov/h1"]) == {"vtep": "192.0.2.9"}
+        assert json.loads(etcd.stored()["/cnm/v1/member/ov/h1"]) == {"vtep": "192.0.2.9"}
         store.withdraw_endpoint("ov", "h1", "default", "s1-ov")
         store.withdraw_member("ov", "h1")
-        assert "/cnm/v1/member/ov/h1" not in etcd.keys()
-        assert "/cnm/v1/endpoint/ov/h1/default/s1-ov" not in etcd.keys()
+        assert "/cnm/v1/member/ov/h1" not in etcd.stored()
+        assert "/cnm/v1/endpoint/ov/h1/default/s1-ov" not in etcd.stored()
 
 
 def test_forget_releases_everything_a_host_held_and_nothing_else() -> None:
     with Etcd() as etcd, _open(etcd) as store:
         _populate(store)
         store.keep_alive("h1", "192.0.2.1", 30).revoke()  # watched once, lease gone
-        others = {k: v for k, v in etcd.keys().items() if "h1" not in k and '"h1"' not in v}
+        others = {k: v for k, v in etcd.stored().items() if "h1" not in k and '"h1"' not in v}
         result = cnm("cluster", "forget", "h1", "--store", etcd.store_url)
         assert result.returncode == 0, result.stderr
         assert "released 4 keys of host h1" in result.stdout
-        assert etcd.keys() == others
+        assert etcd.stored() == others
         assert "/cnm/v1/vni/ov" in others  # a network's VNI is not the host's
         again = cnm("cluster", "forget", "h1", "--store", etcd.store_url)
         assert again.returncode == 0 and "knows no host h1" in again.stdout
@@ -160,16 +161,16 @@ def test_forget_refuses_a_live_host_and_a_bad_name_changing_nothing() -> None:
     with Etcd() as etcd, _open(etcd) as store:
         _populate(store)
         lease = store.keep_alive("h1", "192.0.2.1", 30)
-        keys, revision = etcd.keys(), etcd.revision()
+        keys, revision = etcd.stored(), etcd.revision()
         for args in (("h1",), ("a/b",)):
             result = cnm("cluster", "forget", *args, "--store", etcd.store_url)
             assert result.returncode == 1
             lines = (result.stdout + result.stderr).splitlines()
             assert len(lines) == 1 and args[0] in lines[0], lines
-        assert etcd.keys() == keys and etcd.revision() == revision
+        assert etcd.stored() == keys and etcd.revision() == revision
         forced = cnm("cluster", "forget", "h1", "--force", "--store", etcd.store_url)
         assert forced.returncode == 0, forced.stderr
-        assert not [k for k in etcd.keys() if k.endswith("/h1")]
+        assert not [k for k in etcd.stored() if k.endswith("/h1")]
         lease.revoke()
 
 
@@ -194,9 +195,9 @@ def test_status_lists_hosts_and_shows_an_expired_lease() -> None:
                 break
             time.sleep(0.3)
         assert leases == {"h1": "expired", "h2": "none"}
-        assert "/cnm/v1/alive/h1" not in etcd.keys()
+        assert "/cnm/v1/alive/h1" not in etcd.stored()
         lease.refresh()  # back after an expiry: a new lease, alive again
-        assert "/cnm/v1/alive/h1" in etcd.keys()
+        assert "/cnm/v1/alive/h1" in etcd.stored()
 
 
 def test_watch_yields_a_fresh_view_after_each_change() -> None:
@@ -232,7 +233,7 @@ def test_read_only_stores_never_change_the_store() -> None:
     with Etcd() as etcd:
         with _open(etcd) as store:
             _populate(store)
-        keys, revision = etcd.keys(), etcd.revision()
+        keys, revision = etcd.stored(), etcd.revision()
         for _ in range(3):  # three plans
             with _open(etcd, read_only=True) as plan_store:
                 view = plan_store.read()
@@ -249,7 +250,7 @@ def test_read_only_stores_never_change_the_store() -> None:
                     with pytest.raises(StoreReadOnly):
                         write()
             cnm("cluster", "status", "--store", etcd.store_url, check=True)
-        assert etcd.revision() == revision and etcd.keys() == keys
+        assert etcd.revision() == revision and etcd.stored() == keys
 
 
 def test_a_stopped_store_is_one_line_naming_it() -> None:
@@ -278,7 +279,7 @@ def test_a_second_endpoint_is_used_when_the_first_is_down() -> None:
         config = parse_store_url(f"etcd://127.0.0.1:2379,127.0.0.1:{etcd.port}")
         with ClusterStore.open(config) as store:
             assert store.claim_address("ov", "10.50.0.2", H1)
-        assert "/cnm/v1/address/ov/10.50.0.2" in etcd.keys()
+        assert "/cnm/v1/address/ov/10.50.0.2" in etcd.stored()
 
 
 def test_tls_with_a_self_signed_ca_and_a_wrong_ca_fails_clearly() -> None:
@@ -289,7 +290,7 @@ def test_tls_with_a_self_signed_ca_and_a_wrong_ca_fails_clearly() -> None:
         config = parse_store_url(etcd.store_url, ca=tls.ca, cert=tls.cert, key=tls.key)
         with ClusterStore.open(config) as store:
             assert store.claim_address("ov", "10.50.0.2", H1)
-        assert "/cnm/v1/address/ov/10.50.0.2" in etcd.keys()
+        assert "/cnm/v1/address/ov/10.50.0.2" in etcd.stored()
         status = cnm("cluster", "status", "--store", etcd.store_url, "--store-ca", tls.ca,
                      "--store-cert", tls.cert, "--store-key", tls.key)
         assert status.returncode == 0, status.stderr
@@ -315,4 +316,26 @@ def test_a_read_is_one_round_trip_however_many_endpoints() -> None:
         before = store.round_trips
         view = store.read()
         assert store.round_trips == before + 1
-        assert len(view.endpoints) == 300 == len(etcd.keys("/cnm/v1/endpoint/"))
+        assert len(view.endpoints) == 300 == len(etcd.stored("/cnm/v1/endpoint/"))
+
+
+def test_a_snapshot_restores_the_store_as_docs_fleet_md_says() -> None:
+    """The backup and restore commands of docs/fleet.md, "Operating etcd", as written there."""
+    snapshot = "/var/lib/cnm/cnm.db"
+    with Etcd() as etcd:
+        with _open(etcd) as store:
+            _populate(store)
+        keys = etcd.stored()
+        etcd.etcdctl("snapshot", "save", snapshot)
+    restored = Etcd(name="restored")
+    restored.data_root.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "cnm-etcd", str(restored.data_root)], check=True)
+    subprocess.run(["etcdctl", "snapshot", "restore", snapshot,
+                    "--data-dir", str(restored.data_root / "data"), "--name", restored.name,
+                    "--initial-cluster", f"{restored.name}={restored.peer_url}",
+                    "--initial-advertise-peer-urls", restored.peer_url],
+                   check=True, capture_output=True, env={**os.environ, "ETCDCTL_API": "3"})
+    with restored:
+        assert restored.stored() == keys
+        with _open(restored) as store:
+            assert not store.claim_address("ov", "10.50.0.2", H2)  # still h1's

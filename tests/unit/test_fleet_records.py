@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +25,7 @@ from reconciler.fleet.records import (
 from reconciler.fleet.store_options import add_store_options, store_config
 
 P = "/cnm/v1/"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_store_url_one_and_many_endpoints() -> None:
@@ -146,3 +151,19 @@ def test_status_names_hosts_networks_endpoints_and_expired_leases() -> None:
     assert lines[3].split() == ["h1", "192.0.2.1", "alive", "1", "1"]
     assert lines[5].split() == ["h3", "192.0.2.3", "expired", "0", "0"]
     assert ["ov", "4097", "h1,h2"] in [line.split() for line in lines]
+
+
+@pytest.mark.parametrize("args", [
+    ("status", "--store", "http://127.0.0.1:2379"),
+    ("status",),
+    ("forget", "h1", "--store", "etcd://127.0.0.1:2379", "--store-cert", "c.pem"),
+])
+def test_cluster_commands_with_a_bad_store_say_so_in_one_line(args: tuple[str, ...]) -> None:
+    """Refused before any connection is tried (nothing listens on these addresses anyway)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CNM_STORE")}
+    result = subprocess.run([sys.executable, "-m", "reconciler", "cluster", *args],
+                            capture_output=True, text=True, cwd=ROOT,
+                            env={**env, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert result.returncode == 1
+    lines = (result.stdout + result.stderr).splitlines()
+    assert len(lines) == 1 and "--store" in lines[0], lines
