@@ -66,22 +66,15 @@ def compute_plan(
 def single_host_share(manifests: Manifests) -> Manifests:
     """Without a store, a fleet's manifests are planned for this machine's hostname; an
     overlay network needs the store (`cnm ... --store`: reconciler/fleet/)."""
-    from reconciler.fleet.placement import cluster_networks, host_share, needs_fleet
+    from reconciler.fleet.placement import host_share, needs_fleet, refuse_overlay_without_store
 
     if not needs_fleet(manifests):
         return manifests
     import socket
 
-    share = host_share(manifests, socket.gethostname())
-    overlay = cluster_networks(share)
-    if overlay:
-        raise NoStoreError(f"{overlay[0].key} is an overlay network: its addresses and peers "
-                           "live in the cluster store; give --store etcd://IP:PORT (or CNM_STORE)")
-    return share
-
-
-class NoStoreError(CnmError):
-    """Manifests with an overlay network, and no store to keep its facts."""
+    host = socket.gethostname()
+    refuse_overlay_without_store(manifests, host)
+    return host_share(manifests, host)
 
 
 def observe_set(set_name: str, session: KernelSession | None = None) -> State:

@@ -92,13 +92,6 @@ def host_facts(args: argparse.Namespace, config: StoreConfig | None) -> HostFact
     return HostFacts(args.host or socket.gethostname(), args.set_name, advertise, underlay)
 
 
-def _no_store(args: argparse.Namespace) -> None:
-    from reconciler.engine import NoStoreError
-
-    raise NoStoreError("overlay networks and placement across hosts need the cluster store: "
-                       "give --store etcd://IP:PORT (or CNM_STORE)")
-
-
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -119,6 +112,7 @@ def _open(config: StoreConfig, *, read_only: bool = False):  # type: ignore[no-u
 def cmd_plan(args: argparse.Namespace, cli: ModuleType) -> int:
     from reconciler import engine
     from reconciler.errors import CnmError
+    from reconciler.fleet.placement import refuse_overlay_without_store
     from reconciler.fleet.planner import plan_host
     from reconciler.fleet.records import ClusterView
 
@@ -127,15 +121,14 @@ def cmd_plan(args: argparse.Namespace, cli: ModuleType) -> int:
     manifests = cli._load(args.paths)
     config = store_config(args)
     facts = host_facts(args, config)
-    observed = engine.observe_set(args.set_name)
     if config is None:
-        plan = plan_host(manifests, observed, ClusterView(revision=0), facts, cli._pools_of(args))
-        if plan.vnis or plan.claims:
-            _no_store(args)
+        refuse_overlay_without_store(manifests, facts.host)
+        view = ClusterView(revision=0)
     else:
         with _open(config, read_only=True) as store:
             view = store.read()
-        plan = plan_host(manifests, observed, view, facts, cli._pools_of(args))
+    plan = plan_host(manifests, engine.observe_set(args.set_name), view, facts,
+                     cli._pools_of(args))
     cli._print_plan(plan.planned.plan, args.output)
     if config is not None and args.output == "text":
         sys.stdout.write(_facts_text(plan, config.url))
@@ -145,6 +138,7 @@ def cmd_plan(args: argparse.Namespace, cli: ModuleType) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, cli: ModuleType) -> int:
+    import contextlib
     import random
     import time
 
@@ -157,11 +151,8 @@ def cmd_apply(args: argparse.Namespace, cli: ModuleType) -> int:
         raise CnmError("nothing to apply: give -f PATH (manifests)")
     manifests = cli._load(args.paths)
     config = store_config(args)
-    if config is None:
-        _no_store(args)
-        return EXIT_ERROR
     facts = host_facts(args, config)
-    with _open(config) as store:
+    with _open(config) if config is not None else contextlib.nullcontext() as store:
         for attempt in range(ATTEMPTS):
             planner = FleetPlanner(
                 manifests, facts, store, cli._pools_of(args), PlanCaches(),
@@ -169,7 +160,7 @@ def cmd_apply(args: argparse.Namespace, cli: ModuleType) -> int:
             if args.dry_run:
                 planned = planner(engine.observe_set(args.set_name))
                 cli._print_plan(planned.plan, args.output)
-                if planner.last is not None and args.output == "text":
+                if planner.last is not None and config is not None and args.output == "text":
                     sys.stdout.write(_facts_text(planner.last, config.url))
                 return EXIT_OK
             try:
@@ -178,7 +169,8 @@ def cmd_apply(args: argparse.Namespace, cli: ModuleType) -> int:
                     confirm=planner.confirm_then_claim(cli._confirmer(args)),
                     rollback=not args.no_rollback, confirm_seconds=args.confirm_seconds,
                 )
-                if isinstance(result, engine.ApplyResult) and planner.last is not None:
+                if isinstance(result, engine.ApplyResult) and planner.last is not None \
+                        and store is not None:
                     planner.claim()  # a plan with no kernel change may still lack a claim
                     settle(store, planner.last.view, result.planned.desired, facts)
             except LostRace as exc:
@@ -191,7 +183,7 @@ def cmd_apply(args: argparse.Namespace, cli: ModuleType) -> int:
 
 def cmd_delete(args: argparse.Namespace, cli: ModuleType) -> int:
     from reconciler import engine
-    from reconciler.fleet.placement import cluster_networks, host_share
+    from reconciler.fleet.placement import host_share, refuse_overlay_without_store
     from reconciler.fleet.session import settle
     from reconciler.state import State
 
@@ -199,8 +191,8 @@ def cmd_delete(args: argparse.Namespace, cli: ModuleType) -> int:
     config = store_config(args)
     facts = host_facts(args, config)
     share = host_share(manifests, facts.host)
-    if config is None and cluster_networks(share):
-        _no_store(args)
+    if config is None:
+        refuse_overlay_without_store(manifests, facts.host)
     args.output, args.dry_run = "text", False
 
     def planner(observed: State) -> engine.Planned:

@@ -12,7 +12,12 @@ kernel never holds them.
 from __future__ import annotations
 
 from reconciler.drivers import is_cluster_scoped
+from reconciler.errors import CnmError
 from reconciler.model import Manifests, Network
+
+
+class NoStoreError(CnmError):
+    """Manifests with an overlay network this host realizes, and no store for its facts."""
 
 
 def cluster_networks(manifests: Manifests) -> list[Network]:
@@ -42,3 +47,11 @@ def host_share(manifests: Manifests, host: str) -> Manifests:
                       if e.spec.sandbox is None and e.spec.network in networks})
     return Manifests(networks=networks, sandboxes=sandboxes, endpoints=endpoints,
                      sources=manifests.sources)
+
+
+def refuse_overlay_without_store(manifests: Manifests, host: str) -> None:
+    """An overlay network `host` realizes needs the store: one line naming --store."""
+    overlay = cluster_networks(host_share(manifests, host))
+    if overlay:
+        raise NoStoreError(f"{overlay[0].key} is an overlay network: its addresses and peers "
+                           "live in the cluster store; give --store etcd://IP:PORT (or CNM_STORE)")

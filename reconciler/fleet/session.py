@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from reconciler.caching import PlanCaches
 from reconciler.errors import CnmError
+from reconciler.fleet.placement import refuse_overlay_without_store
 from reconciler.fleet.planner import (
     FleetPlan,
     HostFacts,
@@ -51,7 +52,8 @@ class FleetPlanner:
 
     manifests: Manifests
     facts: HostFacts
-    store: ClusterStore
+    #: None: placement only (`--host` without `--store`), and no overlay network allowed
+    store: ClusterStore | None
     pools: Sequence[AddressPool] = DEFAULT_POOLS
     caches: PlanCaches | None = None
     check: Callable[[Manifests, State], None] | None = None
@@ -61,7 +63,11 @@ class FleetPlanner:
     def __call__(self, observed: State) -> Planned:
         if self.check is not None:
             self.check(self.manifests, observed)
-        view = self.store.read()
+        if self.store is None:
+            refuse_overlay_without_store(self.manifests, self.facts.host)
+            view = ClusterView(revision=0)
+        else:
+            view = self.store.read()
         memo = self.caches.desired if self.caches is not None else None
         self.last = plan_host(self.manifests, observed, view, self.facts, self.pools, memo)
         self.claimed = False
@@ -70,7 +76,7 @@ class FleetPlanner:
     def claim(self) -> None:
         """Claim the last plan's VNIs and addresses; LostRace if another holder has one."""
         plan = self.last
-        if plan is None or self.claimed:
+        if plan is None or self.claimed or self.store is None:
             return
         claim(self.store, plan, self.facts)
         self.claimed = True

@@ -112,11 +112,9 @@ class FleetWatcher(Watcher):
             self.pending.kernel.add("store")
 
     def _converge(self, manifests: Manifests) -> ApplyResult:
-        if self.config is None:
-            return super()._converge(manifests)
-        if self.store is None:
+        if self.store is None and self.config is not None:
             self.store = ClusterStore.open(self.config)
-        store = self.store
+        store = self.store  # None: placement only (--host without --store)
 
         def check(fleet: Manifests, observed: State) -> None:
             engine.check_not_empty(fleet, observed, self.options.allow_empty)
@@ -128,11 +126,12 @@ class FleetWatcher(Watcher):
                 Hooks(confirm=planner.confirm_then_claim(None), progress=self._step,
                       phase=self._lap))
             assert isinstance(result, ApplyResult)  # the hook only claims
-            if planner.last is not None:
+            if planner.last is not None and store is not None:
                 planner.claim()
                 settle(store, planner.last.view, result.planned.desired, self.facts)
         except StoreUnavailable:
             self.store = None  # connect again on the next try
-            store.close()
+            if store is not None:
+                store.close()
             raise
         return result

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from etcdlib import Etcd
+
 from helpers import REPO
 
 SWITCH_ADDRESS = "192.0.2.254"

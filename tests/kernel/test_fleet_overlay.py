@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from fleetlib import Fleet, manifests_dir
+
 from helpers import wait_for
 from isolation import run_isolated
 
