@@ -456,7 +456,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return fleet_cli.route(args, COMMANDS[args.command], sys.modules[__name__])(args)
+        return fleet_cli.route(args, COMMANDS[args.command])(args)
     except ManifestError as exc:
         _say(str(exc))
         return EXIT_ERROR

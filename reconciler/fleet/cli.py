@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -46,13 +45,8 @@ def _from_environment(args: argparse.Namespace) -> None:
     args.store = getattr(args, "store", None) or os.environ.get("CNM_STORE") or None
 
 
-def route(args: argparse.Namespace, handler: Handler, console: ModuleType) -> Handler:
-    """The fleet version of a command when a store or a host is named, else `handler`.
-
-    `console`: the command-line module itself, whose output helpers (`_load`,
-    `_print_plan`, `_confirmer`, `_apply_with_progress`, `_report`, ...) the fleet
-    commands share; handed in rather than imported, so that no import cycle forms.
-    """
+def route(args: argparse.Namespace, handler: Handler) -> Handler:
+    """The fleet version of a command when a store or a host is named, else `handler`."""
     if getattr(args, "command", None) not in FLEET_COMMANDS:
         return handler
     _from_environment(args)
@@ -62,7 +56,7 @@ def route(args: argparse.Namespace, handler: Handler, console: ModuleType) -> Ha
         return handler
     command = {"plan": cmd_plan, "apply": cmd_apply, "delete": cmd_delete,
                "watch": cmd_watch}[args.command]
-    return lambda arguments: command(arguments, console)
+    return command
 
 
 def store_config(args: argparse.Namespace) -> StoreConfig | None:
@@ -109,16 +103,17 @@ def _open(config: StoreConfig, *, read_only: bool = False):  # type: ignore[no-u
     return ClusterStore.open(config, read_only=read_only)
 
 
-def cmd_plan(args: argparse.Namespace, cli: ModuleType) -> int:
+def cmd_plan(args: argparse.Namespace) -> int:
     from reconciler import engine
     from reconciler.errors import CnmError
+    from reconciler.fleet import console
     from reconciler.fleet.placement import refuse_overlay_without_store
     from reconciler.fleet.planner import plan_host
     from reconciler.fleet.records import ClusterView
 
     if args.observed or args.out:
         raise CnmError("--observed and --out do not go with a fleet plan (--store/--host)")
-    manifests = cli._load(args.paths)
+    manifests = console.load(args.paths)
     config = store_config(args)
     facts = host_facts(args, config)
     if config is None:
@@ -128,8 +123,8 @@ def cmd_plan(args: argparse.Namespace, cli: ModuleType) -> int:
         with _open(config, read_only=True) as store:
             view = store.read()
     plan = plan_host(manifests, engine.observe_set(args.set_name), view, facts,
-                     cli._pools_of(args))
-    cli._print_plan(plan.planned.plan, args.output)
+                     console.pools(args))
+    console.print_plan(plan.planned.plan, args.output)
     if config is not None and args.output == "text":
         sys.stdout.write(_facts_text(plan, config.url))
     if args.detailed_exitcode and (not plan.planned.plan.empty or plan.claims or plan.vnis):
@@ -137,7 +132,7 @@ def cmd_plan(args: argparse.Namespace, cli: ModuleType) -> int:
     return EXIT_OK
 
 
-def cmd_apply(args: argparse.Namespace, cli: ModuleType) -> int:
+def cmd_apply(args: argparse.Namespace) -> int:
     import contextlib
     import random
     import time
@@ -145,28 +140,29 @@ def cmd_apply(args: argparse.Namespace, cli: ModuleType) -> int:
     from reconciler import engine
     from reconciler.caching import PlanCaches
     from reconciler.errors import CnmError
+    from reconciler.fleet import console
     from reconciler.fleet.session import ATTEMPTS, FleetPlanner, LostRace, settle
 
     if not args.paths:
         raise CnmError("nothing to apply: give -f PATH (manifests)")
-    manifests = cli._load(args.paths)
+    manifests = console.load(args.paths)
     config = store_config(args)
     facts = host_facts(args, config)
     with _open(config) if config is not None else contextlib.nullcontext() as store:
         for attempt in range(ATTEMPTS):
             planner = FleetPlanner(
-                manifests, facts, store, cli._pools_of(args), PlanCaches(),
+                manifests, facts, store, console.pools(args), PlanCaches(),
                 check=lambda m, o: engine.check_not_empty(m, o, args.allow_empty))
             if args.dry_run:
                 planned = planner(engine.observe_set(args.set_name))
-                cli._print_plan(planned.plan, args.output)
+                console.print_plan(planned.plan, args.output)
                 if planner.last is not None and config is not None and args.output == "text":
                     sys.stdout.write(_facts_text(planner.last, config.url))
                 return EXIT_OK
             try:
-                result = cli._apply_with_progress(
+                result = console.apply_with_progress(
                     planner, args.set_name, args.output, lock_timeout=args.lock_timeout,
-                    confirm=planner.confirm_then_claim(cli._confirmer(args)),
+                    confirm=planner.confirm_then_claim(console.confirmer(args)),
                     rollback=not args.no_rollback, confirm_seconds=args.confirm_seconds,
                 )
                 if isinstance(result, engine.ApplyResult) and planner.last is not None \
@@ -177,17 +173,18 @@ def cmd_apply(args: argparse.Namespace, cli: ModuleType) -> int:
                 _say(f"cnm: {exc}; planning again (attempt {attempt + 2} of {ATTEMPTS})")
                 time.sleep(random.uniform(0.0, 0.05 * (attempt + 1)))
                 continue
-            return int(cli._report(result, args.output))
+            return int(console.report(result, args.output))
     raise LostRace(f"lost the race for cluster addresses {ATTEMPTS} times in a row; try again")
 
 
-def cmd_delete(args: argparse.Namespace, cli: ModuleType) -> int:
+def cmd_delete(args: argparse.Namespace) -> int:
     from reconciler import engine
+    from reconciler.fleet import console
     from reconciler.fleet.placement import host_share, refuse_overlay_without_store
     from reconciler.fleet.session import settle
     from reconciler.state import State
 
-    manifests = cli._load(args.paths)
+    manifests = console.load(args.paths)
     config = store_config(args)
     facts = host_facts(args, config)
     share = host_share(manifests, facts.host)
@@ -199,21 +196,21 @@ def cmd_delete(args: argparse.Namespace, cli: ModuleType) -> int:
         return engine.deletion_plan(share, observed, placed=True)
 
     if config is None:
-        result = cli._apply_with_progress(
+        result = console.apply_with_progress(
             planner, args.set_name, "text", lock_timeout=args.lock_timeout,
-            confirm=cli._confirmer(args), rollback=not args.no_rollback)
-        return int(cli._report(result, "text"))
+            confirm=console.confirmer(args), rollback=not args.no_rollback)
+        return int(console.report(result, "text"))
     with _open(config) as store:
         store.read()  # the store must answer before anything changes
-        result = cli._apply_with_progress(
+        result = console.apply_with_progress(
             planner, args.set_name, "text", lock_timeout=args.lock_timeout,
-            confirm=cli._confirmer(args), rollback=not args.no_rollback)
+            confirm=console.confirmer(args), rollback=not args.no_rollback)
         if isinstance(result, engine.ApplyResult):
             settle(store, store.read(), result.planned.desired, facts)
-    return int(cli._report(result, "text"))
+    return int(console.report(result, "text"))
 
 
-def cmd_watch(args: argparse.Namespace, cli: ModuleType) -> int:
+def cmd_watch(args: argparse.Namespace) -> int:
     from reconciler.fleet.watch import FleetWatcher
     from reconciler.watch import WatchOptions, watch
 
