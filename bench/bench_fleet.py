@@ -23,9 +23,11 @@ sandboxes per host: O(1) means the same count.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -33,6 +35,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from common import REPO, isolate, run_isolated
 
@@ -61,9 +64,17 @@ def fleet_manifests(network: str, per_host: int, hosts: list[SimHost], extra: in
 
 def concurrent_applies(fleet: Fleet, directory: str, *args: str) -> dict[str, float]:
     """Each host's wall-clock seconds for `cnm apply`, all three started at once."""
+    # output to files: a plan of hundreds of lines fills a pipe nobody reads meanwhile
+    with contextlib.ExitStack() as files:
+        logs = {h.name: files.enter_context(tempfile.TemporaryFile("w+")) for h in fleet.hosts}
+        return _timed_applies(fleet, directory, logs, args)
+
+
+def _timed_applies(fleet: Fleet, directory: str, logs: dict[str, Any],
+                   args: tuple[str, ...]) -> dict[str, float]:
     started = time.perf_counter()
     running = {h.name: subprocess.Popen(h.cnm_command("apply", "-f", directory, "--yes", *args),
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        stdout=logs[h.name], stderr=subprocess.STDOUT,
                                         text=True, env=h.cnm_env(fleet.store), cwd=REPO)
                for h in fleet.hosts}
     seconds: dict[str, float] = {}
@@ -72,9 +83,9 @@ def concurrent_applies(fleet: Fleet, directory: str, *args: str) -> dict[str, fl
         for name, process in list(pending.items()):
             if process.poll() is not None:
                 seconds[name] = time.perf_counter() - started
-                out, err = process.communicate()
                 if process.returncode != 0:
-                    raise SystemExit(f"{name}: apply failed:\n{out}\n{err[-3000:]}")
+                    logs[name].seek(0)
+                    raise SystemExit(f"{name}: apply failed:\n{logs[name].read()[-3000:]}")
                 del pending[name]
         time.sleep(0.005)
     return seconds
@@ -139,7 +150,12 @@ def watch_latency(fleet: Fleet, work: Path, per_host: int, trials: int) -> list[
     return latencies
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # the hosts and etcd are ended in `finally`
+
+
 def inside(args: argparse.Namespace) -> None:
+    signal.signal(signal.SIGTERM, _stop)
     isolate()
     os.makedirs("/var/lib/cnm", exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "cnm-bench", "/var/lib/cnm"], check=True)

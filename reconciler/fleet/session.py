@@ -36,7 +36,7 @@ from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.state import State
 
 #: How often apply plans again after losing a race for an address or a VNI
-ATTEMPTS = 8
+ATTEMPTS = 16
 
 
 class LostRace(CnmError):
@@ -101,11 +101,14 @@ def claim(store: ClusterStore, plan: FleetPlan, facts: HostFacts) -> None:
             raise LostRace(f"VNI {vni} for network {network}: {exc}") from exc
         if got != vni:
             raise LostRace(f"network {network} got VNI {got} meanwhile, not {vni}")
-    for item in plan.claims:
-        holder = Holder(facts.host, facts.set_name, item.endpoint)
-        if not store.claim_address(item.network, item.address, holder):
-            raise LostRace(f"address {item.address} on network {item.network} was claimed by "
-                           f"another endpoint meanwhile")
+    # Every claim is tried, even after one is lost: the won ones are this host's now, and
+    # the next plan keeps them, so each attempt leaves fewer addresses to race for.
+    lost = [item for item in plan.claims
+            if not store.claim_address(item.network, item.address,
+                                       Holder(facts.host, facts.set_name, item.endpoint))]
+    if lost:
+        raise LostRace(f"{len(lost)} address(es) (first {lost[0].address} on network "
+                       f"{lost[0].network}) were claimed by other endpoints meanwhile")
 
 
 def settle(store: ClusterStore, view: ClusterView, desired: State, facts: HostFacts) -> int:

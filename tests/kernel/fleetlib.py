@@ -139,14 +139,23 @@ class Fleet:
 
     def concurrently(self, *args: str) -> list[subprocess.CompletedProcess[str]]:
         """`cnm ARGS` on every host at once."""
-        running = [subprocess.Popen(h.cnm_command(*args), stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, env=h.cnm_env(self.store),
-                                    cwd=REPO) for h in self.hosts]
-        results = []
-        for process in running:
-            out, err = process.communicate(timeout=600)
-            results.append(subprocess.CompletedProcess(process.args, process.returncode,
-                                                       out, err))
+        import contextlib
+        import tempfile
+
+        # to files, not pipes: a long plan would block a host on a pipe read only later
+        with contextlib.ExitStack() as files:
+            logs = [(files.enter_context(tempfile.TemporaryFile("w+")),
+                     files.enter_context(tempfile.TemporaryFile("w+"))) for _ in self.hosts]
+            running = [subprocess.Popen(h.cnm_command(*args), stdout=out, stderr=err, text=True,
+                                        env=h.cnm_env(self.store), cwd=REPO)
+                       for h, (out, err) in zip(self.hosts, logs, strict=True)]
+            results = []
+            for process, (out, err) in zip(running, logs, strict=True):
+                process.wait(timeout=600)
+                out.seek(0)
+                err.seek(0)
+                results.append(subprocess.CompletedProcess(process.args, process.returncode,
+                                                           out.read(), err.read()))
         return results
 
     def revision(self) -> int:

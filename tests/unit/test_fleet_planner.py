@@ -3,6 +3,8 @@ entries, the claims apply makes and what `settle` writes, against an in-memory s
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from reconciler import engine
@@ -128,27 +130,46 @@ def test_a_host_realizes_its_own_and_unplaced_sandboxes_and_the_overlays_they_us
     assert sorted(elsewhere.networks) == ["local"]  # no overlay endpoint there
 
 
-def test_first_plan_claims_a_vni_and_the_lowest_address_no_static_names() -> None:
+def _claimed(plan) -> list[str]:  # type: ignore[no-untyped-def]
+    return [c.address for c in plan.claims]
+
+
+def test_first_plan_claims_a_vni_and_a_free_address_no_static_names() -> None:
     plan = plan_host(manifests(), EMPTY, ClusterView(1), H1)
     assert dict(plan.vnis) == {"ov": 4096}
-    assert [(c.network, c.address, c.endpoint) for c in plan.claims] == [
-        ("ov", "10.50.0.2", "s1-ov")]  # .1 is the gateway, .9 another host's static
+    [claim] = plan.claims
+    address = ipaddress.ip_address(claim.address)
+    assert (claim.network, claim.endpoint) == ("ov", "s1-ov")
+    assert address in ipaddress.ip_network("10.50.0.0/24")
+    # the network address, the gateway, the broadcast address, another host's static
+    assert claim.address not in ("10.50.0.0", "10.50.0.1", "10.50.0.255", "10.50.0.9")
+    assert _claimed(plan_host(manifests(), EMPTY, ClusterView(1), H1)) == [claim.address]
     network = plan.planned.desired.get(ResourceKey("Network", "ov"))
     assert network is not None
     assert (network.get("vni"), network.get("local"), network.get("mtu")) == \
         (4096, "192.0.2.1", 1450)
     endpoint = plan.planned.desired.get(ResourceKey("Endpoint", "s1-ov"))
     assert endpoint is not None
-    assert endpoint.get("ipv4") == ("10.50.0.2/24",) and endpoint.get("gateway4") is None
-    assert endpoint.get("mac") == "02:42:0a:32:00:02"
+    assert endpoint.get("ipv4") == (f"{address}/24",) and endpoint.get("gateway4") is None
+    assert endpoint.get("mac") == "02:42:" + address.packed.hex(":")
     assert ResourceKey("Sandbox", "s2") not in plan.planned.desired
 
 
+def test_hosts_look_for_free_addresses_in_different_parts_of_the_pool() -> None:
+    unplaced = load_text(MANIFESTS.replace("{network: ov, sandbox: s1}",
+                                           "{network: ov, sandbox: anywhere}"))
+    starts = {_claimed(plan_host(unplaced, EMPTY, ClusterView(1),
+                                 HostFacts(h, "default", "192.0.2.1", 1500)))[0]
+              for h in ("h1", "h2", "h3")}
+    assert len(starts) == 3
+
+
 def test_addresses_held_elsewhere_are_skipped_and_own_claims_reused() -> None:
-    elsewhere = ClusterView(5, {"ov": 4100}, addresses={("ov", "10.50.0.2"): Holder(
+    first = _claimed(plan_host(manifests(), EMPTY, ClusterView(1), H1))[0]
+    elsewhere = ClusterView(5, {"ov": 4100}, addresses={("ov", first): Holder(
         "h2", "default", "x")})
     plan = plan_host(manifests(), EMPTY, elsewhere, H1)
-    assert [c.address for c in plan.claims] == ["10.50.0.3"] and not plan.vnis
+    assert _claimed(plan) != [first] and len(plan.claims) == 1 and not plan.vnis
     # an apply killed after its claim: the next plan uses it and claims nothing
     killed = ClusterView(5, {"ov": 4100}, addresses={("ov", "10.50.0.7"): Holder(
         "h1", "default", "s1-ov")})
@@ -201,7 +222,7 @@ def test_claims_then_settle_publish_once_and_a_lost_race_plans_again() -> None:
     planner = FleetPlanner(manifests(), H1, store)  # type: ignore[arg-type]
     planned = planner(EMPTY)
     planner.claim()
-    assert store.addresses[("ov", "10.50.0.2")] == Holder("h1", "default", "s1-ov")
+    assert list(store.addresses.values()) == [Holder("h1", "default", "s1-ov")]
     assert settle(store, store.read(), planned.desired, H1) == 2  # type: ignore[arg-type]
     assert settle(store, store.read(), planned.desired, H1) == 0  # type: ignore[arg-type]
     assert store.read().members == (Member("ov", "h1", "192.0.2.1"),)
@@ -209,9 +230,14 @@ def test_claims_then_settle_publish_once_and_a_lost_race_plans_again() -> None:
     other = FakeStore()
     racing = FleetPlanner(manifests(), H1, other)  # type: ignore[arg-type]
     racing(EMPTY)
-    other.claim_address("ov", "10.50.0.2", Holder("h3", "default", "theirs"))
+    assert racing.last is not None
+    wanted = racing.last.claims[0].address
+    other.claim_address("ov", wanted, Holder("h3", "default", "theirs"))
     with pytest.raises(LostRace):
         racing.claim()
+    again = racing(EMPTY)  # the next plan takes another address
+    assert racing.last is not None and racing.last.claims[0].address != wanted
+    assert again is racing.last.planned
 
 
 def test_settle_releases_and_withdraws_what_is_gone() -> None:
