@@ -84,6 +84,9 @@ def plan_addresses(
     for network in networks:
         name = network.metadata.name
         holders = {ipaddress.ip_address(a): h for (n, a), h in view.addresses.items() if n == name}
+        by_holder: dict[Holder, list[IPAddress]] = {}  # indexed once: not a scan per endpoint
+        for address, holder in holders.items():
+            by_holder.setdefault(holder, []).append(address)
         local = [e for e in share.endpoints_of_network(name) if e.spec.sandbox is not None]
         for version in (4, 6):
             pools = [p for p in network.spec.ipam if p.subnet.version == version]
@@ -99,8 +102,8 @@ def plan_addresses(
             for endpoint in local:
                 ep = endpoint.metadata.name
                 mine = Holder(host, set_name, ep)
-                address = _choose(ep, mine, version, pools, holders, statics, kernel_held, taken,
-                                  free, name)
+                address = _choose(ep, mine, version, pools, holders, by_holder.get(mine, []),
+                                  statics, kernel_held, taken, free, name)
                 taken.add(address)
                 held.setdefault(ep, []).append(address)
                 if holders.get(address) != mine:
@@ -110,7 +113,8 @@ def plan_addresses(
 
 def _choose(
     ep: str, mine: Holder, version: int, pools: Sequence[IpamPool],
-    holders: Mapping[IPAddress, Holder], statics: Mapping[str, IPAddress],
+    holders: Mapping[IPAddress, Holder], own: Sequence[IPAddress],
+    statics: Mapping[str, IPAddress],
     kernel_held: Mapping[str, Sequence[IPAddress]], taken: set[IPAddress],
     free: Iterator[IPAddress], network: str,
 ) -> IPAddress:
@@ -122,8 +126,7 @@ def _choose(
                 f"Endpoint/{ep}: address {static} on network '{network}' is held by endpoint "
                 f"{holder.endpoint} of set {holder.set} on host {holder.host} (cluster store)")
         return static
-    claimed = sorted(a for a, h in holders.items()
-                     if h == mine and a.version == version and _dynamic(pools, a))
+    claimed = sorted(a for a in own if a.version == version and _dynamic(pools, a))
     if claimed:
         return claimed[0]
     for address in kernel_held.get(ep, ()):
