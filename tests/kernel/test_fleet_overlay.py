@@ -127,7 +127,7 @@ def _scenario() -> None:
         killed = h2.cnm("apply", "-f", directory4, "--yes", store=fleet.store,
                         env={"CNM_FAULT": "crash@1"})
         assert killed.returncode == -9, killed.stdout + killed.stderr
-        claimed = fleet.etcd.keys("/cnm/v1/address/ov/")
+        claimed = fleet.etcd.stored("/cnm/v1/address/ov/")
         held = [key for key, value in claimed.items() if '"a5-ov"' in value]
         assert len(held) == 1 and "a5" not in h2.kernel()["netns"], claimed
         h2.cnm("apply", "-f", directory4, "--yes", store=fleet.store, check=True)
