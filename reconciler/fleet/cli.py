@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reconciler.fleet.planner import FleetPlan, HostFacts
@@ -43,6 +43,25 @@ def _from_environment(args: argparse.Namespace) -> None:
     args.advertise_address = args.advertise_address or \
         os.environ.get("CNM_ADVERTISE_ADDRESS") or None
     args.store = getattr(args, "store", None) or os.environ.get("CNM_STORE") or None
+
+
+def register(commands: Any) -> None:
+    """The fleet's part of the parser (one line in cli/parser.py's COMMAND_GROUPS, after
+    the groups that register plan, apply, delete and watch): their fleet options and the
+    routing of their handlers, and `cnm cluster` (fleet/cluster_cli.py)."""
+    from reconciler.fleet import cluster_cli
+
+    subparsers = commands._subparsers
+    for name in FLEET_COMMANDS:
+        parser = subparsers.choices[name]
+        add_arguments(parser)
+        parser.set_defaults(handler=_routed(parser.get_default("handler")))
+    cluster_cli.register(subparsers)
+    subparsers.choices["cluster"].set_defaults(handler=cluster_cli.run)
+
+
+def _routed(handler: Handler) -> Handler:
+    return lambda args: route(args, handler)(args)
 
 
 def route(args: argparse.Namespace, handler: Handler) -> Handler:
