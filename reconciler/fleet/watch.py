@@ -22,7 +22,7 @@ import time
 
 from reconciler import engine, pipeline
 from reconciler.fleet.planner import HostFacts
-from reconciler.fleet.records import StoreConfig
+from reconciler.fleet.records import ClusterView, StoreConfig
 from reconciler.fleet.session import FleetPlanner, settle
 from reconciler.fleet.store import ClusterStore, StoreUnavailable
 from reconciler.model import Manifests
@@ -35,6 +35,11 @@ from reconciler.watch import Log, Watcher, WatchOptions
 LEASE_TTL = 10
 #: Reconnection backoff of the store thread: first and longest wait, in seconds
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 8.0
+
+
+def _peers_of(view: ClusterView) -> tuple[object, ...]:
+    """What of a view this host's kernel holds: VNIs, memberships, endpoint records."""
+    return (view.vnis, view.members, view.endpoints)
 
 
 class FleetWatcher(Watcher):
@@ -71,7 +76,8 @@ class FleetWatcher(Watcher):
             try:
                 with ClusterStore.open(self.config) as store:
                     lease = store.keep_alive(self.facts.host, self.facts.advertise, LEASE_TTL)
-                    revision = store.read().revision
+                    first = store.read()
+                    revision, seen = first.revision, _peers_of(first)
                     if lost is not None:
                         self._log(f"store {self.config.url} is back; reconciling")
                         lost = None
@@ -86,7 +92,12 @@ class FleetWatcher(Watcher):
                         if time.monotonic() - refreshed > LEASE_TTL / 3:
                             lease.refresh()
                             refreshed = time.monotonic()
-                        if view is not None:
+                        # Only what peers program into this kernel wakes a reconcile:
+                        # an address another host claims (before it creates the
+                        # endpoint) changes nothing here, and its reconcile would delay
+                        # the one its publication needs.
+                        if view is not None and _peers_of(view) != seen:
+                            seen = _peers_of(view)
                             self._store_changed()
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any store error
                 error = exc.one_line() if isinstance(exc, StoreUnavailable) \
