@@ -28,7 +28,8 @@ COMMAND_GROUPS = (
     "reconciler.cli.change_commands",
     "reconciler.cli.state_commands",
     "reconciler.cli.watch_command",
-    "reconciler.fleet.cli",  # --host/--store on plan/apply/delete/watch; cnm cluster
+    "reconciler.fleet.cluster_cli",
+    "reconciler.fleet.cli",  # --host/--store on plan/apply/delete/watch
 )
 
 

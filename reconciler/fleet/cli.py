@@ -48,16 +48,12 @@ def _from_environment(args: argparse.Namespace) -> None:
 def register(commands: Any) -> None:
     """The fleet's part of the parser (one line in cli/parser.py's COMMAND_GROUPS, after
     the groups that register plan, apply, delete and watch): their fleet options and the
-    routing of their handlers, and `cnm cluster` (fleet/cluster_cli.py)."""
-    from reconciler.fleet import cluster_cli
-
+    routing of their handlers."""
     subparsers = commands._subparsers
     for name in FLEET_COMMANDS:
         parser = subparsers.choices[name]
         add_arguments(parser)
         parser.set_defaults(handler=_routed(parser.get_default("handler")))
-    cluster_cli.register(subparsers)
-    subparsers.choices["cluster"].set_defaults(handler=cluster_cli.run)
 
 
 def _routed(handler: Handler) -> Handler:

@@ -1,11 +1,11 @@
 """`cnm cluster status` and `cnm cluster forget HOST`: the store as the fleet sees it.
 
-`register(sub)` adds the `cluster` command to cnm's parser; `run(args)` runs
-it. Parsing loads argparse only; the store (and urllib3) load when the
-command runs. `status` only reads (a read-only store: it cannot write);
-`forget` refuses a host whose lease is alive unless `--force`, because that
-host would claim its addresses again on its next apply while others might
-already have taken them.
+`register(commands)` adds the `cluster` command to cnm's parser (a command
+group listed in `cli/parser.py`); `run(args)` runs it. Parsing loads
+argparse only; the store (and urllib3) load when the command runs. `status`
+only reads (a read-only store: it cannot write); `forget` refuses a host
+whose lease is alive unless `--force`, because that host would claim its
+addresses again on its next apply while others might already have taken them.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from ..errors import CnmError
 from .store_options import add_store_options, store_config
 
 if TYPE_CHECKING:
+    from ..cli.parser import Commands
     from .records import ClusterView, StoreConfig
 
 
-def register(sub: Any) -> None:
-    """Add `cluster status|forget` to the subparsers `sub` of cnm's parser."""
-    cluster = sub.add_parser("cluster", help="the fleet's hosts, networks and endpoints "
-                                             "as the cluster store holds them")
+def register(commands: Commands) -> None:
+    """Add `cluster status|forget` to cnm's parser (a command group of `cli/parser.py`)."""
+    cluster = commands.add("cluster", run, summary="the fleet's hosts, networks and endpoints "
+                                                   "as the cluster store holds them")
     verbs = cluster.add_subparsers(dest="cluster_command", required=True, metavar="VERB")
     status = verbs.add_parser("status", help="hosts, VTEPs, overlay networks, endpoints per "
                                              "host, expired leases")

@@ -15,6 +15,7 @@ store client".
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import ssl
 from collections.abc import Iterator
@@ -37,6 +38,10 @@ class GatewayError(Exception):
         self.reason = reason
 
 
+class TlsFilesError(Exception):
+    """A `--store-ca`/`--store-cert`/`--store-key` file cannot be used (the user's to fix)."""
+
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode("ascii")
 
@@ -53,7 +58,9 @@ def prefix_end(prefix: str) -> str:
 def _reason(exc: BaseException) -> str:
     """The root cause of a urllib3 failure as a short phrase (no object reprs)."""
     seen: BaseException | None = exc
-    while seen is not None:
+    for _ in range(16):  # a chain of causes is short; never follow one forever
+        if seen is None:
+            break
         if isinstance(seen, ssl.SSLCertVerificationError):
             return f"TLS: certificate verify failed ({seen.verify_message})"
         if isinstance(seen, ssl.SSLError):
@@ -70,6 +77,23 @@ def _reason(exc: BaseException) -> str:
     return text.split(": ", 1)[-1] if "object at 0x" in text else text
 
 
+def _tls_context(config: StoreConfig) -> ssl.SSLContext:
+    """Verify the store against `ca` only (a private CA, not the system's); present `cert`."""
+    option = f"--store-ca {config.ca}"
+    try:
+        context = ssl.create_default_context(cafile=config.ca)
+        if config.cert:
+            option = f"--store-cert {config.cert} --store-key {config.key}"
+            context.load_cert_chain(config.cert, config.key)
+    except (OSError, ssl.SSLError) as exc:
+        if isinstance(exc, ssl.SSLError):
+            what = f"not a usable PEM file ({exc.reason or 'unreadable'})"
+        else:
+            what = (exc.strerror or str(exc)).lower()
+        raise TlsFilesError(f"{option}: {what}") from None
+    return context
+
+
 class Gateway:
     """A connection pool to the store's endpoints (thread-safe: urllib3's is)."""
 
@@ -80,10 +104,7 @@ class Gateway:
         self.scheme = "https" if config.tls else "http"
         kwargs: dict[str, Any] = {}
         if config.tls:
-            context = ssl.create_default_context(cafile=config.ca)
-            if config.cert:
-                context.load_cert_chain(config.cert, config.key)
-            kwargs["ssl_context"] = context
+            kwargs["ssl_context"] = _tls_context(config)
         self._urllib3 = urllib3
         self.pool = urllib3.PoolManager(
             num_pools=len(config.endpoints), maxsize=4,
@@ -180,5 +201,6 @@ class Stream:
 
     def shutdown(self) -> None:
         """Wake a thread blocked reading this stream (closing alone would not) and end it."""
-        self.response.shutdown()
+        with contextlib.suppress(ValueError, OSError):  # already ended: nothing to wake
+            self.response.shutdown()
         self.response.close()

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import CnmError, ConflictError
 from . import keys
-from .gateway import Gateway, GatewayError, Stream, b64, prefix_end, unb64
+from .gateway import Gateway, GatewayError, Stream, TlsFilesError, b64, prefix_end, unb64
 from .records import ClusterView, EndpointRecord, Holder, Member, StoreConfig
 
 #: VNIs handed out when a manifest names none: libnetwork's overlay range
@@ -40,6 +40,10 @@ class StoreUnavailable(CnmError):
         super().__init__(f"store {url}: {error}")
         self.url = url
         self.error = error
+
+
+class StoreTlsError(CnmError):
+    """A TLS file given for the store cannot be read or used: the user's to fix."""
 
 
 class StoreReadOnly(CnmError):
@@ -128,7 +132,10 @@ class ClusterStore:
     def __init__(self, config: StoreConfig, *, read_only: bool = False) -> None:
         self.config = config
         self.read_only = read_only
-        self.gateway = Gateway(config)
+        try:
+            self.gateway = Gateway(config)
+        except TlsFilesError as exc:
+            raise StoreTlsError(f"store {config.url}: {exc}") from None
         self.round_trips = 0  # requests made; benchmarks check a plan's stay O(1)
 
     @classmethod

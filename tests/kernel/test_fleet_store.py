@@ -339,3 +339,18 @@ def test_a_snapshot_restores_the_store_as_docs_fleet_md_says() -> None:
         assert restored.stored() == keys
         with _open(restored) as store:
             assert not store.claim_address("ov", "10.50.0.2", H2)  # still h1's
+
+
+def test_watch_from_a_compacted_revision_starts_over_from_a_fresh_read() -> None:
+    with Etcd() as etcd, _open(etcd) as store:
+        _populate(store)
+        old = 2
+        etcd.etcdctl("compact", str(etcd.revision()))
+        watch = store.watch(old, tick=0.1)
+        first = next(view for view in watch if view is not None)
+        assert first.revision == etcd.revision()
+        assert {m.host for m in first.members} == {"h1", "h2"}
+        store.publish_member(Member("ov", "h3", "192.0.2.3"))  # and it keeps following
+        later = next(view for view in watch if view is not None)
+        assert "h3" in {m.host for m in later.members}
+        watch.close()

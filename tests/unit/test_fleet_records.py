@@ -157,6 +157,7 @@ def test_status_names_hosts_networks_endpoints_and_expired_leases() -> None:
     ("status", "--store", "http://127.0.0.1:2379"),
     ("status",),
     ("forget", "h1", "--store", "etcd://127.0.0.1:2379", "--store-cert", "c.pem"),
+    ("status", "--store", "etcd://127.0.0.1:2379", "--store-ca", "/nonexistent/ca.pem"),
 ])
 def test_cluster_commands_with_a_bad_store_say_so_in_one_line(args: tuple[str, ...]) -> None:
     """Refused before any connection is tried (nothing listens on these addresses anyway)."""
