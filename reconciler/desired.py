@@ -16,6 +16,7 @@ from reconciler.caching import BuildMemo, memoize
 from reconciler.drivers import EndpointContext, driver_for
 from reconciler.drivers.common import text_values
 from reconciler.errors import ManifestError
+from reconciler.interface_defaults import placements
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.model import Endpoint, Manifests, Sandbox
 from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
@@ -94,6 +95,7 @@ def build_desired(
         attrs = driver_for(network.spec.driver).network_attrs(network)
         if attrs is not None:
             resources.append(Resource(network.key, set_name, attrs))
+    placed = placements(manifests, joined, observed)
     directory = _Directory.of(manifests, assignments)
     host_mode = host_mode_sandboxes(manifests)
     memo = (memo if memo is not None else BuildMemo()).next_build()
@@ -118,8 +120,11 @@ def build_desired(
             sandbox=sandbox,
             assignment=assignments[endpoint.metadata.name],
             veth=naming.host_veth_name(set_name, endpoint.metadata.name),
+            ifname=placed[endpoint.metadata.name].ifname,
+            routes=placed[endpoint.metadata.name].routes,
         )
-        inputs = (set_name, endpoint, network, sandbox, ctx.assignment, ctx.veth)
+        inputs = (set_name, endpoint, network, sandbox, ctx.assignment, ctx.veth,
+                  ctx.ifname, ctx.routes)
         resource = memo.get(endpoint.key, inputs)
         if resource is None:
             endpoint_attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)

@@ -171,7 +171,8 @@ def _endpoint_spec(resource: Resource, network: Resource | None, aliases: list[s
     has = {4: bool(resource.get("ipv4")) and 4 in families,
            6: bool(resource.get("ipv6")) and 6 in families}
     routed = {4: bool(resource.get("gateway4")), 6: bool(resource.get("gateway6"))}
-    if any(has.values()) and not any(routed[v] for v in (4, 6) if has[v]):
+    internal = network is not None and network.get("internal") is True  # never routed
+    if any(has.values()) and not internal and not any(routed[v] for v in (4, 6) if has[v]):
         spec["gateway"] = False
     ports = firewall.ports_spec(resource)
     if ports:

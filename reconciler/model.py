@@ -63,6 +63,7 @@ _ALIASES: Mapping[str, str] = MappingProxyType(
         "ipv4_address": "ipv4Address",
         "ipv6_address": "ipv6Address",
         "mac_address": "macAddress",
+        "gw_priority": "gwPriority",
     }
 )
 
@@ -225,14 +226,17 @@ class EndpointSpec(BaseModel):
 
     network: str
     sandbox: str | None = None
-    ifname: str = "eth0"
+    #: None: eth0, eth1, ... chosen by `reconciler/interface_defaults.py`
+    ifname: str | None = None
     ipv4_address: V4Address | None = None
     ipv6_address: V6Address | None = None
     mac_address: str | None = Field(
         default=None, json_schema_extra={"pattern": _MAC_RE.pattern.replace("\\1", ":")}
     )
     aliases: list[str] = []
-    gateway: StrictBool = True
+    #: None: chosen by gwPriority among the sandbox's non-internal endpoints
+    gateway: StrictBool | None = None
+    gw_priority: StrictInt = 0
     ports: list[PortMapping] = []
 
     @field_validator("mac_address", mode="before")

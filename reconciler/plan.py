@@ -24,8 +24,8 @@ StepVerb = Literal["create", "update", "delete"]
 #: Pseudo-kind of the step that brings cnm's nftables tables (one atomic
 #: transaction) and the forwarding switches to the desired state of the set.
 FIREWALL = "Firewall"
-#: Pseudo-kind of the step that sets the bridge port flags published ports need
-#: (hairpin mode) once the endpoints' links exist.
+#: Pseudo-kind of the step that sets the link switches published ports need (hairpin
+#: mode of bridge ports, `route_localnet` of bridges) once the links exist.
 BRIDGE_PORTS = "BridgePorts"
 
 #: Execution order. The firewall goes first, so deletes remove rules before the
@@ -98,7 +98,8 @@ class Plan:
         steps = [Step(verb, action) for action in self.actions for verb in action.steps()]
         if any(a.key.kind in ("Network", "Endpoint") for a in self.actions):
             steps.append(Step("update", Action("update", ResourceKey(FIREWALL, self.set_name))))
-        if any(a.key.kind == "Endpoint" and a.verb != "delete" for a in self.actions):
+        if any(a.key.kind in ("Network", "Endpoint") and a.verb != "delete"
+               for a in self.actions):
             steps.append(Step("update", Action("update", ResourceKey(BRIDGE_PORTS, self.set_name))))
         return sorted(steps, key=lambda s: (phase_of(s.verb, s.action.key.kind),
                                             key_order(s.action.key)))

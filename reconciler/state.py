@@ -143,7 +143,7 @@ AttrValue = str | int | bool | None | Drift | MtuPair | tuple["AttrValue", ...]
 #: Attributes whose observed value may be a `Drift` or, for `ports`, hold some (the
 #: firewall's): only these read a drift's text form back from JSON as a drift, so
 #: that no other text (a hosts file, say) is ever taken for one.
-DRIFT_ATTRS = frozenset({"internal", "icc", "masquerade", "ports"})
+DRIFT_ATTRS = frozenset({"internal", "icc", "masquerade", "localhost", "ports"})
 
 #: Attributes holding addresses ("address/prefix", or gateway addresses), as tuples.
 ADDRESS_LISTS = frozenset({"ipv4", "ipv6", "gateway4", "gateway6"})

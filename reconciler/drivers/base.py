@@ -41,6 +41,8 @@ class EndpointContext:
     sandbox: Sandbox
     assignment: Assignment
     veth: str
+    ifname: str  # spec.ifname, or the default interface_defaults chose
+    routes: frozenset[int]  # IP versions whose default route goes through this endpoint
 
 
 class Driver(Protocol):

@@ -95,7 +95,7 @@ class BridgeDriver:
             "network": ctx.network.metadata.name,
             "sandbox": ctx.sandbox.metadata.name,
             "veth": ctx.veth,
-            "ifname": spec.ifname,
+            "ifname": ctx.ifname,
             "mtu": network_mtu(ctx.network),
             **addresses(ctx),
             **gateways(ctx),

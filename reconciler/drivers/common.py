@@ -38,13 +38,14 @@ def no_ipam_problems(network: Network) -> list[FieldProblem]:
 
 
 def gateways(ctx: EndpointContext) -> dict[str, AttrValue]:
-    """`gateway4`/`gateway6`: the first pool's gateway of a family the endpoint is addressed in."""
+    """`gateway4`/`gateway6`: the first pool's gateway of a family the endpoint is addressed
+    in and carries the default route of (`interface_defaults` chose)."""
     pools = ctx.network.spec.ipam
     result: dict[str, AttrValue] = {}
     for version, attr in ((4, "gateway4"), (6, "gateway6")):
         gateway = next((p.effective_gateway() for p in pools if p.subnet.version == version), None)
         addressed = ctx.assignment.for_family(version) is not None
-        wanted = ctx.endpoint.spec.gateway and gateway and addressed
+        wanted = version in ctx.routes and gateway and addressed
         result[attr] = (str(gateway),) if wanted else None
     return result
 

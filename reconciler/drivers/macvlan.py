@@ -85,7 +85,7 @@ class MacvlanDriver:
             "sandbox": ctx.sandbox.metadata.name,
             "parent": network.parent,
             "mode": network.mode or DEFAULT_MODE,
-            "ifname": spec.ifname,
+            "ifname": ctx.ifname,
             **addresses(ctx),
             **gateways(ctx),
             "up": True,

@@ -128,7 +128,7 @@ class OverlayDriver:
             "network": ctx.network.metadata.name,
             "sandbox": ctx.sandbox.metadata.name,
             "veth": ctx.veth,
-            "ifname": spec.ifname,
+            "ifname": ctx.ifname,
             "mtu": ctx.network.spec.mtu if ctx.network.spec.mtu is not None else FALLBACK_MTU,
             **held,
             "gateway4": None,  # no default route through an overlay network

@@ -4,8 +4,9 @@ Firewall state is modelled as attributes of the resources that own it, so a
 plan shows it under its owner (`~ Endpoint/web ports: ...`, `~ Network/front
 icc: true -> false`) and never as a link replacement:
 
-* Network: `internal`, `icc`, `masquerade` (and `forwarding.ipv4` /
-  `forwarding.ipv6`, the host's forwarding switches it needs);
+* Network: `internal`, `icc`, `masquerade`, `localhost` (and `forwarding.ipv4` /
+  `forwarding.ipv6`, the host's forwarding switches it needs, and `route_localnet`,
+  its bridge's switch that `localhost` needs);
 * Endpoint: `ports`, one `[hostIP:]hostPort->containerPort/proto` text each.
 
 Every attribute value implies a set of nftables rules (`wanted_rules`); each rule
@@ -73,7 +74,14 @@ if TYPE_CHECKING:  # the names as mypy sees them; at run time `__getattr__` load
         comment_of,
         parse_comment,
     )
-    from reconciler.firewall.wanted import ItemKey, Wanted, needed_tables, wanted_rules
+    from reconciler.firewall.wanted import (
+        ItemKey,
+        Wanted,
+        bridge_names,
+        needed_tables,
+        wanted_localnet,
+        wanted_rules,
+    )
 
 #: The module each re-exported name lives in.
 _MODULES: dict[str, tuple[str, ...]] = {
@@ -91,17 +99,19 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "CHAINS", "FAMILIES", "TABLE", "TABLE_MARKER", "TABLE_RULES", "ChainSpec", "Rule",
         "comment_of", "parse_comment",
     ),
-    "wanted": ("ItemKey", "Wanted", "needed_tables", "wanted_rules"),
+    "wanted": ("ItemKey", "Wanted", "bridge_names", "needed_tables", "wanted_localnet",
+               "wanted_rules"),
 }
 _HOMES = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "CHAINS", "ChainSpec", "Expr", "FAMILIES", "FIREWALL_ATTRS", "ItemKey", "NO_RULES",
     "ObservedRule", "PortMap", "RULES_DIFFER", "Rule", "Ruleset", "TABLE", "TABLE_MARKER",
-    "TABLE_RULES", "Transaction", "UdpFlush", "Wanted", "attach", "canonical", "comment_of",
+    "TABLE_RULES", "Transaction", "UdpFlush", "Wanted", "attach", "bridge_names", "canonical",
+    "comment_of",
     "endpoint_attrs", "icc_rules", "isolation_rules", "masquerade_rules", "needed_tables",
     "network_attrs", "network_spec", "occupied", "parse_comment", "port_rules", "ports_spec",
-    "rules_only", "sorted_ports", "summary", "transaction", "wanted_rules",
+    "rules_only", "sorted_ports", "summary", "transaction", "wanted_localnet", "wanted_rules",
 ]
 
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 #: Attributes the firewall owns. An update that changes only these needs no link step.
 FIREWALL_ATTRS = frozenset(
-    {"internal", "icc", "masquerade", "ports", "hairpin", "forwarding.ipv4", "forwarding.ipv6"}
+    {"internal", "icc", "masquerade", "ports", "hairpin", "forwarding.ipv4", "forwarding.ipv6",
+     "localhost", "route_localnet"}
 )
 
 
@@ -29,6 +30,11 @@ def network_attrs(network: Network) -> dict[str, AttrValue]:
     if not spec.internal:
         for version in sorted({pool.subnet.version for pool in spec.ipam}):
             attrs[f"forwarding.ipv{version}"] = True
+    # published ports on the host's 127.0.0.1 (IPv4 only: the kernel never routes ::1
+    # out of the host): the rules, and the bridge's switch that lets them work
+    localhost = not spec.internal and any(pool.subnet.version == 4 for pool in spec.ipam)
+    attrs["localhost"] = localhost
+    attrs["route_localnet"] = localhost
     return attrs
 
 

@@ -1,5 +1,5 @@
 """The rules of a bridge network's settings: isolation (and `internal`), `icc`,
-`masquerade`."""
+`masquerade`, and `localhost` (published ports reachable on the host's 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from reconciler.firewall.expr import (
     MASQUERADE,
     NOT_DNAT,
     NOT_REPLY,
+    TO_PORTS,
     interfaces,
     ip_family,
     match,
@@ -20,6 +21,9 @@ from reconciler.firewall.expr import (
     prefix,
 )
 from reconciler.firewall.table import Rule
+
+#: Destinations in the host's IPv4 loopback network.
+LOOPBACK4 = match(payload("ip", "daddr"), prefix("127.0.0.0/8"))
 
 
 def isolation_rules(
@@ -82,3 +86,27 @@ def masquerade_rules(
             match(meta("oifname"), bridge, "!="), MASQUERADE,
         ))
     return rules
+
+
+def localhost_rules(comment: str, bridge: str, on: bool) -> list[Rule]:
+    """Published ports on the host's own 127.0.0.0/8, as Docker without its proxy does.
+
+    The host's connections to a loopback address look up the published ports (a
+    connection to an address of the host already does, through the table's own
+    rules); those DNATed into this network leave with a loopback source, which the
+    kernel allows out of the bridge only with its `route_localnet` switch on (the
+    `route_localnet` attribute) and which is masqueraded to the bridge's address so
+    that the sandbox can answer. `route_localnet` would also let a sandbox reach the
+    host's loopback services by sending to 127.0.0.1 through the bridge: dropped.
+    Every network has the jump, so a host with N networks walks `ports` up to N times
+    for a loopback connection that is not a published port (a few rules each).
+    """
+    if not on:
+        return []
+    return [
+        Rule.of("inet", "output", comment, LOOPBACK4, TO_PORTS),
+        Rule.of("inet", "postrouting", comment,
+                match(meta("oifname"), bridge),
+                match(payload("ip", "saddr"), prefix("127.0.0.0/8")), MASQUERADE),
+        Rule.of("inet", "prerouting", comment, match(meta("iifname"), bridge), LOOPBACK4, DROP),
+    ]

@@ -8,7 +8,12 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 
 from reconciler.caching import BuildMemo
-from reconciler.firewall.network_rules import icc_rules, isolation_rules, masquerade_rules
+from reconciler.firewall.network_rules import (
+    icc_rules,
+    isolation_rules,
+    localhost_rules,
+    masquerade_rules,
+)
 from reconciler.firewall.ports import PortMap, port_rules, sorted_ports
 from reconciler.firewall.ruleset import Ruleset, occupied
 from reconciler.firewall.table import FAMILIES, Rule, comment_of, parse_comment
@@ -51,9 +56,11 @@ def attach(
     forwarding: Mapping[int, bool],
     hairpin: Mapping[str, bool] | None = None,
     views: BuildMemo[ResourceKey, Resource] | None = None,
+    localnet: Mapping[str, bool] | None = None,
 ) -> State:
     """The observed state with each resource's firewall attributes read from the rules,
-    the forwarding switches (IP version -> on) and bridge ports (name -> hairpin on).
+    the forwarding switches (IP version -> on), bridge ports (name -> hairpin on) and
+    bridges' `route_localnet` switches (name -> on).
 
     Rules whose owner has no other kernel object (its links were deleted by
     hand) become a resource of their own, so that a plan prunes or replaces it.
@@ -72,7 +79,9 @@ def attach(
         if key.kind not in ("Network", "Endpoint"):
             continue  # no cnm rule has another owner; a forged one is left to its maker
         if key.kind == "Network":
-            attrs: dict[str, AttrValue] = {"internal": None, "icc": None, "masquerade": None}
+            attrs: dict[str, AttrValue] = {
+                "internal": None, "icc": None, "masquerade": None, "localhost": None,
+            }
         else:
             attrs = {"ports": sorted_ports(
                 Drift(DriftReason.RULES_DIFFER, item.removeprefix("port ")) for item in items[key]
@@ -85,6 +94,8 @@ def attach(
         if key.kind == "Network" and bridge is not None:
             extra = _network_view(resource, bridge, mine, veths.get(key.name, []))
             extra.update({f"forwarding.ipv{v}": on for v, on in sorted(forwarding.items())})
+            if localnet is not None and bridge in localnet:
+                extra["route_localnet"] = localnet[bridge]
         elif key.kind == "Endpoint" and "veth" in resource.attrs:
             veth = text_attr(resource, "veth")
             port_on = (hairpin or {}).get(veth) if veth is not None else None
@@ -123,10 +134,13 @@ def _network_view(
         (value, masquerade_rules(comment("masquerade"), bridge, subnets, value))
         for value in (False, True)
     ])
-    strays = bool(set(mine) - {"isolation", "icc", "masquerade"})
+    localhost = _choose(mine.get("localhost", none), [
+        (value, localhost_rules(comment("localhost"), bridge, value)) for value in (False, True)
+    ])
+    strays = bool(set(mine) - {"isolation", "icc", "masquerade", "localhost"})
     if strays:
         internal = None  # rules cnm would not write for a network: show them as drift
-    values = {"internal": internal, "icc": icc, "masquerade": masquerade}
+    values = {"internal": internal, "icc": icc, "masquerade": masquerade, "localhost": localhost}
     return {
         name: value if value is not None
         else NO_RULES if not mine.get("isolation" if name == "internal" else name) and not strays

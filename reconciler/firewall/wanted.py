@@ -6,12 +6,20 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from reconciler.firewall.network_rules import icc_rules, isolation_rules, masquerade_rules
+from reconciler.firewall.network_rules import (
+    icc_rules,
+    isolation_rules,
+    localhost_rules,
+    masquerade_rules,
+)
 from reconciler.firewall.ports import PortMap, port_rules
 from reconciler.firewall.table import TABLE, Rule, comment_of
 from reconciler.state import Drift, Resource, ResourceKey, State
 
 ItemKey = tuple[ResourceKey, str]
+#: The items of a network's rules (the attribute of each is named alike, but `isolation`'s
+#: is `internal`).
+NETWORK_ITEMS = ("isolation", "icc", "masquerade", "localhost")
 #: item -> the rules it must have; None: leave whatever the kernel has (value unknown)
 Wanted = dict[ItemKey, list[Rule] | None]
 
@@ -69,7 +77,7 @@ def wanted_rules(state: State) -> Wanted:
             owner = resource.owner
             bridge = text_attr(resource, "bridge")
             if bridge is None:
-                for item in ("isolation", "icc", "masquerade"):
+                for item in NETWORK_ITEMS:
                     wanted[(resource.key, item)] = None
                 continue
             subnets = subnets_of(resource)
@@ -87,6 +95,12 @@ def wanted_rules(state: State) -> Wanted:
                 masquerade_rules(comment_of(owner, "masquerade"), bridge, subnets, masq)
                 if isinstance(masq, bool) else None
             )
+            localhost = resource.get("localhost")
+            if "localhost" in resource.attrs:
+                wanted[(resource.key, "localhost")] = (
+                    localhost_rules(comment_of(owner, "localhost"), bridge, localhost)
+                    if isinstance(localhost, bool) else None
+                )
         ports = resource.get("ports")
         if resource.key.kind == "Endpoint" and isinstance(ports, tuple) and ports:
             owner = resource.owner
@@ -103,3 +117,15 @@ def wanted_rules(state: State) -> Wanted:
                     else port_rules(comment_of(owner, item), port, addresses)
                 )
     return wanted
+
+
+def bridge_names(state: State) -> list[str]:
+    """The bridges of `state`'s networks (whose `route_localnet` observation reads)."""
+    return [bridge for n in state.of_kind("Network") if (bridge := text_attr(n, "bridge"))]
+
+
+def wanted_localnet(state: State) -> dict[str, bool]:
+    """Bridge name -> its `route_localnet` as `state` asks, for networks that say."""
+    return {bridge: on for n in state.of_kind("Network")
+            if (bridge := text_attr(n, "bridge")) is not None
+            and isinstance(on := n.get("route_localnet"), bool)}

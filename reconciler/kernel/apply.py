@@ -114,16 +114,19 @@ def _sync_addresses(rtnl: Rtnl, index: int, wanted: Sequence[str]) -> None:
 
 
 def _sync_default_route(rtnl: Rtnl, index: int, version: int, gateway: str | None) -> None:
-    """Make the main table's default route of this family via link `index` go to `gateway`."""
+    """Make the main table's default routes of this family via link `index` exactly one,
+    to `gateway` (or none): every other one goes, even when the wanted one is there."""
+    present = False
     for route in rtnl.routes():
         if (route.version, route.dst_len, route.table, route.oif) != (
             version, 0, RT_TABLE_MAIN, index
         ) or route.gateway is None:
             continue
-        if route.gateway == gateway:
-            return
+        if route.gateway == gateway and not present:
+            present = True
+            continue
         rtnl.delete_default_route(index, route.gateway)
-    if gateway is not None:
+    if gateway is not None and not present:
         rtnl.replace_default_route(index, gateway)
 
 

@@ -7,7 +7,8 @@ Two steps of the phase table are carried out here rather than by
 deletes remove rules before the links they name, and isolation exists before
 a new bridge comes up; then forwarding is turned on), and
 `update BridgePorts/<set>` last (hairpin mode on the host ends of endpoints
-that publish ports, which exist only once their links do).
+that publish ports, and each bridge's `route_localnet`, which exist only once
+their links do).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def sync_bridge_ports(desired: State, only: Collection[str] | None = None) -> No
     `only`: the endpoints this plan creates or changes (the others already match,
     or the plan would hold them); None checks every endpoint.
     """
+    _sync_route_localnet(desired)
     if only is not None and len(only) <= FEW_PORTS:
         _sync_some_ports(desired, only)
         return
@@ -70,6 +72,15 @@ def sync_bridge_ports(desired: State, only: Collection[str] | None = None) -> No
         index, on = ports[veth]
         if on != wanted:
             brport.set_hairpin(index, wanted)
+
+
+def _sync_route_localnet(desired: State) -> None:
+    """Each bridge's `route_localnet` as desired (the published ports on 127.0.0.1 need it;
+    it can only be set once the bridge exists, hence here and not with the rules)."""
+    wanted = firewall.wanted_localnet(desired)
+    for bridge, on in sysctl.route_localnet(wanted).items():
+        if on != wanted[bridge]:
+            sysctl.set_route_localnet(bridge, wanted[bridge])
 
 
 def _sync_some_ports(desired: State, names: Collection[str]) -> None:

@@ -208,12 +208,14 @@ class LiveObservation:
 
     def _with_firewall(self, base: State) -> State:
         """`base` with its firewall attributes: cnm's nftables tables, the forwarding
-        switches and the hairpin flags of bridge ports."""
+        switches, the hairpin flags of bridge ports and the bridges' `route_localnet`."""
         if self._ruleset is None:
             self._ruleset = nft.read_ruleset()
         ports = {name: on for name, (_, on) in self.host_table.ports().items()}
         forwarding = sysctl.forwarding()
-        inputs = (self._ruleset, tuple(sorted(forwarding.items())), tuple(sorted(ports.items())))
+        localnet = sysctl.route_localnet(firewall.bridge_names(base))
+        inputs = (self._ruleset, tuple(sorted(forwarding.items())), tuple(sorted(ports.items())),
+                  tuple(sorted(localnet.items())))
         # The ruleset object is replaced whenever cnm's tables are read again, and a
         # base state object is assembled anew whenever a fragment changed: the same
         # objects and equal switches are the same inputs of `firewall.attach`.
@@ -226,7 +228,7 @@ class LiveObservation:
             if state is not None:  # only sandboxes changed: the firewall does not see them
                 self._final = (base, inputs, state)
                 return state
-        state = firewall.attach(base, self._ruleset, forwarding, ports, self._views)
+        state = firewall.attach(base, self._ruleset, forwarding, ports, self._views, localnet)
         self._final = (base, inputs, state)
         return state
 

@@ -269,10 +269,10 @@ def _address_body(index: int, address: str) -> bytes:
     )
 
 
-def _default_route_body(index: int, gateway: str) -> bytes:
+def _default_route_body(index: int, gateway: str, protocol: int = RTPROT_STATIC) -> bytes:
     address = ipaddress.ip_address(gateway)
     family = socket.AF_INET if address.version == 4 else socket.AF_INET6
-    header = RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, 0, RTN_UNICAST, 0)
+    header = RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, protocol, 0, RTN_UNICAST, 0)
     return header + attr(RTA_GATEWAY, address.packed) + u32_attr(RTA_OIF, index)
 
 
@@ -445,4 +445,5 @@ class Rtnl:
                       _default_route_body(index, gateway))
 
     def delete_default_route(self, index: int, gateway: str) -> None:
-        self._request(RTM_DELROUTE, 0, _default_route_body(index, gateway))
+        # protocol 0 matches a route whoever made it (`ip route` makes them "boot")
+        self._request(RTM_DELROUTE, 0, _default_route_body(index, gateway, protocol=0))

@@ -163,9 +163,12 @@ def _check_host_ports(report: Reporter) -> None:
 
 
 def _check_ifnames_in_sandbox(report: Reporter) -> None:
+    """Hand-written names only: the defaults (interface_defaults) avoid those and each other."""
     for name in report.manifests.sandboxes:
         holders: dict[str, Endpoint] = {}
         for endpoint in report.manifests.endpoints_of_sandbox(name):
+            if endpoint.spec.ifname is None:
+                continue
             first = holders.setdefault(endpoint.spec.ifname, endpoint)
             if first is not endpoint:
                 report.add(
@@ -177,22 +180,34 @@ def _check_ifnames_in_sandbox(report: Reporter) -> None:
 
 
 def _check_gateways(report: Reporter) -> None:
+    """`gateway: true` is an explicit override: once per sandbox and IP version, and never
+    on an internal network (which gives no default route)."""
     manifests = report.manifests
     for name in manifests.sandboxes:
         carriers: dict[int, Endpoint] = {}
         for endpoint in manifests.endpoints_of_sandbox(name):
+            if endpoint.spec.gateway is not True:
+                continue
             network = manifests.networks.get(endpoint.spec.network)
-            if not endpoint.spec.gateway or (
-                    network is not None and is_cluster_scoped(network.spec.driver)):
-                continue  # (an overlay network gives no default route)
-            for version in sorted(pool_families(manifests.networks.get(endpoint.spec.network))):
+            if network is not None and network.spec.internal:
+                report.add(
+                    endpoint.key,
+                    "spec.gateway",
+                    f"{network.key} is internal: it gives no default route; remove "
+                    "gateway: true (or make the network not internal)",
+                )
+                continue
+            if network is not None and is_cluster_scoped(network.spec.driver):
+                continue  # an overlay network gives no default route
+            for version in sorted(pool_families(network)):
                 first = carriers.setdefault(version, endpoint)
                 if first is not endpoint:
                     report.add(
                         endpoint.key,
                         "spec.gateway",
                         f"{first.key} already carries the IPv{version} default route of "
-                        f"Sandbox/{name}; set gateway: false on all but one of its endpoints",
+                        f"Sandbox/{name}; set gateway: true on one endpoint only, or use "
+                        "gwPriority",
                     )
 
 

@@ -222,7 +222,8 @@ def check_endpoint(report: Reporter, endpoint: Endpoint) -> None:
     _check_reference(report, key, "spec.network", "Network", spec.network, manifests.networks)
     if spec.sandbox is not None:
         _check_reference(report, key, "spec.sandbox", "Sandbox", spec.sandbox, manifests.sandboxes)
-    _check_ifname(report, key, "spec.ifname", spec.ifname)
+    if spec.ifname is not None:
+        _check_ifname(report, key, "spec.ifname", spec.ifname)
     for index, alias in enumerate(spec.aliases):
         _check_dns_name(report, key, f"spec.aliases.{index}", alias)
     network = manifests.networks.get(spec.network)
@@ -259,12 +260,12 @@ def _check_ports(report: Reporter, endpoint: Endpoint, network: Network) -> None
         if host_ip is None:
             continue
         path = f"spec.ports.{index}.hostIP"
-        if host_ip.is_loopback:
+        if host_ip.is_loopback and host_ip.version == 6:
             report.add(
                 endpoint.key,
                 path,
-                f"{host_ip} is a loopback address: cnm does not forward loopback traffic into "
-                "sandboxes (that needs route_localnet); use another address of this host",
+                f"{host_ip} is IPv6 loopback: the kernel never routes ::1 out of the host "
+                "(no route_localnet for IPv6); use 127.0.0.1 or another address of this host",
             )
         elif host_ip.is_multicast or host_ip.is_link_local or (
             host_ip.version == 4 and int(host_ip) == 0xFFFFFFFF

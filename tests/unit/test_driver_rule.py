@@ -166,7 +166,7 @@ class ToyDriver(NoKernelObjects):
 
     def endpoint_attrs(self, ctx: EndpointContext) -> dict[str, AttrValue]:
         return {"network": ctx.network.metadata.name, "sandbox": ctx.sandbox.metadata.name,
-                "ifname": ctx.endpoint.spec.ifname, "toylink": True, **addresses(ctx),
+                "ifname": ctx.ifname, "toylink": True, **addresses(ctx),
                 "up": True}
 
     def owns(self, resource: Resource) -> bool:

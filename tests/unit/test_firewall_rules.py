@@ -144,8 +144,14 @@ def _hairpin(state: State) -> dict[str, bool]:
     return {str(e.get("veth")): bool(e.get("hairpin")) for e in state.of_kind("Endpoint")}
 
 
+def _localnet(state: State) -> dict[str, bool]:
+    """Bridges' route_localnet as the kernel shows them after the apply: as desired."""
+    return {str(n.get("bridge")): bool(n.get("route_localnet")) for n in state.of_kind("Network")}
+
+
 def _observed(desired: State, kernel: FakeNft) -> State:
-    return firewall.attach(_links_only(desired), kernel.ruleset(), FORWARDING, _hairpin(desired))
+    return firewall.attach(_links_only(desired), kernel.ruleset(), FORWARDING, _hairpin(desired),
+                           localnet=_localnet(desired))
 
 
 def _applied(m: Manifests, kernel: FakeNft, set_name: str = "default") -> State:
@@ -418,7 +424,7 @@ def test_rules_whose_owner_has_no_links_are_pruned() -> None:
     without = State("default", {k: r for k, r in desired.resources.items()
                                 if str(k) != "Endpoint/web-front"})
     observed = firewall.attach(_links_only(without), kernel.ruleset(), FORWARDING,
-                               _hairpin(without))
+                               _hairpin(without), localnet=_localnet(without))
     ghost = observed.get(endpoint("web-front", "front").key)
     assert ghost is not None and ghost.get("ports") == (
         Drift(DriftReason.RULES_DIFFER, "8080->80/tcp"),)
@@ -426,7 +432,8 @@ def test_rules_whose_owner_has_no_links_are_pruned() -> None:
     assert [(a.verb, str(a.key)) for a in plan] == [("delete", "Endpoint/web-front")]
     kernel.apply(firewall.transaction(without, kernel.ruleset()))
     assert make_plan(without, firewall.attach(_links_only(without), kernel.ruleset(),
-                                              FORWARDING, _hairpin(without))).empty
+                                              FORWARDING, _hairpin(without),
+                                              localnet=_localnet(without))).empty
 
 
 def test_unknown_values_leave_their_rules_alone() -> None:
@@ -446,7 +453,7 @@ def test_forwarding_is_shown_and_only_ever_turned_on() -> None:
     kernel = FakeNft()
     desired = _applied(_world(), kernel)
     observed = firewall.attach(_links_only(desired), kernel.ruleset(), {4: False, 6: True},
-                               _hairpin(desired))
+                               _hairpin(desired), localnet=_localnet(desired))
     text = render_text(make_plan(desired, observed))
     assert "forwarding.ipv4: false -> true" in text
     assert "forwarding.ipv6" not in text
@@ -627,8 +634,8 @@ def _problems(port: str, internal: bool = False) -> list[str]:
     ("{containerPort: 80, hostPort: 80, hostIP: '2001:db8::1'}",
      "m.yaml:17: Endpoint/e: spec.ports.0.hostIP: 2001:db8::1 is an IPv6 address but Network/n "
      "has no IPv6 pool, so the endpoint has no address to forward to"),
-    ("{containerPort: 80, hostPort: 80, hostIP: 127.0.0.1}",
-     "m.yaml:17: Endpoint/e: spec.ports.0.hostIP: 127.0.0.1 is a loopback address"),
+    ("{containerPort: 80, hostPort: 80, hostIP: '::1'}",
+     "m.yaml:17: Endpoint/e: spec.ports.0.hostIP: ::1 is IPv6 loopback: the kernel never routes"),
     ("{containerPort: 80, hostPort: 80, hostIP: 239.1.2.3}",
      "m.yaml:17: Endpoint/e: spec.ports.0.hostIP: 239.1.2.3 cannot receive published traffic"),
     ("{containerPort: 80, hostPort: 80, hostIP: 255.255.255.255}",

@@ -173,7 +173,9 @@ def test_defaults() -> None:
     assert network.api_version == "cnm/v1" and network.kind == "Network"
     assert network.spec.driver == "bridge" and network.spec.icc and network.spec.masquerade
     endpoint = Endpoint(metadata=Metadata(name="e"), spec=EndpointSpec(network="front"))
-    assert endpoint.spec.ifname == "eth0" and endpoint.spec.gateway
+    # None: interface_defaults picks eth0, eth1, ... and the default route's endpoint
+    assert endpoint.spec.ifname is None and endpoint.spec.gateway is None
+    assert endpoint.spec.gw_priority == 0
     assert PortMapping(container_port=80, host_port=8080).protocol == "tcp"
     assert SandboxSpec().dns is None and DnsConfig().servers == []
 
@@ -691,7 +693,7 @@ def test_two_endpoints_in_one_sandbox_with_one_ifname() -> None:
 apiVersion: cnm/v1
 kind: Endpoint
 metadata: {name: e1}
-spec: {network: a, sandbox: s, gateway: false}
+spec: {network: a, sandbox: s, ifname: eth0}
 ---
 apiVersion: cnm/v1
 kind: Endpoint
@@ -699,9 +701,9 @@ metadata: {name: e2}
 spec:
   network: a
   sandbox: s
-  gateway: false
+  ifname: eth0
 """,
-        "m.yaml:20: Endpoint/e2: spec.ifname: ifname eth0 is already used in Sandbox/s by "
+        "m.yaml:23: Endpoint/e2: spec.ifname: ifname eth0 is already used in Sandbox/s by "
         "Endpoint/e1; set a distinct spec.ifname",
     )
 
@@ -723,7 +725,7 @@ spec:
 apiVersion: cnm/v1
 kind: Endpoint
 metadata: {{name: e1}}
-spec: {{network: a, sandbox: s}}
+spec: {{network: a, sandbox: s, gateway: true}}
 ---
 apiVersion: cnm/v1
 kind: Endpoint
@@ -731,7 +733,7 @@ metadata: {{name: e2}}
 spec:
   network: {second_network}
   sandbox: s
-  ifname: eth1
+  gateway: true
 """
     )
 
@@ -739,8 +741,8 @@ spec:
 def test_at_most_one_gateway_per_sandbox_and_family() -> None:
     only_problem(
         _two_gateways("b", "10.1.0.0/24"),
-        "m.yaml:26: Endpoint/e2: spec.gateway: Endpoint/e1 already carries the IPv4 default "
-        "route of Sandbox/s; set gateway: false on all but one of its endpoints",
+        "m.yaml:29: Endpoint/e2: spec.gateway: Endpoint/e1 already carries the IPv4 default "
+        "route of Sandbox/s; set gateway: true on one endpoint only, or use gwPriority",
     )
 
 

@@ -235,8 +235,9 @@ def test_replace_and_delete_default_route(cnm: tuple[rtnl.Rtnl, Recorder], index
     reader, sent = cnm
     (reader.replace_default_route if replace else reader.delete_default_route)(index,
                                                                                str(gateway))
+    # main table, unicast; made static, deleted whoever made it (protocol 0 matches any)
     fields = {"family": socket.AF_INET if gateway.version == 4 else socket.AF_INET6,
-              "table": 254, "proto": 4, "type": 1}  # main table, static, unicast
+              "table": 254, "proto": 4 if replace else 0, "type": 1}
     attrs = [("RTA_GATEWAY", str(gateway)), ("RTA_OIF", index)]
     msg_type, request = (rtnl.RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE
                          | NLM_F_REPLACE) if replace else (rtnl.RTM_DELROUTE, CHANGE)

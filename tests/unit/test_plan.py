@@ -116,7 +116,11 @@ def test_adding_an_endpoint_does_not_readdress_others() -> None:
                        endpoint("e2", "net", "s2"))
     plan = make_plan(build_desired(bigger, "default", before), before)
     endpoint_actions = {str(a.key): a.verb for a in plan if a.key.kind == "Endpoint"}
-    assert endpoint_actions == {"Endpoint/a0": "create"}
+    assert endpoint_actions == {"Endpoint/a0": "create", "Endpoint/e1": "update"}
+    # a0 sorts first, so its network's gateway takes s1's default route (gwPriority ties
+    # go to the endpoint name); e1 keeps its address and its interface name
+    moved = next(a for a in plan if str(a.key) == "Endpoint/e1")
+    assert {c.path for c in moved.changes} == {"gateway4"}
     created = next(a for a in plan if str(a.key) == "Endpoint/a0")
     assert created.desired is not None and created.desired.get("ipv4") == ("10.0.0.4/24",)
 
