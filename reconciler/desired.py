@@ -69,6 +69,7 @@ def build_desired(
     observed: State,
     pools: Sequence[AddressPool] = DEFAULT_POOLS,
     memo: BuildMemo[ResourceKey, Resource] | None = None,
+    held: Mapping[str, Sequence[IPAddress]] | None = None,
 ) -> State:
     """The state the kernel should be in for `manifests` as apply set `set_name`.
 
@@ -80,7 +81,8 @@ def build_desired(
     joined = joined_endpoints(manifests)
     try:
         names = [e.metadata.name for e in joined]
-        assignments = allocate(manifests, held_addresses(observed), names)
+        kept = held if held is not None else held_addresses(observed)
+        assignments = allocate(manifests, kept, names)
     except AllocationError as exc:
         raise ManifestError([exc.problem]) from exc
     resources: list[Resource] = []

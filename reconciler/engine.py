@@ -58,6 +58,7 @@ def compute_plan(
 ) -> Planned:
     """Pure planning: manifests + observed state -> plan. A planner that plans again
     (verification, watch, the API) passes its `caches` to reuse unchanged results."""
+    manifests = single_host_share(manifests)
     memo = caches.desired if caches is not None else None
     desired = build_desired(manifests, observed.set_name, observed, pools, memo)
     if observed.host_firewall is not None:
@@ -79,6 +80,20 @@ def host_firewall_desired(manifests: Manifests, desired: State, observed: State)
     return host_accept.desire(desired, observed, foreign.of_state(observed), opt_in)
 
 
+def single_host_share(manifests: Manifests) -> Manifests:
+    """Without a store, a fleet's manifests are planned for this machine's hostname; an
+    overlay network needs the store (`cnm ... --store`: reconciler/fleet/)."""
+    from reconciler.fleet.placement import host_share, needs_fleet, refuse_overlay_without_store
+
+    if not needs_fleet(manifests):
+        return manifests
+    import socket
+
+    host = socket.gethostname()
+    refuse_overlay_without_store(manifests, host)
+    return host_share(manifests, host)
+
+
 def observe_set(set_name: str, session: KernelSession | None = None) -> State:
     """Observe one apply set (needs privileges); namespaces are read on every core.
 
@@ -98,12 +113,14 @@ def plan_manifests(
     return compute_plan(manifests, observe_set(set_name), pools)
 
 
-def deletion_plan(manifests: Manifests, observed: State) -> Planned:
+def deletion_plan(manifests: Manifests, observed: State, *, placed: bool = False) -> Planned:
     """Plan that removes the owned objects these manifests name, and nothing else.
 
     Endpoints on a network or in a sandbox that goes away go with it, since
     they cannot exist without it.
     """
+    if not placed:  # `placed`: already one host's share (reconciler/fleet/)
+        manifests = single_host_share(manifests)
     named = {m.key for m in manifests.objects()}
     gone = {(k.kind.lower(), k.name) for k in named if k.kind in ("Network", "Sandbox")}
 

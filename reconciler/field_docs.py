@@ -85,6 +85,11 @@ FIELDS: dict[str, dict[str, FieldDoc]] = {
             "DOCKER-USER and firewalld are used whatever this says; docs/firewall.md).",
             ("accept",),
         ),
+        "vni": FieldDoc(
+            "overlay only: the VXLAN network identifier (1 to 16777215). Default: allocated "
+            "once in the cluster store for the network's name, and stable (docs/fleet.md).",
+            (4097,),
+        ),
         "ipam": FieldDoc(
             "The network's address pools, IPv4 and/or IPv6. A bridge network without any "
             "takes a subnet from the default address pools (--default-address-pool) and keeps "
@@ -121,6 +126,11 @@ FIELDS: dict[str, dict[str, FieldDoc]] = {
         ),
     },
     "SandboxSpec": {
+        "host": FieldDoc(
+            "The host that realizes this sandbox (its --host name). Default: whichever host "
+            "applies; a host never touches sandboxes placed on another (docs/fleet.md).",
+            ("h1",),
+        ),
         "netns": FieldDoc(
             "The network namespace's name, /run/netns/<netns>; its files are under "
             "/etc/netns/<netns>/. Default: metadata.name.",

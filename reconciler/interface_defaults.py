@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
+from reconciler.drivers import is_cluster_scoped
 from reconciler.state import ResourceKey, State
 
 if TYPE_CHECKING:
@@ -100,7 +101,9 @@ def member_of(endpoint: Endpoint, manifests: Manifests) -> Member:
     spec = endpoint.spec
     return Member(
         name=endpoint.metadata.name, ifname=spec.ifname, gateway=spec.gateway,
-        gw_priority=spec.gw_priority, internal=network.internal,
+        gw_priority=spec.gw_priority,
+        # an overlay network gives no default route, as an internal one
+        internal=network.internal or is_cluster_scoped(network.driver),
         families=frozenset(pool.subnet.version for pool in network.ipam),
     )
 

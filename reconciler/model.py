@@ -179,6 +179,8 @@ class NetworkSpec(BaseModel):
     ipam: list[IpamPool] = []
     parent: str | None = None
     mode: MacvlanMode | None = None
+    #: overlay networks: the VXLAN network identifier (default: allocated once in the store)
+    vni: StrictInt | None = Field(default=None, ge=1, le=16777215)
 
     @field_validator("driver", mode="before")
     @classmethod
@@ -206,6 +208,8 @@ class SandboxSpec(BaseModel):
     domainname: str | None = None
     dns: DnsConfig | None = None
     extra_hosts: list[str] = []
+    #: the host that realizes this sandbox (fleet placement); none: whichever host applies
+    host: str | None = None
 
 
 class PortMapping(BaseModel):

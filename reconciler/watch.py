@@ -477,8 +477,10 @@ def _raise_file_limit() -> None:
             return
 
 
-def watch(options: WatchOptions, log: Log) -> int:
-    """Run `cnm watch` until a stop signal; returns the exit code."""
+def watch(options: WatchOptions, log: Log,
+          make: Callable[[WatchOptions, Log], Watcher] | None = None) -> int:
+    """Run `cnm watch` until a stop signal; returns the exit code. `make`: the loop's
+    class, if not `Watcher` (the fleet's keeps the store's view too: fleet/watch.py)."""
     require_privileges("watch")
     if "-" in options.paths:
         raise CnmError("watch cannot read manifests from stdin; give files or directories")
@@ -486,4 +488,4 @@ def watch(options: WatchOptions, log: Log) -> int:
     if missing:
         raise CnmError(f"{', '.join(missing)}: no such file or directory")
     _raise_file_limit()
-    return Watcher(options, log).run()
+    return (make or Watcher)(options, log).run()

@@ -40,6 +40,7 @@ COMMAND_GROUPS = (
     "reconciler.cli.watch_command",
     "reconciler.fleet.cluster_cli",
     "reconciler.cli.completion",
+    "reconciler.fleet.cli",  # --host/--store on plan/apply/delete/watch
 )
 
 

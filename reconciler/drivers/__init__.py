@@ -85,6 +85,12 @@ def kernel_names(resource: Resource) -> list[str]:
     return [f"link:{link}"] if link is not None else []
 
 
+def is_cluster_scoped(driver_name: str) -> bool:
+    """True for a driver whose networks span hosts (their addresses, identifiers and
+    peers are kept in the cluster store: reconciler/fleet/)."""
+    return bool(getattr(REGISTRY[driver_name], "cluster_scoped", False))
+
+
 def network_problems(network: Network) -> list[FieldProblem]:
     """A network's problems its driver knows: fields only another driver takes (its
     `exclusive_options`), then the driver's own rules."""
@@ -122,6 +128,6 @@ def rebuild_networks(observed: State) -> dict[str, Resource]:
 __all__ = [
     "HOST_END_KINDS", "HOST_SANDBOX_KEY", "REGISTRY", "REPLACEMENT_FIELDS", "Driver",
     "EndpointContext", "StepContext", "describe", "driver_for", "driver_of", "endpoint_driver",
-    "is_leftover", "kernel_names", "network_link_driver", "network_problems",
+    "is_cluster_scoped", "is_leftover", "kernel_names", "network_link_driver", "network_problems",
     "rebuild_networks",
 ]

@@ -3,6 +3,7 @@ interface (desired and observed), and reading typed attribute values."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from reconciler.drivers.base import EndpointContext, FieldProblem
@@ -11,6 +12,9 @@ from reconciler.state import AttrValue, Resource, external
 
 if TYPE_CHECKING:
     from reconciler.model import Endpoint, Network
+
+#: The broadcast-and-unknown destination of a VXLAN forwarding database (one entry per VTEP)
+FLOOD_MAC = "00:00:00:00:00:00"
 
 
 def addressless_problems(endpoint: Endpoint, network: Network) -> list[FieldProblem]:
@@ -103,3 +107,20 @@ def interface_summary(resource: Resource, link: str) -> str:
 
 def int_attr(resource: Resource, attr: str) -> int:
     return int(str(resource.get(attr)))
+
+
+def remote_entries(
+    vteps: Mapping[str, str], peers: Sequence[tuple[str, str, Sequence[str]]]
+) -> dict[str, AttrValue]:
+    """`fdb` and `neighbours` of a network: `vteps` maps each remote host to its VTEP,
+    `peers` are (host, MAC, addresses) of the remote endpoints (a host without a VTEP
+    is skipped: it has not joined the network yet)."""
+    fdb = {f"{FLOOD_MAC} {vtep}" for vtep in vteps.values()}
+    neighbours: set[str] = set()
+    for host, mac, held in peers:
+        vtep = vteps.get(host)
+        if vtep is None:
+            continue
+        fdb.add(f"{mac} {vtep}")
+        neighbours.update(f"{address} {mac}" for address in held)
+    return {"fdb": tuple(sorted(fdb)), "neighbours": tuple(sorted(neighbours))}

@@ -14,6 +14,7 @@ NAMES: tuple[str, ...] = (
     "macvlan",
     "null",
     "host",
+    "overlay",
 )
 
 #: The driver of a network that names none.

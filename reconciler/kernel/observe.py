@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.drivers import HOST_END_KINDS, endpoint_driver, network_link_driver
+from reconciler.drivers.names import DEFAULT
 from reconciler.kernel import files, netns
 from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.naming import CNM_LINK_GROUP
@@ -107,6 +108,7 @@ def read_host(seen: Fragment, reader: Rtnl) -> None:
     links = reader.links()
     addresses = global_addresses(reader)
     seen.host_link_names = {link.index: link.name for link in links}
+    vxlans: dict[int, str] = {}  # owned VXLAN devices -> their network
     for link in links:
         owner = Owner.parse(link.alias)
         if owner is None and link.group == CNM_LINK_GROUP and not link.alias:
@@ -117,14 +119,44 @@ def read_host(seen: Fragment, reader: Rtnl) -> None:
         driver = network_link_driver(link.kind)
         if mine and owner is not None and owner.kind == "Network" and driver is not None:
             seen.bridge_networks[link.index] = owner.name
-            seen.add("Network", owner.name,
-                     driver.observe_network(link, addresses.get(link.index, [])))
+            _add_network(seen, owner.name,
+                         driver.observe_network(link, addresses.get(link.index, [])))
+            if link.vxlan is not None:
+                vxlans[link.index] = owner.name
         elif mine and owner is not None and owner.kind == "Endpoint" \
                 and link.kind in HOST_END_KINDS:
             seen.host_ends[owner.name] = link
         else:
             seen.occupied[f"link:{link.name}"] = _describe_holder(owner, f"link {link.name}")
     _reserve_host_prefixes(seen, reader, addresses)
+    if vxlans:
+        _read_remote_entries(seen, vxlans)
+
+
+def _add_network(seen: Fragment, name: str, attrs: dict[str, AttrValue]) -> None:
+    """A network whose marker is on two links (an overlay's bridge and VXLAN device) is
+    one resource: the default driver's view of the bridge, completed and overridden by
+    the view of the other driver's link, whichever the dump lists first."""
+    previous = seen.resources.get(ResourceKey("Network", name))
+    if previous is not None:
+        base, extra = (previous.attrs, attrs) if previous.get("driver") == DEFAULT \
+            else (attrs, previous.attrs)
+        attrs = {**base, **extra}
+    seen.add("Network", name, attrs)
+
+
+def _read_remote_entries(seen: Fragment, vxlans: dict[int, str]) -> None:
+    """The permanent forwarding and neighbour entries of each owned VXLAN device, as
+    "MAC VTEP" and "IP MAC" texts. Read with a socket of its own: the host's `reader`
+    may be a table kept from link notifications, which carry no neighbour entries."""
+    with Rtnl() as rtnl:
+        for index, name in vxlans.items():
+            key = ResourceKey("Network", name)
+            resource = seen.resources[key]
+            fdb = tuple(sorted(f"{mac} {vtep}" for mac, vtep in rtnl.fdb_entries(index)))
+            neighbours = tuple(sorted(f"{ip} {mac}" for ip, mac in rtnl.neighbour_entries(index)))
+            seen.resources[key] = Resource(key, seen.set_name, {
+                **resource.attrs, "fdb": fdb, "neighbours": neighbours})
 
 
 def _reserve_host_prefixes(

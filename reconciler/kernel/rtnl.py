@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 
 from reconciler.caching import memoize
-from reconciler.kernel import netns
+from reconciler.kernel import neigh, netns
 from reconciler.kernel.netlink import (
     NETLINK_ROUTE,
     NLM_F_ACK,
@@ -48,6 +48,11 @@ IFLA_INFO_DATA = 2
 IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE = 26, 8
 IN6_ADDR_GEN_MODE_EUI64, IN6_ADDR_GEN_MODE_NONE = 0, 1
 IFLA_MACVLAN_MODE = 1
+# IFLA_VXLAN_*: the VXLAN device's identifier, local VTEP address, learning, ARP proxy, UDP port
+IFLA_VXLAN_ID, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING = 1, 4, 7
+IFLA_VXLAN_PROXY, IFLA_VXLAN_PORT, IFLA_VXLAN_LOCAL6 = 11, 15, 17
+_VXLAN_ATTRS = (IFLA_VXLAN_ID, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING, IFLA_VXLAN_PROXY,
+                IFLA_VXLAN_PORT, IFLA_VXLAN_LOCAL6)
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8}
 VETH_INFO_PEER = 1
 IFLA_NET_NS_FD = 28
@@ -68,6 +73,17 @@ RTMSG = struct.Struct("=BBBBBBBBI")
 
 
 @dataclass(frozen=True)
+class Vxlan:
+    """What a VXLAN link's IFLA_INFO_DATA says (drivers.kernel_view.VxlanInfo)."""
+
+    vni: int
+    local: str | None
+    port: int
+    learning: bool
+    proxy: bool
+
+
+@dataclass(frozen=True)
 class Link:
     index: int
     name: str
@@ -80,6 +96,7 @@ class Link:
     peer_index: int | None
     kind: str | None
     macvlan_mode: str | None = None
+    vxlan: Vxlan | None = None
 
     @property
     def up(self) -> bool:
@@ -141,6 +158,8 @@ def decode_link(data: bytes, offset: int, end: int) -> Link:
         if IFLA_MACVLAN_MODE in data_attrs:
             number = u32(data_attrs[IFLA_MACVLAN_MODE])
             mode = _MACVLAN_MODE_NAMES.get(number, str(number))
+    vxlan = _decode_vxlan(info[IFLA_INFO_DATA]) \
+        if kind == "vxlan" and IFLA_INFO_DATA in info else None
     return Link(
         index=index,
         name=text(attrs.get(IFLA_IFNAME, b"")),
@@ -153,6 +172,20 @@ def decode_link(data: bytes, offset: int, end: int) -> Link:
         peer_index=u32(attrs[IFLA_LINK]) if IFLA_LINK in attrs else None,
         kind=kind,
         macvlan_mode=mode,
+        vxlan=vxlan,
+    )
+
+
+def _decode_vxlan(payload: bytes) -> Vxlan:
+    found = nested(payload, _VXLAN_ATTRS)
+    local = found.get(IFLA_VXLAN_LOCAL, found.get(IFLA_VXLAN_LOCAL6))
+    port = found.get(IFLA_VXLAN_PORT)
+    return Vxlan(
+        vni=u32(found[IFLA_VXLAN_ID]) if IFLA_VXLAN_ID in found else 0,
+        local=_ip_text(local)[1] if local else None,
+        port=int.from_bytes(port[:2], "big") if port else 0,
+        learning=bool(found.get(IFLA_VXLAN_LEARNING, b"\0")[0]),
+        proxy=bool(found.get(IFLA_VXLAN_PROXY, b"\0")[0]),
     )
 
 
@@ -343,6 +376,47 @@ class Rtnl:
             self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body + info)
         finally:
             os.close(fd)
+
+    def add_vxlan(
+        self, name: str, *, vni: int, local: str, port: int, group: int, mtu: int,
+    ) -> None:
+        """A VXLAN device: learning off (peers come from the store), ARP answered from its
+        neighbour table (proxy), no multicast group: remote VTEPs are FDB entries."""
+        address = ipaddress.ip_address(local)
+        data = u32_attr(IFLA_VXLAN_ID, vni)
+        data += attr(IFLA_VXLAN_LOCAL if address.version == 4 else IFLA_VXLAN_LOCAL6,
+                     address.packed)
+        data += attr(IFLA_VXLAN_LEARNING, b"\0") + attr(IFLA_VXLAN_PROXY, b"\1")
+        data += attr(IFLA_VXLAN_PORT, port.to_bytes(2, "big"))
+        body = _ifinfo() + _link_attrs(name=name, mtu=mtu, group=group)
+        self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body + _linkinfo("vxlan", data))
+
+    # forwarding-database and neighbour entries of a link: kernel/neigh.py's codec
+
+    def fdb_entries(self, index: int) -> list[tuple[str, str]]:
+        """(MAC, remote VTEP) of the permanent entries in VXLAN link `index`'s own database."""
+        return sorted((e.mac, e.dst) for e in neigh.dump(self.netlink, neigh.AF_BRIDGE)
+                      if e.index == index and e.dst is not None and e.flags & neigh.NTF_SELF
+                      and e.permanent)
+
+    def neighbour_entries(self, index: int) -> list[tuple[str, str]]:
+        """(IP address, MAC) of link `index`'s permanent neighbour entries, both families."""
+        found = neigh.dump(self.netlink, socket.AF_INET) + neigh.dump(self.netlink, socket.AF_INET6)
+        return sorted((e.dst, e.mac) for e in found
+                      if e.index == index and e.dst is not None and e.permanent)
+
+    def add_fdb(self, index: int, mac: str, vtep: str) -> None:
+        """One more destination for `mac` (appended: the all-zero MAC has one per VTEP)."""
+        neigh.add(self.netlink, neigh.fdb_entry(index, mac, vtep), append=True)
+
+    def delete_fdb(self, index: int, mac: str, vtep: str) -> None:
+        neigh.delete(self.netlink, neigh.fdb_entry(index, mac, vtep))
+
+    def add_neighbour(self, index: int, address: str, mac: str) -> None:
+        neigh.add(self.netlink, neigh.neighbour_entry(index, address, mac))
+
+    def delete_neighbour(self, index: int, address: str, mac: str) -> None:
+        neigh.delete(self.netlink, neigh.neighbour_entry(index, address, mac))
 
     def set_link(
         self, index: int, *, up: bool | None = None, name: str | None = None,

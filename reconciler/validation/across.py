@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TypeVar
 
-from reconciler.drivers import driver_for
+from reconciler.drivers import driver_for, is_cluster_scoped
 from reconciler.errors import ManifestProblem
 from reconciler.model import Endpoint, IPAddress, IPNetwork, Network, PortMapping, Sandbox
 from reconciler.validation.objects import overlap, pool_families
@@ -206,6 +206,8 @@ def _check_gateways(report: Reporter) -> None:
                     "gateway: true (or make the network not internal)",
                 )
                 continue
+            if network is not None and is_cluster_scoped(network.spec.driver):
+                continue  # an overlay network gives no default route
             for version in sorted(pool_families(network)):
                 first = carriers.setdefault(version, endpoint)
                 if first is not endpoint:
