@@ -51,6 +51,8 @@ ALLOWED = {
     ("reconciler/fleet", "host"): "a host of the fleet (a store key's part, a record's field)",
     ("reconciler/field_docs.py", "bridge"): "the manifest field `spec.bridge` (a network's "
     "bridge name), which its description is keyed by",
+    ("reconciler/field_docs.py", "host"): "the manifest field `spec.host` (the fleet host "
+    "that realizes a sandbox), which its description is keyed by",
     ("reconciler/manifest_reference.py", "null"): "JSON Schema's null type and YAML's null, "
     "as the manifest reference writes them",
 }
