@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reconciler.drivers.base import EndpointContext, FieldProblem
-from reconciler.drivers.kernel_view import PeerEnd
-from reconciler.state import AttrValue, Resource, external
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # validation loads the drivers, not the kernel-state model
+    from reconciler.drivers.base import EndpointContext, FieldProblem
+    from reconciler.drivers.kernel_view import PeerEnd
     from reconciler.model import Endpoint, Network
+    from reconciler.state import AttrValue, Resource
 
 
 def addressless_problems(endpoint: Endpoint, network: Network) -> list[FieldProblem]:
@@ -94,6 +93,8 @@ def wants_ipv6(resource: Resource) -> bool:
 
 def interface_summary(resource: Resource, link: str) -> str:
     """`<link> -> sandbox:ifname  addresses` of an endpoint (plan lines)."""
+    from reconciler.state import external
+
     text = link
     if resource.get("sandbox") is not None:
         text += f" -> {resource.get('sandbox')}:{resource.get('ifname')}"
