@@ -67,7 +67,7 @@ def observe_set(set_name: str, session: KernelSession | None = None) -> State:
 
     `session`, if given, learns the namespaces seen (see KernelSession.netns_seen).
     """
-    require_privileges("observation")
+    require_privileges("observing the kernel")
     observation = LiveObservation(set_name)
     state = observation.state()
     if session is not None:
@@ -110,12 +110,13 @@ def apply_planned(
     notify: Notify | None = None,
     rollback: bool = True,
     confirm_seconds: float | None = None,
+    operation: str = "apply",
 ) -> ApplyResult | Planned:
     """`pipeline.run` on a fresh observation of `set_name`. Returns the plan if not confirmed."""
-    require_privileges("apply")
+    require_privileges("changing the kernel")
     return pipeline.run(
         LiveObservation(set_name), planner,
-        ApplyOptions(lock_timeout, rollback, confirm_seconds),
+        ApplyOptions(lock_timeout, rollback, confirm_seconds, operation),
         Hooks(confirm, progress, notify),
     )
 

@@ -84,6 +84,8 @@ class ApplyOptions:
     rollback: bool = True
     #: keep the changes only if `cnm confirm` arrives within this many seconds
     confirm_seconds: float | None = None
+    #: what the run is called in its messages ("delete failed at step ...")
+    operation: str = "apply"
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ def _failed(
         reason = exc.one_line()
     else:
         reason = str(exc) or "interrupted"
-    failure = f"apply failed {where}: {reason}"
+    failure = f"{options.operation} failed {where}: {reason}"
     if not options.rollback:
         return ApplyFailedError(f"{failure}; --no-rollback: the partial state is kept "
                                 "(`cnm plan` shows what is left, `cnm apply` converges)", exc)

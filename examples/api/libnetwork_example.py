@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """libnetwork's usage example, in Python, through cnm's API.
 
-Run it inside a throw-away namespace, as root:
+Run it as root inside a throw-away namespace, from the repository's top:
 
-    ../../../shared/tools/netsandbox python3 examples/api/libnetwork_example.py
-    # or: unshare --net --mount --propagation private python3 examples/api/libnetwork_example.py
+    tools/sandbox python3 examples/api/libnetwork_example.py
+
+(tools/sandbox: a fresh network + mount namespace with private tmpfs on
+/run/netns, /etc/netns, /run/cnm and /var/lib/cnm, so nothing stays behind.)
 
 It creates a bridge network, an endpoint, joins it to a sandbox, shows the
 sandbox's interface, then leaves and deletes everything.

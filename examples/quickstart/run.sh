@@ -26,7 +26,13 @@ for dir in /run/netns /etc/netns /run/cnm; do
 done
 ip link set lo up
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+# Each command is shown bold on a terminal, as cnm colours its own output: never
+# in a pipe or with NO_COLOR set, always with FORCE_COLOR (docs/cli.md, "Colour").
+if [ -z "${NO_COLOR:-}" ] && { [ -n "${FORCE_COLOR:-}" ] || { [ -t 1 ] && [ "${TERM:-}" != dumb ]; }; }
+then bold=$'\033[1m' plain=$'\033[0m'
+else bold='' plain=''
+fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; "$@"; }
 
 step $cnm validate -f "$here"
 step $cnm plan -f "$here"

@@ -28,10 +28,18 @@ __all__ = ["build_parser", "main", "run"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; the exit code. Usage errors, `--help` and `--version` leave by
+    SystemExit, as argparse does."""
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`cnm completion`)
+        from reconciler.cli.completion import complete
+
+        complete(build_parser())
     try:
+        args = build_parser().parse_args(argv)
         code: int = args.handler(args)
         return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except ManifestError as exc:
         say(str(exc))
         return EXIT_ERROR
@@ -41,6 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("cnm: interrupted")
         return EXIT_ERROR
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed the pipe (`cnm get | head`): stop quietly, like the tools
+    around it, and send what is still buffered nowhere (a flush at exit would raise)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_ERROR
 
 
 def run() -> NoReturn:
@@ -55,8 +72,18 @@ def run() -> NoReturn:
     # the first model reads the metadata of every installed distribution to look for
     # plugins (~3 % of `cnm validate`). A user's own setting still wins.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    code = main()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nobody to tell
-            stream.flush()
+    try:
+        code = main()
+    except SystemExit as leaving:  # argparse: --help, --version, a usage error
+        code = 0 if leaving.code is None else leaving.code if isinstance(leaving.code, int) else 1
+    except BrokenPipeError:  # --help into a closed pipe
+        code = _reader_went_away()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # what was buffered never reached the reader
+        code = code or _reader_went_away()
+    except (OSError, ValueError):
+        pass
+    with contextlib.suppress(OSError, ValueError):  # a closed pipe: nobody to tell
+        sys.stderr.flush()
     os._exit(code)

@@ -11,10 +11,23 @@ from reconciler.cli.parser import Commands
 
 
 def register(commands: Commands) -> None:
-    validate = commands.add("validate", cmd_validate,
-                            summary="check manifests (no privileges needed)")
+    validate = commands.add(
+        "validate", cmd_validate, summary="check manifests (no privileges needed)",
+        description="Check the manifests: the schema of every object and the rules between "
+                    "objects (names, addresses, references). Every problem is reported at once, "
+                    "as file:line: object: field: what is wrong. Reads no kernel state and needs "
+                    "no privileges.",
+        example="cnm validate -f manifests/\ncat network.yaml | cnm validate -f -",
+    )
     add_files(validate)
-    commands.add("schema", cmd_schema, summary="print the JSON Schema of the manifests")
+    commands.add(
+        "schema", cmd_schema, summary="print the JSON Schema of the manifests",
+        description="Print the JSON Schema of the manifests (every field described), for "
+                    "editors and other tools. The repository keeps the same schema at "
+                    "manifests/schema.json; a manifest names it on its first line: "
+                    "# yaml-language-server: $schema=PATH/TO/manifests/schema.json",
+        example="cnm schema > schema.json",
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

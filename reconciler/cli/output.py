@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from reconciler.state import State
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+NO_CHANGES_IN_SNAPSHOT = "No changes. The snapshot {file} matches the manifests."
 
 
 def say(text: str) -> None:
@@ -30,24 +32,49 @@ def load(paths: Sequence[str]) -> Manifests:
     return load_manifests(paths, stdin=sys.stdin)
 
 
+def require_privileges(args: argparse.Namespace) -> None:
+    """Refuse in one line, naming the command, when it cannot read or change the kernel."""
+    from reconciler.kernel.session import require_privileges as check
+
+    check(args.command)
+
+
 def observed_from_file(path: str, set_name: str) -> State:
+    """A snapshot written by `cnm observe -o json` (for --observed)."""
     from reconciler.state import State
 
     try:
-        data = json.loads(Path(path).read_text())
-        state = State.from_json(data)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise CnmError(f"{path}: no such file (--observed wants a snapshot written by "
+                       "`cnm observe -o json`)") from None
+    except OSError as exc:
+        raise CnmError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        state = State.from_json(json.loads(text))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise CnmError(f"{path}: not an observed-state snapshot ({exc})") from exc
     if state.set_name != set_name:
         raise CnmError(f"{path}: snapshot is of apply set '{state.set_name}', not '{set_name}'")
     return state
 
 
-def print_plan(plan: Plan, output: str) -> None:
-    from reconciler.render import render_json, render_markdown, render_text
+def print_plan(plan: Plan, output: str, *, snapshot: str | None = None) -> None:
+    """The plan on stdout; a text plan in colour on a terminal (cli/colour.py).
+
+    `snapshot`: the file the plan was made against (`--observed`) instead of the
+    kernel, which an empty plan's sentence must then not claim to have seen.
+    """
+    from reconciler.cli.colour import colour_plan, wanted
+    from reconciler.render import NO_CHANGES, render_json, render_markdown, render_text
 
     renderers = {"json": render_json, "markdown": render_markdown}
-    sys.stdout.write(renderers.get(output, render_text)(plan))
+    text = renderers.get(output, render_text)(plan)
+    if snapshot is not None and plan.empty:
+        text = text.replace(NO_CHANGES, NO_CHANGES_IN_SNAPSHOT.format(file=snapshot))
+    if output == "text" and wanted(sys.stdout):
+        text = colour_plan(text)
+    sys.stdout.write(text)
     sys.stdout.flush()
 
 

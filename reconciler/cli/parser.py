@@ -15,9 +15,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from reconciler import __version__
+
+#: The exit code of a usage error (docs/cli.md, "Exit codes").
+EXIT_USAGE = 1
+
+_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 #: A command's handler: the parsed arguments in, the exit code out.
 Handler = Callable[[argparse.Namespace], int]
@@ -28,30 +36,102 @@ COMMAND_GROUPS = (
     "reconciler.cli.change_commands",
     "reconciler.cli.state_commands",
     "reconciler.cli.watch_command",
+    "reconciler.cli.completion",
 )
 
 
 class CnmArgumentParser(argparse.ArgumentParser):
-    """argparse with cnm's conventions for usage errors."""
+    """argparse with cnm's exit code for usage errors: 1, like every other error (2 is
+    what `--detailed-exitcode` means by "changes", so a typo must not look like it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+class CommandParser(CnmArgumentParser):
+    """The parser of one command: a flag it does not know is its own usage error.
+
+    (argparse hands a subcommand's unknown flags back to the top-level parser,
+    which would print `cnm`'s usage for `cnm plan --bogus`.)
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None,
+    ) -> tuple[argparse.Namespace, list[str]]:
+        unknown = self._unknown_flag(sys.argv[1:] if args is None else args)
+        if unknown is not None:  # before argparse's own "required" complaints
+            self.error(f"unrecognized arguments: {unknown}")
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+    def _unknown_flag(self, args: Sequence[str]) -> str | None:
+        """The first argument that looks like a flag of no option of this command."""
+        known = set(self._option_string_actions)
+        for arg in args:
+            if arg == "--":
+                return None
+            if not arg.startswith("-") or arg == "-" or _NUMBER.match(arg):
+                continue
+            name = arg.split("=", 1)[0]
+            abbreviates = name.startswith("--") and any(k.startswith(name) for k in known)
+            attached = not name.startswith("--") and name[:2] in known  # -fPATH
+            if name not in known and not abbreviates and not attached:
+                return arg
+        return None
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, but an example section stays as written (its lines are commands)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 class Commands:
     """What a command group registers into: one `add` per command."""
 
-    def __init__(self, subparsers: argparse._SubParsersAction[CnmArgumentParser]) -> None:
+    def __init__(self, subparsers: argparse._SubParsersAction[CommandParser]) -> None:
         self._subparsers = subparsers
 
-    def add(self, name: str, handler: Handler, *, summary: str) -> CnmArgumentParser:
-        """A new subcommand `cnm NAME`, run by `handler`; add its flags to what it returns."""
-        parser = self._subparsers.add_parser(name, help=summary)
+    def add(self, name: str, handler: Handler, *, summary: str, description: str = "",
+            example: str = "") -> CommandParser:
+        """A new subcommand `cnm NAME`, run by `handler`; add its flags to what it returns.
+
+        `summary` is its line in `cnm --help`; `description` (default: the summary)
+        and `example` (one or more command lines, `# comments` allowed) make its own
+        `cnm NAME --help` (tests/unit/test_cli_help.py wants both for every command).
+        """
+        lines = example.strip("\n").splitlines()
+        epilog = "example:\n" + "\n".join("  " + line for line in lines) if lines else None
+        parser = self._subparsers.add_parser(
+            name, help=summary, description=description or summary, epilog=epilog,
+            formatter_class=_HelpFormatter,
+        )
         parser.set_defaults(handler=handler)
         return parser
 
 
 def build_parser() -> CnmArgumentParser:
-    parser = CnmArgumentParser(prog="cnm", description="Declarative container networks.")
+    parser = CnmArgumentParser(
+        prog="cnm", formatter_class=_HelpFormatter,
+        description="Declarative container networks: Network, Sandbox and Endpoint manifests "
+                    "planned against the live kernel and applied.",
+        epilog="example:\n"
+               "  cnm validate -f manifests/\n"
+               "  cnm plan -f manifests/\n"
+               "  cnm apply -f manifests/\n\n"
+               "`cnm COMMAND --help` shows a command's flags and examples; docs/cli.md has them "
+               "all.\nExit codes: 0 success, 1 any error (usage errors too), 2 changes "
+               "(`plan --detailed-exitcode`).",
+    )
     parser.add_argument("--version", action="version", version=f"cnm {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                       parser_class=CommandParser)
     commands = Commands(subparsers)
     for module in COMMAND_GROUPS:
         importlib.import_module(module).register(commands)

@@ -10,8 +10,14 @@ from reconciler.cli.parser import Commands
 
 
 def register(commands: Commands) -> None:
-    watch = commands.add("watch", cmd_watch,
-                         summary="reconcile on every manifest change and kernel drift")
+    watch = commands.add(
+        "watch", cmd_watch, summary="reconcile on every manifest change and kernel drift",
+        description="Apply the manifests, then keep the kernel matching them: on every change "
+                    "of the files and on every kernel change to an object cnm owns. A file that "
+                    "does not parse or validate is reported and changes nothing (the last good "
+                    "manifests stay in force). Ends on Ctrl-C.",
+        example="cnm watch -f manifests/ --resync 60",
+    )
     add_files(watch)
     add_common(watch)
     watch.add_argument("--resync", type=float, default=30.0, metavar="SECONDS",

@@ -30,11 +30,12 @@ def missing_capabilities() -> list[str]:
 
 
 def require_privileges(what: str) -> None:
-    """Fail in one line when the process cannot do `what`."""
+    """Fail in one line when the process cannot do `what` (a command's name, or what the
+    API is doing: "observing the kernel")."""
     missing = missing_capabilities()
     if missing:
         raise PrivilegeError(
-            f"cnm {what} needs {' and '.join(missing)} (run as root); "
+            f"{what} needs {' and '.join(missing)} (run as root); "
             "`cnm validate` and `cnm plan --observed FILE` work without them"
         )
 

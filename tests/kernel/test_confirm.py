@@ -119,4 +119,4 @@ def test_confirm_cannot_go_with_no_rollback(tmp_path: Path) -> None:
     code, _, err = inproc("apply", "-f", a, "--yes", "--confirm", "5", "--no-rollback")
     assert code == 1 and "cannot go with --no-rollback" in err
     code, _, err = inproc("apply", "-f", a, "--yes", "--confirm", "-1")
-    assert code == 2 and "must be a finite number of seconds >= 0" in err
+    assert code == 1 and "must be a finite number of seconds >= 0" in err  # a usage error: 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -91,6 +92,11 @@ def test_apply_connect_replan_change_and_delete(tmp_path: Path) -> None:
 
     deleted = cnm("delete", "-f", str(manifests), "--yes")
     assert deleted.returncode == 0, deleted.stderr
+    # delete speaks of deletion, counting what it deleted (the quickstart's 5 objects)
+    assert re.search(r"^Delete complete: 5 deleted in [0-9.]+ s\.", deleted.stderr, re.M), \
+        deleted.stderr
+    assert "apply" not in deleted.stderr.lower()
+    assert "\x1b" not in deleted.stdout + deleted.stderr  # a pipe: no escape codes
     assert _cnm_links() == []
     assert netns_names() == []
     assert not Path("/etc/netns/web1").exists() and not Path("/etc/netns/web2").exists()

@@ -43,18 +43,19 @@ def _setup(tmp_path: Path) -> tuple[str, str, str]:
 def test_without_capabilities_kernel_commands_refuse_in_one_line(tmp_path: Path) -> None:
     a, b, snapshot = _setup(tmp_path)
     before = kernel_dump()
-    refused = {
+    refused = {  # each names its own command, once (not "cnm: cnm ...")
         ("apply", "-f", b, "--yes"): "apply",
-        ("apply", "-f", b, "--dry-run"): "observation",
-        ("delete", "-f", a, "--yes"): "apply",
-        ("plan", "-f", b): "observation",
-        ("get",): "observation",
-        ("observe", "-o", "json"): "observation",
+        ("apply", "-f", b, "--dry-run"): "apply",
+        ("delete", "-f", a, "--yes"): "delete",
+        ("plan", "-f", b): "plan",
+        ("get",): "get",
+        ("observe", "-o", "json"): "observe",
+        ("export",): "export",
     }
     for args, what in refused.items():
         result = _cnm(DROP_BOTH, *args)
         assert result.returncode == 1, (args, result.stdout, result.stderr)
-        assert result.stderr == f"cnm: cnm {what} needs {BOTH} {HINT}\n", (args, result.stderr)
+        assert result.stderr == f"cnm: {what} needs {BOTH} {HINT}\n", (args, result.stderr)
         assert result.stdout == ""
     assert_same_kernel(before, kernel_dump())
 
@@ -74,7 +75,7 @@ def test_the_message_names_exactly_the_missing_capability(
 ) -> None:
     a, _, _ = _setup(tmp_path)
     result = _cnm([f"--bounding-set=-{cap}", "--inh-caps=-all"], "apply", "-f", a, "--yes")
-    assert (result.returncode, result.stderr) == (1, f"cnm: cnm apply needs {name} {HINT}\n")
+    assert (result.returncode, result.stderr) == (1, f"cnm: apply needs {name} {HINT}\n")
 
 
 def test_no_capabilities_at_all_gives_the_same_one_line(tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_no_capabilities_at_all_gives_the_same_one_line(tmp_path: Path) -> None:
     text = Path(b, "all.yaml").read_text()
     before = kernel_dump()
     result = _cnm(NO_CAPS, "apply", "-f", "-", "--yes", stdin=text)
-    assert (result.returncode, result.stderr) == (1, f"cnm: cnm apply needs {BOTH} {HINT}\n")
+    assert (result.returncode, result.stderr) == (1, f"cnm: apply needs {BOTH} {HINT}\n")
     valid = _cnm(NO_CAPS, "validate", "-f", "-", stdin=text)
     assert valid.returncode == 0, valid.stderr
     invalid = _cnm(NO_CAPS, "validate", "-f", "-", stdin=text.replace("10.91.0.0/24", "bad"))

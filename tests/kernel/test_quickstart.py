@@ -12,7 +12,7 @@ def test_quickstart_script_runs_clean() -> None:
     result = subprocess.run(
         ["bash", str(EXAMPLE / "run.sh")], capture_output=True, text=True, timeout=120,
         cwd=REPO, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-                       "CNM": f"{sys.executable} -m reconciler"},
+                       "CNM": f"{sys.executable} -m reconciler", "PYTHONPATH": str(REPO)},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
@@ -21,3 +21,4 @@ def test_quickstart_script_runs_clean() -> None:
     assert out.rstrip().endswith("quickstart: OK (the re-plan is empty; "
                                  "the namespace and everything in it is gone on exit)")
     assert out.count("No changes. The kernel matches the manifests.") == 1
+    assert "\x1b" not in out + result.stderr  # a pipe: no escape codes, cnm's or the script's

@@ -32,7 +32,7 @@ from helpers import REPO, wait_for
 from isolation import run_isolated
 
 ROLLED_BACK = re.compile(
-    r"^cnm: apply failed (at step \[\d+/\d+\] \w+ \w+/[\w-]+|before the first step"
+    r"^cnm: (?:apply|delete) failed (at step \[\d+/\d+\] \w+ \w+/[\w-]+|before the first step"
     r"|at verification): .+; rolled back: (nothing had changed yet|\d+ changes? undone, "
     r"the kernel is as before this apply \(verified\))$"
 )
@@ -64,6 +64,7 @@ def _rolled_back(start: tuple[str, ...], change: tuple[str, ...], fault: str,
     assert code == 1, errors
     last = errors.strip().splitlines()[-1]
     assert ROLLED_BACK.match(last), last
+    assert last.startswith(f"cnm: {change[0]} failed "), last  # delete speaks of deletion
     _assert_as_before(expected, before, start[-1])
     return last
 

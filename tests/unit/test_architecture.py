@@ -30,7 +30,8 @@ LIBRARY_HOMES = {
 #: modules that must stay pure (no kernel access, directly or through imports)
 PURE = ("model", "validation", "manifest_schema", "loader", "manifest_files", "yaml_documents",
         "document_objects", "error_wording", "load_cache", "state", "ipam", "desired", "diff",
-        "plan", "render", "naming", "sandbox_files", "errors", "drivers", "firewall", "rollback")
+        "plan", "render", "naming", "sandbox_files", "errors", "drivers", "firewall", "rollback",
+        "field_docs", "manifest_reference")
 
 
 def _imports(path: Path) -> set[str]:

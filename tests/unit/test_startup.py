@@ -15,7 +15,8 @@ import reconciler
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Loaded by no command that only parses its arguments.
-HEAVY = ("pydantic", "yaml", "reconciler.model", "reconciler.engine", "reconciler.kernel")
+HEAVY = ("pydantic", "yaml", "reconciler.model", "reconciler.engine", "reconciler.kernel",
+         "argcomplete")
 #: Loaded by no command that never touches the kernel. (The drivers are loaded by
 #: validation, which asks each network's driver for its rules; they are pure modules.)
 KERNEL_SIDE = ("reconciler.engine", "reconciler.kernel", "reconciler.desired",
@@ -45,7 +46,7 @@ def _under(modules: list[str], packages: tuple[str, ...]) -> list[str]:
 
 
 def test_version_and_help_load_nothing_heavy() -> None:
-    for args in (("--version",), ("--help",), ("validate", "--help")):
+    for args in (("--version",), ("--help",), ("validate", "--help"), ("completion", "--help")):
         assert _under(_modules_after(*args), HEAVY) == [], args
 
 
@@ -54,6 +55,7 @@ def test_validate_loads_no_kernel_side_module() -> None:
     assert "reconciler.loader" in loaded
     assert _under(loaded, KERNEL_SIDE) == []
     assert "reconciler.manifest_schema" not in loaded  # only `cnm schema` needs it
+    assert _under(loaded, ("argcomplete",)) == []  # only completion needs it
 
 
 def test_validate_loads_only_the_drivers_its_manifests_name() -> None:
