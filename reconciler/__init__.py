@@ -14,7 +14,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API_NAMES = ("Controller", "Network", "Endpoint", "Sandbox", "NotFoundError",
-              "AlreadyExistsError", "InUseError")
+              "AlreadyExistsError", "InUseError", "InvalidNameError")
 __all__ = list(_API_NAMES)
 
 

@@ -5,7 +5,7 @@ Mirrors libnetwork's usage example::
     controller = Controller()
     controller.configure_network_driver("bridge", {"mtu": 1450})
     network = controller.new_network("bridge", "network1", subnet="10.99.0.0/24")
-    ep = network.create_endpoint("Endpoint1")
+    ep = network.create_endpoint("endpoint1")
     sandbox_key = ep.join("container1", hostname="test", domainname="docker.io")
     ep.leave("container1"); ep.delete(); network.delete()
 
@@ -48,6 +48,7 @@ from reconciler.model import (
 from reconciler.model import (
     Sandbox as SandboxManifest,
 )
+from reconciler.naming import DNS_LABEL_RE
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.state import State
 from reconciler.validation import validate
@@ -71,10 +72,26 @@ class InUseError(CnmError):
     """The object is still in use (a network with endpoints, a joined endpoint)."""
 
 
-def object_name(name: str) -> str:
-    """API names are case-insensitive: libnetwork's "Endpoint1" is the manifest name
-    "endpoint1" (manifest names are DNS labels, which are case-insensitive)."""
-    return name.lower()
+class InvalidNameError(CnmError, ValueError):
+    """A name cnm cannot keep as written (names are lower-case DNS labels)."""
+
+
+def object_name(kind: str, name: str) -> str:
+    """`name` as written, or InvalidNameError: cnm never changes a name it is given.
+
+    Names end up in the kernel's ownership markers and in manifests, where they are
+    lower-case DNS labels; libnetwork's "Endpoint1" would have to become another
+    name, and a silently changed name is one the caller cannot look up again.
+    """
+    if isinstance(name, str) and DNS_LABEL_RE.match(name):
+        return name
+    hint = ""
+    if isinstance(name, str) and DNS_LABEL_RE.match(name.lower()):
+        hint = f"; write {name.lower()!r}"
+    raise InvalidNameError(
+        f"{kind} name {name!r} is refused: names are lower-case DNS labels (a-z, 0-9 and "
+        f"'-' inside, at most 63 characters), kept exactly as written{hint}"
+    )
 
 
 def _invalid(kind: str, name: str, exc: ValidationError) -> ManifestError:
@@ -138,7 +155,7 @@ class Controller:
         self._objects = objects
 
     def _get(self, kind: str, name: str) -> Manifest:
-        name = object_name(name)
+        name = object_name(kind, name)
         found = self._objects.get((kind, name))
         if found is None:
             raise NotFoundError(f"{kind}/{name} does not exist in apply set '{self.set_name}'")
@@ -171,7 +188,7 @@ class Controller:
     def new_network(self, driver: str, name: str, **options: Any) -> Network:
         """Create a network. Options are NetworkSpec fields (`mtu`, `ipam`, `parent`, ...);
         `subnet=`, `gateway=` and `ip_range=` are shorthands for a single IPAM pool."""
-        name = object_name(name)
+        name = object_name("Network", name)
         if ("Network", name) in self._objects:
             raise AlreadyExistsError(f"Network/{name} already exists")
         spec: dict[str, Any] = {"driver": driver, **self._driver_options.get(driver, {})}
@@ -209,6 +226,13 @@ class Controller:
         self._get("Sandbox", name)
         return Sandbox(self, name)
 
+    def sandbox_by_key(self, key: str) -> Sandbox:
+        """The sandbox whose key (`Sandbox.key`, e.g. /run/netns/NAME) is `key`."""
+        for sandbox in self.sandboxes():
+            if sandbox.key == key:
+                return sandbox
+        raise NotFoundError(f"no sandbox of apply set '{self.set_name}' has key {key!r}")
+
     def __iter__(self) -> Iterator[Network]:
         return iter(self.networks())
 
@@ -218,7 +242,7 @@ class Network:
 
     def __init__(self, controller: Controller, name: str) -> None:
         self.controller = controller
-        self.name = object_name(name)
+        self.name = object_name("Network", name)
 
     @property
     def manifest(self) -> NetworkManifest:
@@ -234,7 +258,7 @@ class Network:
         """Create an endpoint on this network. Options are EndpointSpec fields
         (`ipv4_address`, `mac_address`, `aliases`, `ifname`, `gateway`, ...).
         It gets an interface (and an address) when it joins a sandbox."""
-        name = object_name(name)
+        name = object_name("Endpoint", name)
         self.manifest  # noqa: B018 - raises NotFoundError if the network is gone
         if ("Endpoint", name) in self.controller._objects:
             raise AlreadyExistsError(f"Endpoint/{name} already exists")
@@ -248,7 +272,17 @@ class Network:
         return Endpoint(self.controller, name)
 
     def endpoints(self) -> list[Endpoint]:
+        """The endpoints on this network, by name (libnetwork's `Network.Endpoints`)."""
         return [e for e in self.controller.endpoints() if e.manifest.spec.network == self.name]
+
+    def endpoint_by_name(self, name: str) -> Endpoint:
+        """The endpoint `name` on this network (libnetwork's `Network.EndpointByName`);
+        NotFoundError when there is none, or when it is on another network."""
+        endpoint = self.controller.endpoint_by_name(name)
+        if endpoint.manifest.spec.network != self.name:
+            raise NotFoundError(f"Endpoint/{endpoint.name} is not on Network/{self.name} "
+                                f"(it is on Network/{endpoint.manifest.spec.network})")
+        return endpoint
 
     def delete(self) -> None:
         """Delete the network; refused while endpoints exist (as libnetwork does)."""
@@ -269,7 +303,7 @@ class Endpoint:
 
     def __init__(self, controller: Controller, name: str) -> None:
         self.controller = controller
-        self.name = object_name(name)
+        self.name = object_name("Endpoint", name)
 
     @property
     def manifest(self) -> EndpointManifest:
@@ -289,7 +323,7 @@ class Endpoint:
     def join(self, sandbox: str, **options: Any) -> str:
         """Join sandbox `sandbox` (created if needed, with SandboxSpec options such as
         `hostname`, `domainname`, `dns`, `extra_hosts`); returns its sandbox key."""
-        sandbox = object_name(sandbox)
+        sandbox = object_name("Sandbox", sandbox)
         current = self.manifest
         if current.spec.sandbox is not None:
             raise InUseError(f"Endpoint/{self.name} is already joined to "
@@ -311,7 +345,7 @@ class Endpoint:
 
     def leave(self, sandbox: str) -> None:
         """Leave `sandbox`; a sandbox no endpoint is joined to any more is removed."""
-        sandbox = object_name(sandbox)
+        sandbox = object_name("Sandbox", sandbox)
         current = self.manifest
         if current.spec.sandbox != sandbox:
             raise NotFoundError(f"Endpoint/{self.name} is not joined to Sandbox/{sandbox}")
@@ -342,7 +376,7 @@ class Sandbox:
 
     def __init__(self, controller: Controller, name: str) -> None:
         self.controller = controller
-        self.name = object_name(name)
+        self.name = object_name("Sandbox", name)
 
     @property
     def manifest(self) -> SandboxManifest:
@@ -360,7 +394,15 @@ class Sandbox:
         return str(NETNS_RUN_DIR / manifest.netns_name)
 
     def endpoints(self) -> list[Endpoint]:
+        """The endpoints joined to this sandbox (libnetwork's `Sandbox.Endpoints`)."""
         return [e for e in self.controller.endpoints() if e.manifest.spec.sandbox == self.name]
+
+    def endpoint_by_name(self, name: str) -> Endpoint:
+        """The endpoint `name` joined to this sandbox; NotFoundError otherwise."""
+        endpoint = self.controller.endpoint_by_name(name)
+        if endpoint.manifest.spec.sandbox != self.name:
+            raise NotFoundError(f"Endpoint/{endpoint.name} is not joined to Sandbox/{self.name}")
+        return endpoint
 
     def __repr__(self) -> str:
         return f"Sandbox({self.name!r}, key={self.key!r})"

@@ -1,9 +1,11 @@
 """Plain YAML documents to model objects, and the objects of every file to valid `Manifests`.
 
 Each document is validated against its kind's model on its own; its problems
-are located at the line of the offending field. Cross-object rules run only
-once every document is valid on its own, because an object that did not load
-would otherwise show up as a misleading "unknown network" elsewhere.
+are located at the line of the offending field. Cross-object rules run on
+the objects that did load, in the same run, so that every problem is reported
+at once; a reference to an object whose document did not load (or to anything,
+when a file did not parse at all) is not reported as unknown, because that
+would only echo the problem already reported there.
 """
 
 from __future__ import annotations
@@ -42,14 +44,29 @@ def objects_of(documents: list[Document], problems: list[ManifestProblem]) -> tu
 
 def validated(objects: Objects, field_lines: FieldLines,
               problems: list[ManifestProblem]) -> Manifests:
-    """The manifests of `objects`, unless they or the problems so far say otherwise."""
-    if problems:
-        raise ManifestError(problems)
+    """The manifests of `objects`, unless they or the problems so far say otherwise.
+
+    `problems` so far are those of documents that did not load (or of files): the
+    rules across objects still run on the rest, and all problems go out together.
+    """
     manifests = Manifests.build(objects)
-    problems = validate(manifests, field_lines=field_lines)
+    unloaded = _unloaded(problems)
+    problems = [*problems, *validate(manifests, field_lines=field_lines, unloaded=unloaded)]
     if problems:
         raise ManifestError(problems)
     return manifests
+
+
+def _unloaded(problems: list[ManifestProblem]) -> frozenset[ResourceKey] | None:
+    """Keys of the objects whose documents did not load; None when some document did
+    not get as far as a kind and a name (then any reference may be to it)."""
+    keys = set()
+    for problem in problems:
+        if problem.obj is None:
+            return None
+        kind, _, name = problem.obj.partition("/")
+        keys.add(ResourceKey(kind, name))
+    return frozenset(keys)
 
 
 def label_of(document: Document) -> str | None:

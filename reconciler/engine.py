@@ -7,6 +7,7 @@ caller (the CLI, the Python API, `cnm watch`) changes the kernel.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
@@ -59,7 +60,12 @@ def compute_plan(
     (verification, watch, the API) passes its `caches` to reuse unchanged results."""
     memo = caches.desired if caches is not None else None
     desired = build_desired(manifests, observed.set_name, observed, pools, memo)
-    return Planned(make_plan(desired, observed), desired, observed)
+    plan = make_plan(desired, observed)
+    unjoined = tuple(sorted(e.metadata.name for e in manifests.endpoints.values()
+                            if e.spec.sandbox is None))
+    if unjoined:  # visible, not silently left out (plan_lines.py)
+        plan = dataclasses.replace(plan, unjoined=unjoined)
+    return Planned(plan, desired, observed)
 
 
 def observe_set(set_name: str, session: KernelSession | None = None) -> State:
@@ -97,7 +103,8 @@ def deletion_plan(manifests: Manifests, observed: State) -> Planned:
         return resource.key.kind != "Endpoint" or not parents & gone
 
     desired = State(observed.set_name, {r.key: r for r in observed if kept(r)})
-    return Planned(make_plan(desired, observed), desired, observed)
+    plan = dataclasses.replace(make_plan(desired, observed), prunes=False)  # asked for
+    return Planned(plan, desired, observed)
 
 
 def apply_planned(

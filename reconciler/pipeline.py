@@ -45,6 +45,7 @@ from reconciler.progress import (
     Progress,
     ProgressEvent,
     RollingBack,
+    StepsDone,
     StepStarted,
 )
 from reconciler.render import render_text
@@ -254,6 +255,8 @@ def execute(
             run_step(ctx, step)
         faults.point(f"after step {number}/{len(steps)}: {step.verb} {step.action.key}")
     settle_teardown(ctx)
+    if progress is not None and steps:
+        progress(StepsDone(len(steps)))
 
 
 def verify(planned: Planned, observation: Observation, touched: Touched | None = None) -> State:

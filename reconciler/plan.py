@@ -8,7 +8,7 @@ replacements, each in phase order, then by name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,7 +16,8 @@ from reconciler.diff import Change, diff_resources
 from reconciler.drivers import REPLACEMENT_FIELDS, driver_of, kernel_names
 from reconciler.errors import ConflictError
 from reconciler.firewall import needed_tables
-from reconciler.state import KINDS, Resource, ResourceKey, State, key_order
+from reconciler.host_settings import settings_changes
+from reconciler.state import KINDS, Resource, ResourceKey, State, attrs_digest, key_order
 
 Verb = Literal["create", "update", "delete", "replace"]
 StepVerb = Literal["create", "update", "delete"]
@@ -63,6 +64,9 @@ class Action:
     forced_by: tuple[str, ...] = ()
     desired: Resource | None = None
     observed: Resource | None = None
+    #: the kernel differs from a desired state that is the one last applied (the
+    #: object's marker carries its digest): changed outside cnm, not by the manifests
+    outside: bool = False
 
     def steps(self) -> list[StepVerb]:
         if self.verb == "replace":
@@ -85,6 +89,14 @@ class Plan:
     set_name: str
     actions: tuple[Action, ...]
     in_sync: tuple[ResourceKey, ...] = field(default=())
+    #: host-wide settings the Firewall step turns on (host_settings.py), shown as lines
+    settings: tuple[Change, ...] = ()
+    #: how many objects the apply set owns now (the prune line: "N of the M ...")
+    owned: int = 0
+    #: deletes are of objects missing from the manifests (apply), not asked for (delete)
+    prunes: bool = True
+    #: endpoints of the manifests that have no sandbox, so no kernel object (yet)
+    unjoined: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -146,17 +158,28 @@ def make_plan(desired: State, observed: State) -> Plan:
         elif want is None and have is not None:
             actions[key] = Action("delete", key, observed=have)
         elif want is not None and have is not None:
-            changes = tuple(diff_resources(want, have))
+            changes = tuple(diff_resources(want, have)) + _marker_change(key, desired, observed)
             forced = tuple(c.path for c in changes if c.path in REPLACEMENT_FIELDS[key.kind])
+            outside = bool(changes) and observed.applied_digests.get(key) == attrs_digest(want) \
+                if key in observed.applied_digests else False
             if forced:
-                actions[key] = Action("replace", key, changes, forced, want, have)
+                actions[key] = Action("replace", key, changes, forced, want, have, outside)
             elif changes:
-                actions[key] = Action("update", key, changes, (), want, have)
+                actions[key] = Action("update", key, changes, (), want, have, outside)
             else:
                 in_sync.append(key)
     _cascade_replacements(actions, desired, observed)
     ordered = tuple(sorted(actions.values(), key=_display_key))
-    return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions))
+    settings = settings_changes(desired, observed) if ordered else ()
+    return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions),
+                settings, len(observed))
+
+
+def _marker_change(key: ResourceKey, desired: State, observed: State) -> tuple[Change, ...]:
+    """A desired state that records markers (a rollback's target) wants them back."""
+    wanted = desired.applied_digests.get(key)
+    have = observed.applied_digests.get(key)
+    return () if wanted is None or wanted == have else (Change("marker digest", have, wanted),)
 
 
 def _cascade_replacements(
@@ -224,6 +247,9 @@ class Touched:
     files: frozenset[str] = frozenset()
     #: namespaces the plan removes
     removed: frozenset[str] = frozenset()
+    #: netns in `files` -> (its sandbox, the digest apply writes on its `lo`): reading
+    #: only the files again, the observation learns the new marker from here
+    relabelled: Mapping[str, tuple[ResourceKey, str]] = field(default_factory=dict)
 
 
 def touched(plan: Plan, desired: State, observed: State) -> Touched:
@@ -233,6 +259,7 @@ def touched(plan: Plan, desired: State, observed: State) -> Touched:
     listed: set[str] = set()
     files: set[str] = set()
     removed: set[str] = set()
+    relabelled: dict[str, tuple[ResourceKey, str]] = {}
     for action in plan.actions:
         if action.key.kind == "Sandbox":
             sandboxes = [action.key.name]
@@ -246,6 +273,9 @@ def touched(plan: Plan, desired: State, observed: State) -> Touched:
             elif _only_files_differ(action):
                 assert action.desired is not None
                 files.add(str(action.desired.get("netns")))
+                relabelled[str(action.desired.get("netns"))] = (
+                    action.key, desired.applied_digests.get(action.key)
+                    or attrs_digest(action.desired))
                 continue
         else:  # an endpoint's sandbox end, wherever it was and wherever it goes
             sandboxes = [str(r.get("sandbox")) for r in (action.desired, action.observed)
@@ -256,7 +286,8 @@ def touched(plan: Plan, desired: State, observed: State) -> Touched:
                 if found is not None:
                     netns.add(str(found.get("netns")))
     return Touched(links, links, frozenset(netns), frozenset(listed),
-                   frozenset(files - netns), frozenset(removed))
+                   frozenset(files - netns), frozenset(removed),
+                   {name: label for name, label in relabelled.items() if name not in netns})
 
 
 def _only_files_differ(action: Action) -> bool:

@@ -44,6 +44,16 @@ class StepStarted:
 
 
 @dataclass(frozen=True)
+class StepsDone:
+    """Every one of the `total` steps has run (the bar's 100 %; no line of its own)."""
+
+    total: int
+
+    def __str__(self) -> str:
+        return f"[{self.total}/{self.total}] done"
+
+
+@dataclass(frozen=True)
 class StepDetail:
     """What the running step reports about its work (shown indented under it)."""
 
@@ -73,7 +83,7 @@ class RollingBack:
         return f"rollback {self.event}"
 
 
-ProgressEvent = StepStarted | StepDetail | DebrisRemoved | RollingBack
+ProgressEvent = StepStarted | StepsDone | StepDetail | DebrisRemoved | RollingBack
 Progress = Callable[[ProgressEvent], None]
 
 
@@ -98,6 +108,11 @@ class ProgressReporter:
         self._started = 0.0
 
     def __call__(self, event: ProgressEvent) -> None:
+        if isinstance(event, StepsDone):  # the bar ends full; a log needs no extra line
+            if self._open and self.tty and event.total > self.threshold:
+                self._draw(event.total, event.total, "done", self.clock() - self._started,
+                           done=event.total)
+            return
         if not isinstance(event, StepStarted) or not self.tty or event.total <= self.threshold:
             self._line(str(event))
             return
@@ -114,9 +129,11 @@ class ProgressReporter:
         self.stream.write(message + "\n")
         self.stream.flush()
 
-    def _draw(self, number: int, total: int, what: str, elapsed: float) -> None:
+    def _draw(
+        self, number: int, total: int, what: str, elapsed: float, done: int | None = None
+    ) -> None:
         width = self.width or shutil.get_terminal_size((80, 24)).columns
-        done = number - 1  # the step named is about to run
+        done = number - 1 if done is None else done  # the step named is about to run
         counter = f" {number}/{total} {100 * done // total:3d}% {elapsed:5.1f}s "
         bar_width = max(10, min(40, width // 3))
         filled = bar_width * done // total

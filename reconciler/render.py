@@ -11,11 +11,14 @@ from collections.abc import Sequence
 
 from reconciler import drivers, firewall
 from reconciler.diff import Change
+from reconciler.host_settings import CONSEQUENCES
+from reconciler.mermaid import plan_diagram
 from reconciler.plan import Action, Plan
+from reconciler.plan_lines import extra_lines, prune_line, step_names
 from reconciler.state import AttrValue, Resource, external, thaw
 
 #: Version of the JSON plan document; bump on any incompatible change.
-PLAN_FORMAT_VERSION = "1.0"
+PLAN_FORMAT_VERSION = "1.1"
 
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
 NO_CHANGES = "No changes. The kernel matches the manifests."
@@ -165,8 +168,19 @@ def _describe_links(resource: Resource) -> str:
     return drivers.describe(resource)  # networks and endpoints: as their driver says
 
 
+#: Appended to the line of an action whose difference the manifests did not make.
+OUTSIDE = "(changed outside cnm)"
+
+
 def action_lines(action: Action) -> list[str]:
     """Detail lines of an action: the first goes on the action's own line."""
+    lines = _action_lines(action)
+    if action.outside:
+        lines[0] = f"{lines[0]}  {OUTSIDE}" if lines[0] else OUTSIDE
+    return lines
+
+
+def _action_lines(action: Action) -> list[str]:
     if action.verb == "create" and action.desired is not None:
         return [describe(action.desired)]
     if action.verb == "delete" and action.observed is not None:
@@ -189,20 +203,28 @@ def action_lines(action: Action) -> list[str]:
 
 
 def render_text(plan: Plan) -> str:
+    extras = extra_lines(plan)
     if plan.empty:
-        return NO_CHANGES + "\n"
+        notes = [f"  {line.symbol} {line.subject}  {line.text}" for line in extras]
+        return "\n".join([NO_CHANGES, *notes]) + "\n"
     counts = ", ".join(
         f"{plan.count(verb)} to {verb}" for verb in ("create", "update", "delete")
     )
     replace = plan.count("replace")
     header = f"Plan: {counts}" + (f", {replace} to replace." if replace else ".")
     heads = [_symbol_field(a.verb) + str(a.key) for a in plan.actions]
+    extra_heads = [f"  {line.symbol} {line.subject}" for line in extras]
     column = max(len(head) for head in heads) + 2
-    out = [header, ""]
+    prune = prune_line(plan)
+    out = [header, *([prune] if prune else []), ""]
     for head, action in zip(heads, plan.actions, strict=True):
         details = action_lines(action)
         out.append((head.ljust(column) + details[0]).rstrip())
         out += [" " * column + line for line in details[1:]]
+    if extras:  # a column of their own: the actions' lines stay as they were
+        width = max([column] + [len(head) + 2 for head in extra_heads])
+        out += [head.ljust(width) + line.text for head, line in zip(extra_heads, extras,
+                                                                      strict=True)]
     return "\n".join(out) + "\n"
 
 
@@ -214,11 +236,18 @@ def _symbol_field(verb: str) -> str:
 
 def plan_document(plan: Plan) -> dict[str, object]:
     """The JSON plan document (see docs/plan-format.md)."""
+    deleted = plan.count("delete")
     return {
         "format_version": PLAN_FORMAT_VERSION,
         "set": plan.set_name,
         "summary": {verb: plan.count(verb) for verb in ("create", "update", "delete", "replace")},
+        "prune": {"delete": deleted, "owned": plan.owned, "line": prune_line(plan)}
+        if prune_line(plan) else None,
         "actions": [_action_document(a) for a in plan.actions],
+        "host_settings": [{"setting": c.path, "old": c.old, "new": c.new,
+                           "note": CONSEQUENCES[c.path]} for c in plan.settings],
+        "steps": step_names(plan),
+        "unjoined": list(plan.unjoined),
     }
 
 
@@ -235,6 +264,7 @@ def _action_document(action: Action) -> dict[str, object]:
         "name": action.key.name,
         "description": describe(resource) if resource is not None else "",
         "forced_by": list(action.forced_by),
+        "changed_outside_cnm": action.outside,
         "changes": [
             {"path": c.path, "old": thaw(external(c.path, c.old)),
              "new": thaw(external(c.path, c.new))}
@@ -340,15 +370,22 @@ def render_markdown(plan: Plan) -> str:
     """
     head = [MARKDOWN_MARKER.format(set=plan.set_name), f"### cnm plan: apply set `{plan.set_name}`",
             ""]
+    extras = [f"| `{line.symbol}` | {_md_cell(line.subject)} | {_md_cell(line.text)} |"
+              for line in extra_lines(plan)]
     if plan.empty:
-        return "\n".join([*head, f"**{NO_CHANGES}**", ""])
-    out = [*head, f"**{_md_summary(plan)}**", "", "| | object | change |", "| :-: | --- | --- |"]
+        table = ["", "| | object | change |", "| :-: | --- | --- |", *extras] if extras else []
+        return "\n".join([*head, f"**{NO_CHANGES}**", *table, ""])
+    prune = prune_line(plan)
+    out = [*head, f"**{_md_summary(plan)}**", *(["", f"⚠ {_md_cell(prune)}"] if prune else []),
+           "", "| | object | change |", "| :-: | --- | --- |"]
     for action in plan.actions[:MARKDOWN_MAX_ROWS]:
         change = "<br>".join(_md_cell(line) for line in action_lines(action) if line) or " "
         out.append(f"| `{SYMBOLS[action.verb]}` | {_md_cell(str(action.key))} | {change} |")
     hidden = len(plan.actions) - MARKDOWN_MAX_ROWS
     if hidden > 0:
         out.append(f"| | … | {hidden} more actions (`cnm plan -o json` lists them all) |")
+    out += extras
+    out += ["", _md_fence(plan_diagram(plan), "mermaid").rstrip("\n")]
     out += ["", f"<details><summary>Details of {len(plan.actions)} "
                 f"action{'s' if len(plan.actions) != 1 else ''}</summary>", ""]
     size = 0

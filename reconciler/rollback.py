@@ -73,7 +73,9 @@ def restore_target(snapshot: State) -> tuple[State, frozenset[ResourceKey]]:
             if flag in attrs:
                 attrs[flag] = True
         kept[resource.key] = Resource(resource.key, resource.set_name, attrs)
-    target = State(snapshot.set_name, kept, reserved_prefixes=snapshot.reserved_prefixes)
+    target = State(snapshot.set_name, kept, reserved_prefixes=snapshot.reserved_prefixes,
+                   applied_digests={k: d for k, d in snapshot.applied_digests.items()
+                                    if k in kept})  # the markers as they were, too
     return target, frozenset(broken)
 
 

@@ -19,6 +19,7 @@ Pure: no kernel access; the CLI observes and applies.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -45,6 +46,10 @@ class StalePlanError(CnmError):
     """The kernel changed since the saved plan was computed."""
 
 
+class AlreadyAppliedError(CnmError):
+    """The kernel changed since the saved plan was computed: into what the plan makes."""
+
+
 def relevant_state(observed: State, desired: State) -> State:
     """What a plan depends on: the set's owned objects and the names its objects claim."""
     names = {n for state in (observed, desired) for r in state for n in kernel_names(r)}
@@ -53,6 +58,8 @@ def relevant_state(observed: State, desired: State) -> State:
         dict(observed.resources),
         {k: v for k, v in observed.occupied.items() if k in names},
         frozenset(o for o in observed.orphans if o in names),
+        host_settings=observed.host_settings,  # a plan turns them on: it depends on them
+        applied_digests=observed.applied_digests,  # they decide the drift marks
     )
 
 
@@ -163,6 +170,9 @@ def replay(saved: SavedPlan, observed: State, path: str = "the saved plan") -> P
                              f"not '{observed.set_name}'")
     now = relevant_state(observed, saved.desired)
     if state_digest(now) != saved.digest:
+        if _nothing_left(saved, observed):
+            raise AlreadyAppliedError(
+                f"{path} is already applied: the kernel is what the plan makes; nothing to do")
         changes = _differences(saved.observed, now)
         shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5
                                           else "")
@@ -170,8 +180,29 @@ def replay(saved: SavedPlan, observed: State, path: str = "the saved plan") -> P
             f"{path} is stale: the kernel changed since the plan was made ({shown or 'state'}); "
             "nothing was applied. Run `cnm plan -out` again and review the new plan"
         )
-    plan = make_plan(saved.desired, observed)
+    return _checked(saved, make_plan(saved.desired, observed), path)
+
+
+def saved_plan(saved: SavedPlan, path: str = "the saved plan") -> Plan:
+    """The plan a saved plan file holds, made again from its states (`cnm show`)."""
+    return _checked(saved, make_plan(saved.desired, saved.observed), path)
+
+
+def _checked(saved: SavedPlan, plan: Plan, path: str) -> Plan:
+    """`plan` with what only the manifests knew (endpoints without a sandbox), refused
+    unless it renders as the document the file holds."""
+    unjoined = saved.document.get("unjoined")  # from the manifests, not the desired state
+    if isinstance(unjoined, list) and unjoined:
+        plan = dataclasses.replace(plan, unjoined=tuple(str(name) for name in unjoined))
     if json.loads(render_json(plan)) != saved.document:
         raise SavedPlanError(f"{path}: replaying it gives a different plan (was it made by "
                              "another cnm version, or edited?); plan again")
     return plan
+
+
+def _nothing_left(saved: SavedPlan, observed: State) -> bool:
+    """True when the kernel already is the plan's desired state (the plan was applied)."""
+    try:
+        return make_plan(saved.desired, observed).empty
+    except CnmError:  # a name conflict now: not applied, but changed
+        return False

@@ -164,9 +164,12 @@ COMMON_REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
 
 MARKER_PREFIX = "cnm/v1"
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+#: Length (hex digits) of the digest of the applied desired attributes a marker ends
+#: with (` d=...`); markers written before it have none and stay valid.
+DIGEST_LENGTH = 12
 _MARKER_RE = re.compile(
     rf"^cnm/v1 set=(?P<set>{_LABEL}) (?P<kind>Network|Sandbox|Endpoint)/(?P<name>{_LABEL})"
-    rf"(?: net=(?P<net>{_LABEL}))?$"
+    rf"(?: net=(?P<net>{_LABEL}))?(?: d=(?P<digest>[0-9a-f]{{{DIGEST_LENGTH}}}))?$"
 )
 
 
@@ -212,6 +215,39 @@ def marker_network(text: str | None) -> str | None:
     """The network an endpoint marker names, if it names one."""
     match = _MARKER_RE.match(text or "")
     return match["net"] if match else None
+
+
+def marker_digest(text: str | None) -> str | None:
+    """The digest of the applied desired attributes a marker carries, if any."""
+    match = _MARKER_RE.match(text or "")
+    return match["digest"] if match else None
+
+
+def attrs_digest(resource: Resource) -> str:
+    """Short digest of a desired resource's attributes, as apply writes it into the
+    object's marker (`applied_marker`). A later plan that finds the object different
+    from its desired state while the marker's digest equals the digest of that very
+    desired state knows the manifests did not change since: the kernel did (drift,
+    `Action.outside`). Any driver labelling its objects calls `applied_marker`."""
+    import hashlib
+    import json
+
+    canonical = json.dumps({k: thaw(external(k, v)) for k, v in resource.attrs.items()},
+                           sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:DIGEST_LENGTH]
+
+
+def applied_marker(
+    resource: Resource, desired: State | None = None, network: str | None = None
+) -> str:
+    """The marker apply writes on `resource`'s kernel objects: the owner (and, for an
+    endpoint whose network cannot be read off a bridge, the network), then the digest
+    of the desired attributes being applied, unless the `desired` state being applied
+    records one for it (a rollback puts back the markers it found)."""
+    base = resource.owner.marker() if network is None else endpoint_marker(resource.owner,
+                                                                          network)
+    recorded = desired.applied_digests.get(resource.key) if desired is not None else None
+    return f"{base} d={recorded or attrs_digest(resource)}"
 
 
 def freeze(value: object) -> AttrValue:
@@ -339,6 +375,12 @@ class State:
     #: IPv4/IPv6 prefixes the host uses for things cnm does not own (addresses of
     #: other links, main-table routes): default address pools steer clear of them.
     reserved_prefixes: frozenset[str] = frozenset()
+    #: Host-wide settings cnm may change, by sysctl name ("net.ipv4.ip_forward" -> on);
+    #: empty when unknown (a snapshot from an older cnm). See `host_settings.py`.
+    host_settings: Mapping[str, AttrValue] = field(default_factory=dict)
+    #: The digest each object's marker carries (`attrs_digest` of what was last applied),
+    #: for objects whose marker has one.
+    applied_digests: Mapping[ResourceKey, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -346,6 +388,10 @@ class State:
             MappingProxyType(dict(sorted(self.resources.items(), key=item_order))),
         )
         object.__setattr__(self, "occupied", MappingProxyType(dict(sorted(self.occupied.items()))))
+        object.__setattr__(self, "host_settings",
+                           MappingProxyType(dict(sorted(self.host_settings.items()))))
+        object.__setattr__(self, "applied_digests", MappingProxyType(
+            dict(sorted(self.applied_digests.items(), key=item_order))))
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self.resources.values())
@@ -360,13 +406,18 @@ class State:
         return [r for r in self.resources.values() if r.key.kind == kind]
 
     def to_json(self) -> dict[str, object]:
-        return {
+        document: dict[str, object] = {
             "set": self.set_name,
             "resources": [r.to_json() for r in self.resources.values()],
             "occupied": dict(self.occupied),
             "orphans": sorted(self.orphans),
             "reserved_prefixes": sorted(self.reserved_prefixes),
         }
+        if self.host_settings:  # left out when unknown: older snapshots stay as they were
+            document["host_settings"] = {k: thaw(v) for k, v in self.host_settings.items()}
+        if self.applied_digests:
+            document["applied_digests"] = {str(k): v for k, v in self.applied_digests.items()}
+        return document
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> State:
@@ -378,6 +429,10 @@ class State:
         reserved = data.get("reserved_prefixes", [])
         if not isinstance(orphans, list) or not isinstance(reserved, list):
             raise TypeError("malformed state")
+        settings = data.get("host_settings", {})
+        digests = data.get("applied_digests", {})
+        if not isinstance(settings, Mapping) or not isinstance(digests, Mapping):
+            raise TypeError("malformed state")
         resources = [Resource.from_json(r) for r in raw]
         return cls(
             str(data["set"]),
@@ -385,5 +440,7 @@ class State:
             {str(k): str(v) for k, v in occupied.items()},
             frozenset(str(o) for o in orphans),
             frozenset(str(r) for r in reserved),
+            {str(k): freeze(v) for k, v in settings.items()},
+            {ResourceKey(*str(k).split("/", 1)): str(v) for k, v in digests.items()},
         )
 

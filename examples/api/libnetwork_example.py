@@ -31,7 +31,7 @@ def main() -> None:
     network = controller.new_network("bridge", "network1", subnet="10.99.0.0/24")
 
     # For each new container: allocate an endpoint, join it to the container's sandbox.
-    ep = network.create_endpoint("Endpoint1")
+    ep = network.create_endpoint("endpoint1")
     sandbox_key = ep.join("container1", hostname="test", domainname="docker.io")
     print("sandbox key:", sandbox_key)
     print(subprocess.run(["ip", "-n", "container1", "-br", "addr"], capture_output=True,

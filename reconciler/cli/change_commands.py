@@ -20,6 +20,7 @@ from reconciler.cli.output import (
     EXIT_ERROR,
     EXIT_OK,
     load,
+    load_for_set,
     note_debris,
     observed_from_file,
     print_plan,
@@ -114,7 +115,7 @@ def add_plan_flags(parser: argparse.ArgumentParser, *, only_with_dry_run: bool) 
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    return _plan(args, load(args.paths))
+    return _plan(args, load_for_set(args))
 
 
 def _plan(args: argparse.Namespace, manifests: Manifests) -> int:
@@ -177,7 +178,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     if not args.paths:
         raise CnmError("nothing to apply: give -f PATH (manifests) or a saved plan file")
-    manifests = load(args.paths)
+    manifests = load_for_set(args)
     if args.dry_run:
         return _plan(args, manifests)
     if args.confirm_seconds is not None and args.no_rollback:
@@ -242,14 +243,18 @@ def cmd_apply_saved(args: argparse.Namespace) -> int:
         print_plan(planned.plan, args.output)
         return True  # the saved plan was the review: no question asked
 
-    if args.dry_run:
-        planned = planner(engine.observe_set(saved.set_name))
-        print_plan(planned.plan, args.output)
-        return _plan_exit(args, planned.plan)
-    result = _apply_with_progress(
-        planner, saved.set_name, args.output, lock_timeout=args.lock_timeout, confirm=show,
-        rollback=not args.no_rollback,
-    )
+    try:
+        if args.dry_run:
+            planned = planner(engine.observe_set(saved.set_name))
+            print_plan(planned.plan, args.output)
+            return _plan_exit(args, planned.plan)
+        result = _apply_with_progress(
+            planner, saved.set_name, args.output, lock_timeout=args.lock_timeout,
+            confirm=show, rollback=not args.no_rollback,
+        )
+    except savedplan.AlreadyAppliedError as exc:  # applying twice is not an error
+        say(f"cnm: {exc}")
+        return EXIT_OK
     return _report(result, args.output, "Apply")
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.errors import CnmError
+from reconciler.errors import CnmError, ManifestError
 
 if TYPE_CHECKING:
     from reconciler.model import Manifests
@@ -30,6 +30,19 @@ def load(paths: Sequence[str]) -> Manifests:
     from reconciler.loader import load as load_manifests
 
     return load_manifests(paths, stdin=sys.stdin)
+
+
+def load_for_set(args: argparse.Namespace) -> Manifests:
+    """`load` for a command that plans against the kernel: an unknown network that
+    another apply set owns is named with its set (kernel/foreign_networks.py)."""
+    try:
+        return load(args.paths)
+    except ManifestError as exc:
+        if getattr(args, "observed", None):  # offline: the host is not the one planned
+            raise
+        from reconciler.kernel.foreign_networks import naming_other_sets
+
+        raise naming_other_sets(exc, args.set_name) from None
 
 
 def require_privileges(args: argparse.Namespace) -> None:

@@ -35,6 +35,8 @@ COMMAND_GROUPS = (
     "reconciler.cli.manifest_commands",
     "reconciler.cli.change_commands",
     "reconciler.cli.state_commands",
+    "reconciler.cli.get_command",
+    "reconciler.cli.show_command",
     "reconciler.cli.watch_command",
     "reconciler.cli.completion",
 )

@@ -1,4 +1,5 @@
-"""`cnm get`, `cnm observe`, `cnm export`: what the kernel shows of an apply set."""
+"""`cnm observe`, `cnm export`: what the kernel shows of an apply set (`cnm get`:
+get_command.py)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,8 @@ from reconciler.cli.options import add_common
 from reconciler.cli.output import EXIT_OK, observed_from_file, require_privileges, say
 from reconciler.cli.parser import Commands
 
-KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpoint"}
-
 
 def register(commands: Commands) -> None:
-    get = commands.add(
-        "get", cmd_get, summary="list the owned objects the kernel shows",
-        description="List the objects of an apply set that the kernel shows, read from the "
-                    "kernel alone (the owner markers), with what each is there.",
-        example="cnm get\ncnm get endpoints -o json",
-    )
-    get.add_argument("kind", nargs="?", choices=sorted(KIND_WORDS), default=None,
-                     help="only objects of this kind (default: all)")
-    get.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text",
-                     help="a table (default), or the objects as JSON or YAML")
-    add_common(get)
-
     observe = commands.add(
         "observe", cmd_observe, summary="dump the observed state of a set (for --observed)",
         description="Print the observed state of an apply set as JSON: a snapshot that "
@@ -49,32 +36,6 @@ def register(commands: Commands) -> None:
                         help="also pin each endpoint's current MAC address")
     export.add_argument("--observed", metavar="FILE",
                         help="export from a snapshot of `cnm observe -o json` (no root needed)")
-
-
-def cmd_get(args: argparse.Namespace) -> int:
-    from reconciler import engine
-    from reconciler.render import describe
-    from reconciler.yaml_documents import dump_yaml
-
-    require_privileges(args)
-    state = engine.observe_set(args.set_name)
-    kind = KIND_WORDS.get(args.kind) if args.kind else None
-    order = {k: i for i, k in enumerate(KIND_WORDS.values())}
-    resources = sorted(
-        (r for r in state if kind is None or r.key.kind == kind),
-        key=lambda r: (order[r.key.kind], r.key.name),
-    )
-    if args.output == "json":
-        print(json.dumps([r.to_json() for r in resources], indent=2))
-    elif args.output == "yaml":
-        sys.stdout.write(dump_yaml([r.to_json() for r in resources]))
-    else:
-        rows = [(str(r.key), describe(r)) for r in resources]
-        width = max([len(k) for k, _ in rows] + [len("OBJECT")]) + 2
-        print("OBJECT".ljust(width) + "KERNEL")
-        for key, text in rows:
-            print(key.ljust(width) + text)
-    return EXIT_OK
 
 
 def cmd_observe(args: argparse.Namespace) -> int:

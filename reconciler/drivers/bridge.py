@@ -190,10 +190,12 @@ class BridgeDriver:
         self.update_network(ctx, resource)
 
     def update_network(self, ctx: StepContext, resource: Resource) -> None:
+        from reconciler.state import applied_marker
+
         link = ctx.claim_link(None, str(resource.get("bridge")), resource.owner)
         if link is None:
             raise KernelError(f"{resource.key}: bridge {resource.get('bridge')} vanished")
-        ctx.rtnl(None).set_link(link.index, alias=resource.owner.marker(),
+        ctx.rtnl(None).set_link(link.index, alias=applied_marker(resource, ctx.desired),
                                 mtu=int_attr(resource, "mtu"), up=True)
         ctx.sync_addresses(None, link.index, text_values(resource, "addresses"))
 
@@ -212,6 +214,7 @@ class BridgeDriver:
         through the full update.
         """
         from reconciler import faults
+        from reconciler.state import applied_marker
 
         veth = str(resource.get("veth"))
         if ctx.claim_link(None, veth, resource.owner) is not None:
@@ -232,10 +235,11 @@ class BridgeDriver:
         peer = inside.link(ifname)
         if host_link is None or peer is None:
             raise KernelError(f"{resource.key}: veth {veth} vanished right after its creation")
-        host.set_link(host_link.index, alias=resource.owner.marker(), up=True,
+        marker = applied_marker(resource, ctx.desired)
+        host.set_link(host_link.index, alias=marker, up=True,
                       ipv6_link_local=False)
         faults.point(f"{resource.key}: host end labelled, sandbox end not yet")
-        inside.set_link(peer.index, alias=resource.owner.marker(), up=True,
+        inside.set_link(peer.index, alias=marker, up=True,
                         ipv6_link_local=wants_ipv6(resource))
         faults.point(f"{resource.key}: both ends labelled, not yet addressed")
         for text in text_values(resource, "ipv4", "ipv6"):
@@ -246,17 +250,20 @@ class BridgeDriver:
                 inside.replace_default_route(peer.index, gateway)
 
     def update_endpoint(self, ctx: StepContext, resource: Resource) -> None:
+        from reconciler.state import applied_marker
+
         veth = str(resource.get("veth"))
         link = ctx.claim_link(None, veth, resource.owner)
         if link is None:
             raise KernelError(f"{resource.key}: veth {veth} vanished")
         ctx.rtnl(None).set_link(
-            link.index, alias=resource.owner.marker(), mtu=int_attr(resource, "mtu"), up=True,
+            link.index, alias=applied_marker(resource, ctx.desired), mtu=int_attr(resource, "mtu"),
+            up=True,
             ipv6_link_local=False, master=_bridge_index(ctx, str(resource.get("network"))),
         )
         namespace = ctx.netns_of(str(resource.get("sandbox")))
         peer = _peer_of(ctx.rtnl(namespace), resource, link)
-        ctx.configure_interface(namespace, peer, resource, resource.owner.marker())
+        ctx.configure_interface(namespace, peer, resource, applied_marker(resource, ctx.desired))
 
     def delete_endpoint(self, ctx: StepContext, resource: Resource) -> None:
         link = ctx.claim_link(None, str(resource.get("veth")), resource.owner)

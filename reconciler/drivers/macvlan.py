@@ -28,7 +28,7 @@ from reconciler.state import (
     Resource,
     ResourceKey,
     State,
-    endpoint_marker,
+    applied_marker,
     marker_network,
 )
 
@@ -174,7 +174,7 @@ class MacvlanDriver:
             child = ctx.rtnl(namespace).link(ifname)
             if child is None:
                 raise KernelError(f"{resource.key}: macvlan {ifname} vanished right after creation")
-        marker = endpoint_marker(resource.owner, str(resource.get("network")))
+        marker = applied_marker(resource, ctx.desired, str(resource.get("network")))
         ctx.configure_interface(namespace, child, resource, marker)
 
     update_endpoint = create_endpoint

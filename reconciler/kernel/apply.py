@@ -29,7 +29,7 @@ from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.naming import CNM_LINK_GROUP
 from reconciler.plan import Step, StepVerb
-from reconciler.state import Owner, Resource, ResourceKey, State
+from reconciler.state import Owner, Resource, ResourceKey, State, applied_marker
 
 #: `lo` is the first link of every network namespace.
 LOOPBACK_INDEX = 1
@@ -133,12 +133,12 @@ def _sync_default_route(rtnl: Rtnl, index: int, version: int, gateway: str | Non
 # --- Sandbox -----------------------------------------------------------------
 
 
-def _label_loopback(owner: Owner) -> Callable[[], None]:
+def _label_loopback(marker: str) -> Callable[[], None]:
     """Runs inside the new namespace, before it gets its name."""
 
     def setup() -> None:
         with Rtnl() as rtnl:
-            rtnl.set_link(LOOPBACK_INDEX, alias=owner.marker(), up=True)
+            rtnl.set_link(LOOPBACK_INDEX, alias=marker, up=True)
 
     return setup
 
@@ -150,7 +150,7 @@ def _owned_netns(ctx: ApplyContext, name: str, owner: Owner) -> bool:
     if _seen_as_ours(ctx, name, owner):
         return True
     loopback = _loopback(ctx.session.rtnl(name))
-    if loopback.alias != owner.marker():
+    if Owner.parse(loopback.alias) != owner:
         raise ConflictError(
             f"{owner.key}: netns {name} exists and is not owned by it ({loopback.alias!r})"
         )
@@ -161,7 +161,8 @@ def _seen_as_ours(ctx: ApplyContext, name: str, owner: Owner) -> bool:
     """True when this apply observed netns `name` labelled as `owner`'s, and it is still
     that very namespace (under the apply lock, nobody else of cnm relabels it)."""
     seen = ctx.session.netns_seen.get(name)
-    return seen is not None and seen == (netns.identity(name), owner.marker())
+    return seen is not None and seen[0] == netns.identity(name) \
+        and Owner.parse(seen[1]) == owner
 
 
 def _loopback(rtnl: Rtnl) -> Link:
@@ -171,7 +172,7 @@ def _loopback(rtnl: Rtnl) -> Link:
 def create_sandbox(ctx: ApplyContext, resource: Resource) -> None:
     name = str(resource.get("netns"))
     if not _owned_netns(ctx, name, resource.owner):
-        netns.create_netns(name, _label_loopback(resource.owner))
+        netns.create_netns(name, _label_loopback(applied_marker(resource, ctx.desired)))
         faults.point(f"{resource.key}: netns created, files not yet written")
         files.write_files(name, dict(resource.attrs))
         return
@@ -187,6 +188,7 @@ def update_sandbox(ctx: ApplyContext, resource: Resource) -> None:
     """
     name = str(resource.get("netns"))
     observed = ctx.observed.get(resource.key)
+    marker = applied_marker(resource, ctx.desired)
     known_good = (
         observed is not None and observed.get("lo_up") is True
         and _seen_as_ours(ctx, name, resource.owner)
@@ -194,8 +196,10 @@ def update_sandbox(ctx: ApplyContext, resource: Resource) -> None:
     if not known_good:
         rtnl = ctx.session.rtnl(name)
         loopback = _loopback(rtnl)
-        if loopback.alias != resource.owner.marker() or not loopback.up:
-            rtnl.set_link(LOOPBACK_INDEX, alias=resource.owner.marker(), up=True)
+        if loopback.alias != marker or not loopback.up:
+            rtnl.set_link(LOOPBACK_INDEX, alias=marker, up=True)
+    elif ctx.session.netns_seen[name][1] != marker:  # a new digest: one request, no dump
+        ctx.session.rtnl(name).set_link(LOOPBACK_INDEX, alias=marker, up=True)
     # The files as observed, when this apply saw this very namespace as this sandbox's.
     seen = observed.attrs if known_good and observed is not None else None
     files.write_files(name, resource.attrs, seen)

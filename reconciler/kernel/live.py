@@ -14,10 +14,12 @@ Read-only.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
 from reconciler import caching, firewall
 from reconciler.caching import BuildMemo
+from reconciler.host_settings import forwarding_settings
 from reconciler.kernel import brport, netns, nft, sysctl
 from reconciler.kernel.events import HostTable
 from reconciler.kernel.observe import Fragment, assemble_endpoints, read_host
@@ -51,6 +53,8 @@ class LiveObservation:
         self._state: State | None = None
         self._last: State | None = None  # last assembled state
         self._last_host: Fragment | None = None
+        #: netns -> (sandbox, digest) an apply writes on `lo` where only files are read again
+        self._relabelled: dict[str, tuple[ResourceKey, str]] = {}
         #: How many namespace reads the last `state()` did (for logs and benchmarks).
         self.last_reads = 0
         #: endpoint name -> (host end, sandbox end, network, parent, resource) it came from
@@ -99,6 +103,7 @@ class LiveObservation:
             self.mark(name)
         for name in touched.files:
             self.mark_files(name)
+        self._relabelled.update(touched.relabelled)
 
     def mark_netns_list(self) -> None:
         """/run/netns changed in unknown ways: list it again."""
@@ -164,6 +169,8 @@ class LiveObservation:
             for gone in set(self._fragments) - set(self._names):
                 del self._fragments[gone]
             todo = [n for n in self._names if n not in self._fragments or n in self._dirty]
+            for name in todo:  # read whole: their markers come from the kernel
+                self._relabelled.pop(name, None)
             for name, read in read_namespaces(self.set_name, todo).items():
                 if isinstance(read, OSError):  # removed meanwhile: list again next time
                     self._fragments.pop(name, None)
@@ -204,7 +211,14 @@ class LiveObservation:
         """The fragment of `name` with its sandbox files read again (links and addresses
         kept), or None when there is no fragment to refresh."""
         old = self._fragments.get(name)
-        return with_files_read(old, name) if old is not None else None
+        if old is None:
+            return None
+        fresh = with_files_read(old, name)
+        label = self._relabelled.pop(name, None)
+        if label is not None:  # what the apply wrote on `lo` (a new dict: `_keep` compares)
+            fresh = dataclasses.replace(fresh, applied_digests={**fresh.applied_digests,
+                                                               label[0]: label[1]})
+        return fresh
 
     def _with_firewall(self, base: State) -> State:
         """`base` with its firewall attributes: cnm's nftables tables, the forwarding
@@ -226,9 +240,13 @@ class LiveObservation:
                 return previous[2]
             state = _sandboxes_swapped(previous[0], previous[2], base, self._ruleset)
             if state is not None:  # only sandboxes changed: the firewall does not see them
+                state = dataclasses.replace(state, host_settings=previous[2].host_settings,
+                                            applied_digests=base.applied_digests)
                 self._final = (base, inputs, state)
                 return state
         state = firewall.attach(base, self._ruleset, forwarding, ports, self._views, localnet)
+        state = dataclasses.replace(state, host_settings=forwarding_settings(forwarding),
+                                    applied_digests=base.applied_digests)
         self._final = (base, inputs, state)
         return state
 
@@ -264,9 +282,13 @@ class LiveObservation:
             merged.host_ends.update(part.host_ends)
             merged.host_link_names.update(part.host_link_names)
             merged.peer_ends.update(part.peer_ends)
+            for key, digest in part.applied_digests.items():
+                merged.applied_digests.setdefault(key, digest)
         self._assemble_endpoints(merged)
         return State(self.set_name, merged.resources, merged.occupied, frozenset(merged.orphans),
-                     frozenset(merged.reserved_prefixes))
+                     frozenset(merged.reserved_prefixes),
+                     applied_digests={k: d for k, d in merged.applied_digests.items()
+                                      if k in merged.resources})
 
     def _assemble_endpoints(self, merged: Fragment) -> None:
         """Endpoints from their two ends; one whose ends were not read again is reused."""

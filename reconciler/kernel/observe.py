@@ -28,7 +28,7 @@ from reconciler.drivers import HOST_END_KINDS, endpoint_driver, network_link_dri
 from reconciler.kernel import files, netns
 from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.naming import CNM_LINK_GROUP
-from reconciler.state import AttrValue, Owner, Resource, ResourceKey
+from reconciler.state import AttrValue, Owner, Resource, ResourceKey, marker_digest
 
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE = 0
@@ -58,6 +58,8 @@ class Fragment:
     host_ends: dict[str, Link] = field(default_factory=dict)
     host_link_names: dict[int, str] = field(default_factory=dict)
     peer_ends: dict[str, PeerEnd] = field(default_factory=dict)
+    #: the digest of the applied desired attributes each object's marker carries
+    applied_digests: dict[ResourceKey, str] = field(default_factory=dict)
 
     def add(self, kind: str, name: str, attrs: dict[str, AttrValue]) -> None:
         key = ResourceKey(kind, name)
@@ -93,6 +95,12 @@ def _describe_holder(owner: Owner | None, what: str) -> str:
     return f"{owner.kind}/{owner.name} of apply set '{owner.set_name}'"
 
 
+def _keep_digest(seen: Fragment, owner: Owner, alias: str | None) -> None:
+    digest = marker_digest(alias)
+    if digest is not None:
+        seen.applied_digests.setdefault(owner.key, digest)
+
+
 def read_host(seen: Fragment, reader: Rtnl) -> None:
     """The host namespace's links and addresses into `seen` (`reader` may be a
     `HostTable` kept from notifications: it reads like a dump)."""
@@ -104,6 +112,8 @@ def read_host(seen: Fragment, reader: Rtnl) -> None:
         if owner is None and link.group == CNM_LINK_GROUP and not link.alias:
             seen.orphans.add(f"link:{link.name}")
         mine = owner is not None and owner.set_name == seen.set_name
+        if mine and owner is not None:
+            _keep_digest(seen, owner, link.alias)
         driver = network_link_driver(link.kind)
         if mine and owner is not None and owner.kind == "Network" and driver is not None:
             seen.bridge_networks[link.index] = owner.name
@@ -145,6 +155,7 @@ def read_netns(
     if owner is None or owner.kind != "Sandbox" or owner.set_name != seen.set_name:
         seen.occupied[f"netns:{name}"] = _describe_holder(owner, f"netns {name}")
         return
+    _keep_digest(seen, owner, loopback.alias if loopback is not None else None)
     attrs: dict[str, AttrValue] = {"netns": name, "lo_up": loopback is not None and loopback.up}
     if with_files:
         attrs.update(files.read_files(name))
@@ -159,6 +170,7 @@ def read_netns(
             and link_owner.set_name == seen.set_name
         ):
             endpoint_links.append((link, link_owner))
+            _keep_digest(seen, link_owner, link.alias)
     if not endpoint_links:
         return
     addresses = global_addresses(reader)

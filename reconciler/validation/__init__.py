@@ -29,13 +29,16 @@ def validate(
     manifests: Manifests,
     *,
     field_lines: Mapping[tuple[ResourceKey, str], int] | None = None,
+    unloaded: frozenset[ResourceKey] | None = frozenset(),
 ) -> list[ManifestProblem]:
     """Every rule that a single value cannot check alone; empty when the manifests are good.
 
     `field_lines` maps (object key, dotted camelCase path) to a line, so problems
-    point at the offending field rather than at the document.
+    point at the offending field rather than at the document. `unloaded`: objects
+    whose documents did not load (None: possibly any), so a reference to them is
+    not reported as unknown.
     """
-    report = Reporter(manifests, field_lines or {})
+    report = Reporter(manifests, field_lines or {}, unloaded)
     check_duplicate_names(report)
     for network in manifests.networks.values():
         check_network(report, network)

@@ -2,7 +2,9 @@
 
 When two objects clash, the problem is reported once, on the later one in name
 order, unless only the earlier one chose the clashing value itself (an
-explicit `spec.bridge` or `spec.netns`): the message points at what to change.
+explicit `spec.bridge` or `spec.netns`): the message points at what to change,
+and names the other side with its own `file:line` (`Reporter.where`), since the
+two may be in different files and either may be the one just edited.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def _check_subnet_overlaps(report: Reporter) -> None:
                     network.key,
                     f"spec.ipam.{index}.subnet",
                     f"subnet {subnet} overlaps subnet {clash[2]} of {clash[0].key} "
-                    f"(spec.ipam.{clash[1]}); pick a subnet that does not overlap",
+                    f"(spec.ipam.{clash[1]}, "
+                    f"{report.where(clash[0].key, f'spec.ipam.{clash[1]}.subnet')}); "
+                    "pick a subnet that does not overlap",
                 )
         seen += mine
 
@@ -95,7 +99,8 @@ def _check_bridge_names(report: Reporter) -> None:
         report.add(
             culprit.key,
             "spec.bridge",
-            f"bridge name {link} is also used by {other.key}; set a distinct spec.bridge",
+            f"bridge name {link} is also used by {other.key} "
+            f"({report.where(other.key, 'spec.bridge')}); set a distinct spec.bridge",
         )
 
 
@@ -109,8 +114,8 @@ def _check_netns_names(report: Reporter) -> None:
         report.add(
             culprit.key,
             "spec.netns",
-            f"netns name {sandbox.netns_name} is also used by {other.key}; "
-            "set a distinct spec.netns",
+            f"netns name {sandbox.netns_name} is also used by {other.key} "
+            f"({report.where(other.key, 'spec.netns')}); set a distinct spec.netns",
         )
 
 
@@ -130,7 +135,8 @@ def _check_duplicate_addresses(report: Reporter) -> None:
                     report.add(
                         endpoint.key,
                         path,
-                        f"{address} is already used by {first.key} on Network/{name}; "
+                        f"{address} is already used by {first.key} "
+                        f"({report.where(first.key, path)}) on Network/{name}; "
                         "pick another address",
                     )
 
@@ -157,7 +163,9 @@ def _check_host_ports(report: Reporter) -> None:
                     endpoint.key,
                     f"spec.ports.{index}.hostPort",
                     f"host port {port.protocol}/{port.host_port} on {where} is already published "
-                    f"by {clash[0].key} (spec.ports.{clash[1]}); pick another hostPort or hostIP",
+                    f"by {clash[0].key} (spec.ports.{clash[1]}, "
+                    f"{report.where(clash[0].key, f'spec.ports.{clash[1]}.hostPort')}); "
+                    "pick another hostPort or hostIP",
                 )
             earlier.append((endpoint, index, port))
 
@@ -175,7 +183,8 @@ def _check_ifnames_in_sandbox(report: Reporter) -> None:
                     endpoint.key,
                     "spec.ifname",
                     f"ifname {endpoint.spec.ifname} is already used in Sandbox/{name} by "
-                    f"{first.key}; set a distinct spec.ifname",
+                    f"{first.key} ({report.where(first.key, 'spec.ifname')}); "
+                    "set a distinct spec.ifname",
                 )
 
 
@@ -203,9 +212,9 @@ def _check_gateways(report: Reporter) -> None:
                     report.add(
                         endpoint.key,
                         "spec.gateway",
-                        f"{first.key} already carries the IPv{version} default route of "
-                        f"Sandbox/{name}; set gateway: true on one endpoint only, or use "
-                        "gwPriority",
+                        f"{first.key} ({report.where(first.key, 'spec.gateway')}) already "
+                        f"carries the IPv{version} default route of Sandbox/{name}; "
+                        "set gateway: true on one endpoint only, or use gwPriority",
                     )
 
 

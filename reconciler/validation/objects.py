@@ -293,7 +293,7 @@ def _check_reference(
     name: str,
     known: Mapping[str, object],
 ) -> None:
-    if name in known:
+    if name in known or report.may_be_unloaded(ResourceKey(kind, name)):
         return
     names = list(known)
     listed = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")

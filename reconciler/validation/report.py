@@ -13,11 +13,24 @@ class Reporter:
     """Collects problems, locating each at the line of its field when the loader knows it."""
 
     def __init__(
-        self, manifests: Manifests, field_lines: Mapping[tuple[ResourceKey, str], int]
+        self, manifests: Manifests, field_lines: Mapping[tuple[ResourceKey, str], int],
+        unloaded: frozenset[ResourceKey] | None = frozenset(),
     ) -> None:
         self.manifests = manifests
         self.field_lines = field_lines
         self.problems: list[ManifestProblem] = []
+        #: objects whose documents did not load (None: any may be one)
+        self.unloaded = unloaded
+
+    def may_be_unloaded(self, key: ResourceKey) -> bool:
+        """True when `key` may be an object whose document had problems of its own."""
+        return self.unloaded is None or key in self.unloaded
+
+    def where(self, key: ResourceKey, path: str) -> str:
+        """`file:line` of `path` of object `key`: the other side a clash names."""
+        source = self.manifests.source_of(key)
+        line = self.line_of(key, path)
+        return source.file if line is None else f"{source.file}:{line}"
 
     def line_of(self, key: ResourceKey, path: str) -> int | None:
         """Line of `path`, else of its nearest written parent, else of the document."""

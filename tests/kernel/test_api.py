@@ -16,7 +16,7 @@ from helpers import REPO, addresses, ip_json, links, netns_names
 SECOND_CONTROLLER = """
 from reconciler import Controller
 controller = Controller()
-ep = controller.endpoint_by_name("Endpoint1")
+ep = controller.endpoint_by_name("endpoint1")
 assert ep.sandbox is not None and ep.sandbox.name == "container1", ep.sandbox
 ep.leave("container1")
 ep.delete()
@@ -29,7 +29,7 @@ def test_libnetwork_example_end_to_end() -> None:
     controller = Controller()
     controller.configure_network_driver("bridge", {"mtu": 1450})
     network = controller.new_network("bridge", "network1", subnet="10.99.0.0/24")
-    ep = network.create_endpoint("Endpoint1")
+    ep = network.create_endpoint("endpoint1")
     assert netns_names() == []  # not joined yet: no kernel object but the bridge
     sandbox_key = ep.join("container1", hostname="test", domainname="docker.io")
 
@@ -103,3 +103,44 @@ def test_macvlan_network_is_seen_by_a_second_controller() -> None:
     ep.delete()
     again.network_by_name("lan").delete()
     assert netns_names() == [] and sorted(links()) == ["lo", "up0", "up1"]
+
+
+def test_api_lookups_and_names_kept_as_written() -> None:
+    from reconciler import InvalidNameError
+
+    controller = Controller()
+    front = controller.new_network("bridge", "front", subnet="10.97.0.0/24")
+    back = controller.new_network("bridge", "back", subnet="10.96.0.0/24")
+    before = (sorted(links()), netns_names())
+    with pytest.raises(InvalidNameError, match="'endpoint1'"):
+        front.create_endpoint("Endpoint1")
+    with pytest.raises(InvalidNameError):
+        controller.new_network("bridge", "Net_1")
+    with pytest.raises(InvalidNameError):
+        controller.endpoint_by_name("Endpoint1")
+    assert (sorted(links()), netns_names()) == before  # refused: nothing changed
+    assert controller.endpoints() == []
+
+    web = front.create_endpoint("web")
+    db = back.create_endpoint("db", ifname="eth1", gateway=False)
+    web.join("c1")
+    db.join("c1")
+    assert front.endpoint_by_name("web").name == "web"
+    assert [e.name for e in front.endpoints()] == ["web"]
+    with pytest.raises(NotFoundError, match="Network/back"):
+        front.endpoint_by_name("db")
+    sandbox = controller.sandbox_by_key("/run/netns/c1")
+    assert sandbox.name == "c1"
+    assert [e.name for e in sandbox.endpoints()] == ["db", "web"]
+    assert sandbox.endpoint_by_name("db").network.name == "back"
+    with pytest.raises(NotFoundError):
+        controller.sandbox_by_key("/run/netns/nope")
+    # what the kernel shows (an independent observer) carries the names as written
+    assert addresses("eth0", "c1") == ["10.97.0.2/24"]
+    assert addresses("eth1", "c1") == ["10.96.0.2/24"]
+    for ep in (web, db):
+        ep.leave("c1")
+        ep.delete()
+    front.delete()
+    back.delete()
+    assert list(links()) == ["lo"] and netns_names() == []

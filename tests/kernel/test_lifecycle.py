@@ -114,9 +114,10 @@ def test_drift_by_hand_is_shown_and_repaired(tmp_path: Path) -> None:
     as_yaml = cnm("get", "networks", "-o", "yaml", check=True).stdout
     assert as_yaml.startswith("- kind: Network\n  name: frontend\n")
     table = cnm("get", check=True).stdout.splitlines()
-    assert [row.split()[0] for row in table] == [
-        "OBJECT", "Network/frontend", "Sandbox/web1", "Sandbox/web2", "Endpoint/web1-front",
-        "Endpoint/web2-front"]
+    assert [row.split()[:2] for row in table] == [
+        ["SET", "OBJECT"], ["default", "Network/frontend"], ["default", "Sandbox/web1"],
+        ["default", "Sandbox/web2"], ["default", "Endpoint/web1-front"],
+        ["default", "Endpoint/web2-front"]]
     untouched_index = links()[by_name["web2-front"]["veth"]]["ifindex"]
 
     subprocess.run(["ip", "link", "del", web1_veth], check=True)

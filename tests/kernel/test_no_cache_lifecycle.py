@@ -52,6 +52,10 @@ def _lifecycle(first: Path, second: Path, no_cache: bool) -> list[object]:
     if no_cache:
         env["CNM_NO_CACHE"] = "1"
     transcript: list[object] = []
+    # cnm turns forwarding on and never off: both runs start from it off (this test's own
+    # network namespace), so that both plans show the same host-wide lines
+    for switch in ("ipv4/ip_forward", "ipv6/conf/all/forwarding"):
+        Path("/proc/sys/net", switch).write_text("0\n")
 
     def cnm(*args: str) -> None:
         result = subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True,

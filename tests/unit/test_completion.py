@@ -77,7 +77,7 @@ def test_fish_completes_commands_and_flags(tmp_path: Path, shell_env: dict[str, 
 
     assert complete("cnm pl") == ["plan"]
     assert complete("cnm apply --dry") == ["--dry-run"]
-    assert sorted(complete("cnm get -o ")) == ["json", "text", "yaml"]  # fish sorts
+    assert sorted(complete("cnm get -o ")) == ["json", "mermaid", "text", "yaml"]  # fish sorts
 
 
 def test_zsh_loads_the_script_and_cnm_answers_it(tmp_path: Path,

@@ -260,6 +260,9 @@ def test_a_new_driver_is_one_file_and_one_registry_line(tmp_path: Path) -> None:
         "  + Sandbox/box   netns box",
         "  + Network/play  toy link toy-play",
         "  + Endpoint/kid  toy -> box:eth0  10.77.0.2/24",
+        "  ~ Firewall/default     nftables tables of this set in one transaction (the rules of "
+        "the objects above)",
+        "  ~ BridgePorts/default  hairpin flags of the endpoints' bridge ports",
         "No changes. The kernel matches the manifests.",
         "{'create': 3, 'update': 0, 'delete': 0, 'replace': 0}",
         "['mtu']",

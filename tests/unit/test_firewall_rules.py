@@ -660,7 +660,8 @@ def test_host_port_published_twice_with_protocol_and_host_ip() -> None:
              "    - {containerPort: 81, hostPort: 80, protocol: udp}")
     assert _problems(twice) == [
         "m.yaml:18: Endpoint/e: spec.ports.1.hostPort: host port udp/80 on all addresses is "
-        "already published by Endpoint/e (spec.ports.0); pick another hostPort or hostIP"
+        "already published by Endpoint/e (spec.ports.0, m.yaml:17); pick another hostPort or "
+        "hostIP"
     ]
 
 

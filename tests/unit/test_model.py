@@ -347,7 +347,7 @@ spec:
     - subnet: 10.0.0.128/25
 """,
         "m.yaml:13: Network/b: spec.ipam.0.subnet: subnet 10.0.0.128/25 overlaps subnet "
-        "10.0.0.0/24 of Network/a (spec.ipam.0)",
+        "10.0.0.0/24 of Network/a (spec.ipam.0, m.yaml:6)",
     )
 
 
@@ -516,8 +516,8 @@ spec:
   network: a
   ipv4Address: 10.0.0.9
 """,
-        "m.yaml:18: Endpoint/e2: spec.ipv4Address: 10.0.0.9 is already used by Endpoint/e1 on "
-        "Network/a",
+        "m.yaml:18: Endpoint/e2: spec.ipv4Address: 10.0.0.9 is already used by Endpoint/e1 "
+        "(m.yaml:11) on Network/a",
     )
 
 
@@ -594,7 +594,7 @@ spec:
     - {containerPort: 81, hostPort: 8080}
 """,
         "m.yaml:15: Endpoint/e: spec.ports.1.hostPort: host port tcp/8080 on all addresses is "
-        "already published by Endpoint/e (spec.ports.0)",
+        "already published by Endpoint/e (spec.ports.0, m.yaml:14)",
     )
 
 
@@ -704,7 +704,7 @@ spec:
   ifname: eth0
 """,
         "m.yaml:23: Endpoint/e2: spec.ifname: ifname eth0 is already used in Sandbox/s by "
-        "Endpoint/e1; set a distinct spec.ifname",
+        "Endpoint/e1 (m.yaml:15); set a distinct spec.ifname",
     )
 
 
@@ -741,8 +741,9 @@ spec:
 def test_at_most_one_gateway_per_sandbox_and_family() -> None:
     only_problem(
         _two_gateways("b", "10.1.0.0/24"),
-        "m.yaml:29: Endpoint/e2: spec.gateway: Endpoint/e1 already carries the IPv4 default "
-        "route of Sandbox/s; set gateway: true on one endpoint only, or use gwPriority",
+        "m.yaml:29: Endpoint/e2: spec.gateway: Endpoint/e1 (m.yaml:21) already carries the "
+        "IPv4 default route of Sandbox/s; set gateway: true on one endpoint only, or use "
+        "gwPriority",
     )
 
 

@@ -80,3 +80,28 @@ def test_events_read_as_the_lines_of_before() -> None:
     reporter = ProgressReporter(log)
     reporter(RollingBack(step))
     assert log.getvalue() == "rollback [3/9] delete Network/old\n"
+
+
+def test_the_bar_reaches_100_percent_when_every_step_ran() -> None:
+    from reconciler.progress import StepsDone
+
+    screen = Terminal()
+    ticks = iter(float(n) for n in range(10_000))
+    reporter = ProgressReporter(screen, clock=lambda: next(ticks), width=100)
+    for number in range(1, 201):
+        reporter(StepStarted(number, 200, "create", ResourceKey("Endpoint", f"e{number:04d}")))
+    assert " 99%" in screen.getvalue().rsplit("\r", 1)[1]  # the last step is about to run
+    reporter(StepsDone(200))
+    reporter.close()
+    last = screen.getvalue().rsplit("\r", 1)[1]
+    assert "200/200 100%" in last and last.startswith("[" + "#" * 33 + "]")
+
+
+def test_steps_done_adds_no_line_to_a_log() -> None:
+    from reconciler.progress import StepsDone
+
+    log = io.StringIO()
+    reporter = ProgressReporter(log)
+    reporter(StepStarted(1, 1, "create", ResourceKey("Sandbox", "a")))
+    reporter(StepsDone(1))
+    assert log.getvalue() == "[1/1] create Sandbox/a\n"

@@ -9,7 +9,7 @@ from reconciler.desired import build_desired
 from reconciler.model import Manifests
 from reconciler.pipeline import VerifyError, remaining, verify
 from reconciler.plan import Planned, Touched, make_plan
-from reconciler.state import Resource, ResourceKey, State
+from reconciler.state import Resource, ResourceKey, State, attrs_digest
 
 from builders import endpoint, manifests, network, sandbox
 
@@ -30,10 +30,17 @@ def test_a_peer_joining_touches_its_namespace_and_the_files_of_the_others() -> N
              endpoint("e1", "net", "s1"), endpoint("e2", "net", "s2"))
     planned = _planned(manifests(*start),
                        manifests(*start, sandbox("s3"), endpoint("e3", "net", "s3")))
-    assert planned.touched() == Touched(
+    touched = planned.touched()
+    assert touched == Touched(
         host=True, firewall=True, netns=frozenset({"s3"}), listed=frozenset({"s3"}),
         files=frozenset({"s1", "s2"}),  # their hosts files list the new peer
+        relabelled=touched.relabelled,
     )
+    # and apply writes the digest of their new desired state on their lo
+    assert touched.relabelled == {
+        name: (ResourceKey("Sandbox", name),
+               attrs_digest(planned.desired.resources[ResourceKey("Sandbox", name)]))
+        for name in ("s1", "s2")}
 
 
 def test_a_removed_sandbox_is_removed_listed_and_read_again() -> None:
