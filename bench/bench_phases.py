@@ -9,7 +9,7 @@ Runs itself inside a throw-away network + mount namespace. Scenarios, on the
 bench_scale topology (N sandboxes, one endpoint each, one bridge network):
 
   noop        nothing to do (a no-op plan, plus what apply adds: nothing)
-  add-shared  one more sandbox + endpoint on the big network (every hosts file changes)
+  add-shared  one more sandbox + endpoint on the big network (its resolver learns the names)
   add-own     one more network, sandbox and endpoint of their own
   delete      everything removed (`cnm delete`'s plan)
 

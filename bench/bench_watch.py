@@ -10,9 +10,9 @@ real `cnm watch` and times, R times each:
   add     one new file: a network, a sandbox and an endpoint of their own (3 creates)
   remove  that file removed again (3 deletes)
   drift   a host veth deleted by hand (1 create, found through netlink events)
-  shared  one more endpoint (in a sandbox of its own) on the big network: every
-          sandbox's hosts file lists it, so the plan has N+2 actions; then its
-          file removed again (N+2 actions too)
+  shared  one more endpoint (in a sandbox of its own) on the big network: its
+          sandbox, the endpoint and the resolver's records (3 actions; no other
+          sandbox's files change); then its file removed again (3 actions too)
 
 "reconcile" is the time the watcher reports in its log line (load, plan, apply,
 verify); "end to end" runs from the file write (or the `ip link del`) to that
@@ -130,7 +130,7 @@ def run_size(n: int, repeat: int, work: Path, log: str | None
         for r in range(repeat):
             record("edit: one sandbox's DNS", 1, measure(
                 watch, lambda r=r: target.write_text(pair(n // 2, f"192.0.2.{r + 1}")),
-                "~Sandbox/"))
+                f"{target.name}: applied"))  # the resolver's upstreams for that sandbox
             extra = directory / f"extra{r}.yaml"
             record("add: file with network+sandbox+endpoint", 3,
                    measure(watch, lambda extra=extra, r=r: extra.write_text(side(r)),
@@ -142,10 +142,10 @@ def run_size(n: int, repeat: int, work: Path, log: str | None
                 watch, lambda veth=veth: subprocess.run(["ip", "link", "del", veth], check=True),
                 f"+Endpoint/e{r:04d}"))
             more = directory / "more.yaml"
-            record(f"shared: +1 endpoint on the {n}-endpoint network", n + 2, measure(
+            record(f"shared: +1 endpoint on the {n}-endpoint network", 3, measure(
                 watch, lambda more=more: more.write_text(pair(n)), f"+Endpoint/e{n:04d}"))
-            record("shared: that endpoint removed again", n + 2, measure(
-                watch, more.unlink, f"{n} updated, 2 deleted"))
+            record("shared: that endpoint removed again", 3, measure(
+                watch, more.unlink, f"-Endpoint/e{n:04d}"))
     finally:
         watch.stop()
         if log:

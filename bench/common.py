@@ -8,6 +8,7 @@ network.
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -58,8 +59,24 @@ def isolate() -> None:
     for directory in ("/run/netns", "/etc/netns", "/run/cnm"):
         os.makedirs(directory, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "cnm-bench", directory], check=True)
+    atexit.register(_end_resolvers)
     subprocess.run(["mount", "-t", "sysfs", "cnm-bench", "/sys"], check=True)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def _end_resolvers() -> None:
+    """End the resolvers cnm started here (pid files on this namespace's private
+    /run/cnm), by pid: a process would outlive the benchmark's namespace."""
+    import glob
+    import signal
+
+    for pidfile in glob.glob("/run/cnm/resolver/*/pid"):
+        try:
+            pid = int(Path(pidfile).read_text().strip())
+            if b"reconciler.resolver.server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            continue
 
 
 def timed(command: list[str], stdin: str | None = None) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from reconciler import naming
 from reconciler.caching import BuildMemo, memoize
@@ -20,13 +19,9 @@ from reconciler.interface_defaults import placements
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.model import Endpoint, Manifests, Sandbox
 from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
-from reconciler.sandbox_files import (
-    HostEntry,
-    hostname_file,
-    hosts_file,
-    hosts_lines,
-    resolv_conf_file,
-)
+from reconciler.resolver.records import KIND as RESOLVER
+from reconciler.resolver.records import resolver_attrs, resolver_resource, serving_networks
+from reconciler.sandbox_files import hostname_file, hosts_file, resolv_conf_file
 from reconciler.state import AttrValue, Resource, ResourceKey, State
 
 
@@ -94,19 +89,20 @@ def build_desired(
         if attrs is not None:
             resources.append(Resource(network.key, set_name, attrs))
     placed = placements(manifests, joined, observed)
-    directory = _Directory.of(manifests, assignments)
+    by_sandbox = _by_sandbox(manifests, assignments)
+    serving = serving_networks(manifests)
     host_mode = host_mode_sandboxes(manifests)
     memo = (memo if memo is not None else BuildMemo()).next_build()
     for sandbox in manifests.sandboxes.values():
         if sandbox.metadata.name in host_mode:
             continue
-        own_endpoints = directory.by_sandbox.get(sandbox.metadata.name, [])
+        own_endpoints = by_sandbox.get(sandbox.metadata.name, [])
         own = tuple(a for e in own_endpoints for a in _addresses(assignments[e.metadata.name]))
-        peers = _peer_lines(own_endpoints, directory)
-        inputs: tuple[object, ...] = (set_name, sandbox, own, peers)
+        resolvers = _resolver_addresses(own_endpoints, serving)
+        inputs: tuple[object, ...] = (set_name, sandbox, own, resolvers)
         resource = memo.get(sandbox.key, inputs)
         if resource is None:
-            attrs = _sandbox_attrs(sandbox, own, peers)
+            attrs = _sandbox_attrs(sandbox, own, resolvers)
             resource = memo.put(sandbox.key, inputs, Resource(sandbox.key, set_name, attrs))
         resources.append(resource)
     for endpoint in joined:
@@ -131,90 +127,65 @@ def build_desired(
             resource = memo.put(endpoint.key, inputs,
                                 Resource(endpoint.key, set_name, endpoint_attrs))
         resources.append(resource)
+    resources += _resolver(set_name, manifests, joined, assignments, serving, memo)
     return State(set_name, {r.key: r for r in resources})
+
+
+def _resolver(
+    set_name: str, manifests: Manifests, joined: Sequence[Endpoint],
+    assignments: Mapping[str, Assignment], serving: Mapping[str, tuple[str, ...]],
+    memo: BuildMemo[ResourceKey, Resource],
+) -> list[Resource]:
+    """The set's resolver, or nothing; the previous build's object when its inputs are the
+    very same (the manifest objects a `LoadCache` keeps, equal assignments)."""
+    key = ResourceKey(RESOLVER, set_name)
+    inputs = (set_name, tuple(joined), tuple(assignments[e.metadata.name] for e in joined),
+              tuple(manifests.sandboxes.values()), tuple(serving.items()))
+    resource = memo.get(key, inputs)
+    if resource is None:
+        built = resolver_resource(set_name, resolver_attrs(manifests, joined, assignments,
+                                                           serving))
+        if built is None:
+            return []
+        resource = memo.put(key, inputs, built)
+    return [resource]
 
 
 def _addresses(assignment: Assignment) -> list[str]:
     return [str(iface.ip) for iface in (assignment.ipv4, assignment.ipv6) if iface is not None]
 
 
-@dataclass(frozen=True)
-class _NetworkHosts:
-    """The /etc/hosts lines of one network's endpoints, rendered once.
-
-    `spans` locates each endpoint's lines in `text`, so a sandbox's view (all
-    but its own) is a few slices of one string, not a loop over every peer:
-    with N endpoints on a network, N sandboxes each list N-1 peers.
-    """
-
-    text: str
-    spans: Mapping[str, tuple[int, int]]
-    blocks: Sequence[tuple[str, str]]  # (endpoint name, its lines), name order
-
-
-@dataclass(frozen=True)
-class _Directory:
-    """Who is where, computed once per build."""
-
-    by_sandbox: Mapping[str, list[Endpoint]]
-    hosts_by_network: Mapping[str, _NetworkHosts]
-
-    @classmethod
-    def of(cls, manifests: Manifests, assignments: Mapping[str, Assignment]) -> _Directory:
-        by_sandbox: dict[str, list[Endpoint]] = defaultdict(list)
-        blocks: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for endpoint in manifests.endpoints.values():  # name order
-            name = endpoint.metadata.name
-            if name not in assignments:
-                continue
+def _by_sandbox(
+    manifests: Manifests, assignments: Mapping[str, Assignment]
+) -> dict[str, list[Endpoint]]:
+    """The joined endpoints of each sandbox, in name order."""
+    by_sandbox: dict[str, list[Endpoint]] = defaultdict(list)
+    for endpoint in manifests.endpoints.values():  # name order
+        if endpoint.metadata.name in assignments:
             by_sandbox[str(endpoint.spec.sandbox)].append(endpoint)
-            entries = [HostEntry(a, (name, *endpoint.spec.aliases))
-                       for a in _addresses(assignments[name])]
-            blocks[endpoint.spec.network].append((name, hosts_lines(entries)))
-        return cls(by_sandbox, {net: _render(b) for net, b in blocks.items()})
+    return by_sandbox
 
 
-def _render(blocks: list[tuple[str, str]]) -> _NetworkHosts:
-    spans: dict[str, tuple[int, int]] = {}
-    position = 0
-    for name, text in blocks:
-        spans[name] = (position, position + len(text))
-        position += len(text)
-    return _NetworkHosts("".join(text for _, text in blocks), spans, blocks)
+def _resolver_addresses(
+    own: Sequence[Endpoint], serving: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...]:
+    """Where the sandbox asks cnm's resolver: a gateway of each of its networks the
+    resolver serves (IPv4 first), networks in name order."""
+    addresses: list[str] = []
+    for network in sorted({e.spec.network for e in own if e.spec.network in serving}):
+        gateways = sorted(serving[network], key=lambda a: (":" in a, a))
+        if gateways:
+            addresses.append(gateways[0])
+    return tuple(addresses)
 
 
-def _sandbox_attrs(sandbox: Sandbox, own: Sequence[str], peers: str) -> dict[str, AttrValue]:
+def _sandbox_attrs(
+    sandbox: Sandbox, own: Sequence[str], resolvers: Sequence[str]
+) -> dict[str, AttrValue]:
     return {
         "netns": sandbox.netns_name,
         "lo_up": True,
         "files.hostname": hostname_file(sandbox),
-        "files.hosts": hosts_file(sandbox, own, peers),
-        "files.resolv.conf": resolv_conf_file(sandbox),
+        "files.hosts": hosts_file(sandbox, own),
+        "files.resolv.conf": resolv_conf_file(sandbox, resolvers),
     }
-
-
-def _peer_lines(own: Sequence[Endpoint], directory: _Directory) -> str:
-    """Names and aliases of the other endpoints on the networks this sandbox joins.
-
-    Networks in name order; an endpoint listed under an earlier network is not
-    repeated under a later one.
-    """
-    own_names = {e.metadata.name for e in own}
-    networks = [directory.hosts_by_network[n] for n in sorted({e.spec.network for e in own})
-                if n in directory.hosts_by_network]
-    if not networks:
-        return ""
-    first = networks[0]
-    cuts = sorted(first.spans[name] for name in own_names if name in first.spans)
-    pieces, position = [], 0
-    for start, end in cuts:
-        pieces.append(first.text[position:start])
-        position = end
-    pieces.append(first.text[position:])
-    if len(networks) == 1:
-        return "".join(pieces)
-    seen = set(own_names) | set(first.spans)  # O(peers): only for a second network
-    for later in networks[1:]:
-        pieces += [text for name, text in later.blocks if name not in seen]
-        seen |= set(later.spans)
-    return "".join(pieces)

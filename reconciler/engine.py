@@ -32,7 +32,7 @@ from reconciler.pipeline import (
 from reconciler.plan import Planned, make_plan
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.progress import Progress
-from reconciler.state import Resource, State
+from reconciler.state import Resource, ResourceKey, State
 
 __all__ = [
     "ApplyResult", "EmptyManifestsError", "Planned", "apply_planned", "check_not_empty",
@@ -103,8 +103,29 @@ def deletion_plan(manifests: Manifests, observed: State) -> Planned:
         return resource.key.kind != "Endpoint" or not parents & gone
 
     desired = State(observed.set_name, {r.key: r for r in observed if kept(r)})
+    desired = _resolver_kept(desired, observed)
     plan = dataclasses.replace(make_plan(desired, observed), prunes=False)  # asked for
     return Planned(plan, desired, observed)
+
+
+def _resolver_kept(desired: State, observed: State) -> State:
+    """`desired` with the resolver serving only what stays (or without one)."""
+    from reconciler.drivers.common import text_values
+    from reconciler.resolver.records import KIND, resolver_without
+
+    resolver = desired.get(ResourceKey(KIND, observed.set_name))
+    if resolver is None:
+        return desired
+    gone = [r for r in observed if r.key not in desired.resources]
+    kinds = {kind: {r.key.name for r in gone if r.key.kind == kind}
+             for kind in ("Network", "Sandbox")}
+    addresses = {text.split("/")[0] for r in gone if r.key.kind == "Endpoint"
+                 for text in text_values(r, "ipv4", "ipv6")}
+    kept = resolver_without(resolver, kinds["Network"], kinds["Sandbox"], addresses)
+    resources = {k: r for k, r in desired.resources.items() if k != resolver.key}
+    if kept is not None:
+        resources[kept.key] = kept
+    return State(desired.set_name, resources)
 
 
 def apply_planned(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +30,10 @@ from reconciler.errors import ManifestError
 from reconciler.loader import dump_yaml, load_text
 from reconciler.plan import make_plan
 from reconciler.render import format_attr
+from reconciler.resolver.records import KIND as RESOLVER
+from reconciler.resolver.records import resolver_aliases, upstreams_of
 from reconciler.sandbox_files import HOSTS_HEADER
-from reconciler.state import Resource, State
+from reconciler.state import Resource, ResourceKey, State
 
 API_VERSION = "cnm/v1"
 _RESOLV_HEADER = "# Managed by cnm.\n"
@@ -88,17 +89,26 @@ def _network_spec(resource: Resource) -> dict[str, Any]:
     return driver.network_spec(resource, pools) if driver is not None else {}
 
 
-def _resolv_spec(text: object) -> dict[str, Any] | None:
+def _resolv_spec(text: object, upstreams: list[str] | None) -> dict[str, Any] | None:
+    """`dns` from resolv.conf; `upstreams`: the sandbox's servers as cnm's resolver has
+    them, when it serves the sandbox (its resolv.conf then names the resolver)."""
     if not isinstance(text, str) or not text.startswith(_RESOLV_HEADER):
         return None
     dns: dict[str, Any] = {"servers": [], "search": [], "options": []}
     for line in text[len(_RESOLV_HEADER):].splitlines():
         word, _, rest = line.partition(" ")
-        if word == "nameserver":
+        if word == "nameserver" and upstreams is None:
             dns["servers"].append(rest.strip())
         elif word in ("search", "options"):
             dns[word] = rest.split()
-    return {k: v for k, v in dns.items() if v}
+    if upstreams:
+        dns["servers"] = upstreams
+    return {k: v for k, v in dns.items() if v} or None
+
+
+def _upstreams(resolver: Resource | None, sandbox: str) -> list[str] | None:
+    """The sandbox's `dns.servers` as the resolver has them; None when it does not serve it."""
+    return None if resolver is None else upstreams_of(resolver, sandbox)
 
 
 @dataclass
@@ -108,53 +118,23 @@ class _HostsParts:
     aliases: dict[str, list[str]] = field(default_factory=dict)  # endpoint -> aliases seen
 
 
-def _split_hosts(
-    sandbox: Resource, hostname: str, own: list[Resource], peer_ips: list[tuple[str, int]]
-) -> _HostsParts:
-    """Take a sandbox's hosts file apart: own lines, extraHosts, peer lines (see sandbox_files).
-
-    `peer_ips` is (endpoint name, number of addresses) of the peers, in file order.
-    """
+def _split_hosts(sandbox: Resource, hostname: str, own: list[Resource]) -> _HostsParts:
+    """Take a sandbox's hosts file apart: own lines, then extraHosts (see sandbox_files)."""
     parts = _HostsParts()
     text = sandbox.get("files.hosts")
     if not isinstance(text, str) or not text.startswith(HOSTS_HEADER):
         return parts
     lines = [line.split("\t", 1) for line in text[len(HOSTS_HEADER):].splitlines()]
-    if any(len(line) != 2 for line in lines):
-        return parts
     own_count = sum(len(_ips(e)) for e in own)
-    peer_count = sum(count for _, count in peer_ips)
-    if own_count + peer_count > len(lines):
+    if any(len(line) != 2 for line in lines) or own_count > len(lines):
         return parts
     for _, names in lines[:own_count]:
         first = names.split()[0]
         if first.startswith(hostname + ".") and len(names.split()) == 2:
             parts.domainname = first[len(hostname) + 1:]
-    for address, names in lines[own_count:len(lines) - peer_count]:
+    for address, names in lines[own_count:]:
         parts.extra_hosts += [f"{name}:{address}" for name in names.split()]
-    peer_lines = iter(lines[len(lines) - peer_count:])
-    for endpoint, count in peer_ips:
-        for _ in range(count):
-            words = next(peer_lines)[1].split()
-            if words and words[0] == endpoint:
-                parts.aliases[endpoint] = words[1:]
     return parts
-
-
-def _peer_ips(own: list[Resource], endpoints_by_network: Mapping[str, list[Resource]]
-              ) -> list[tuple[str, int]]:
-    """The peers a sandbox's hosts file lists, in order (as desired._peer_lines builds it)."""
-    excluded = {e.key.name for e in own}
-    result: list[tuple[str, int]] = []
-    for network in sorted({str(e.get("network")) for e in own}):
-        for endpoint in endpoints_by_network.get(network, []):
-            if endpoint.key.name in excluded:
-                continue
-            count = len(_ips(endpoint))
-            if count:
-                result.append((endpoint.key.name, count))
-        excluded |= {e.key.name for e in endpoints_by_network.get(network, [])}
-    return result
 
 
 def _endpoint_spec(resource: Resource, network: Resource | None, aliases: list[str],
@@ -200,6 +180,7 @@ def export_state(observed: State, *, with_mac: bool = False) -> Export:
         by_sandbox[str(endpoint.get("sandbox"))].append(endpoint)
 
     aliases: dict[str, list[str]] = {}
+    resolver = observed.get(ResourceKey(RESOLVER, observed.set_name))
     sandbox_docs = []
     for name, resource in sandboxes.items():
         spec: dict[str, Any] = {}
@@ -210,10 +191,16 @@ def export_state(observed: State, *, with_mac: bool = False) -> Export:
         if hostname != name:
             spec["hostname"] = hostname
         own = by_sandbox.get(name, [])
-        parts = _split_hosts(resource, hostname, own, _peer_ips(own, by_network))
+        parts = _split_hosts(resource, hostname, own)
         if parts.domainname:
             spec["domainname"] = parts.domainname
-        dns = _resolv_spec(resource.get("files.resolv.conf"))
+        known = {name, hostname} | ({f"{hostname}.{parts.domainname}"} if parts.domainname
+                                    else set())
+        for endpoint in own:
+            seen = resolver_aliases(resolver, endpoint, known)
+            if seen:
+                parts.aliases[endpoint.key.name] = seen
+        dns = _resolv_spec(resource.get("files.resolv.conf"), _upstreams(resolver, name))
         if dns is not None:
             spec["dns"] = dns
         if parts.extra_hosts:

@@ -105,8 +105,10 @@ def plan_diagram(plan: Plan) -> str:
     nodes: dict[tuple[str, str], _Node] = {}
     endpoints: list[tuple[str, str | None, str | None]] = []
     for action in plan.actions[:MAX_NODES]:
-        resource = action.desired if action.desired is not None else action.observed
         key = action.key
+        if key.kind not in _ORDER:  # the diagram draws the CNM objects (no resolver)
+            continue
+        resource = action.desired if action.desired is not None else action.observed
         nodes[(key.kind, key.name)] = _Node(plan.set_name, key.kind, key.name, action.verb,
                                             _label(resource, key.kind, key.name))
     for action in plan.actions[:MAX_NODES]:

@@ -32,9 +32,11 @@ BRIDGE_PORTS = "BridgePorts"
 #: Execution order. The firewall goes first, so deletes remove rules before the
 #: links they name, and isolation rules exist before a new bridge comes up. Then
 #: deletes (endpoints before the networks and sandboxes they sit in), then creates
-#: and updates (namespaces, bridges, then veths).
+#: and updates (namespaces, bridges, then veths). The resolver goes before the
+#: networks it listens on and comes (or reloads) once their addresses are there.
 PHASES: tuple[tuple[StepVerb, str], ...] = (
     ("update", FIREWALL),
+    ("delete", "Resolver"),
     ("delete", "Endpoint"),
     ("delete", "Network"),
     ("delete", "Sandbox"),
@@ -44,6 +46,8 @@ PHASES: tuple[tuple[StepVerb, str], ...] = (
     ("update", "Network"),
     ("create", "Endpoint"),
     ("update", "Endpoint"),
+    ("create", "Resolver"),
+    ("update", "Resolver"),
     ("update", BRIDGE_PORTS),
 )
 DISPLAY_ORDER: tuple[Verb, ...] = ("create", "update", "delete", "replace")

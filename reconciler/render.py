@@ -15,6 +15,7 @@ from reconciler.host_settings import CONSEQUENCES
 from reconciler.mermaid import plan_diagram
 from reconciler.plan import Action, Plan
 from reconciler.plan_lines import extra_lines, prune_line, step_names
+from reconciler.resolver.records import describe_resolver
 from reconciler.state import AttrValue, Resource, external, thaw
 
 #: Version of the JSON plan document; bump on any incompatible change.
@@ -165,6 +166,8 @@ def describe(resource: Resource) -> str:
 def _describe_links(resource: Resource) -> str:
     if resource.key.kind == "Sandbox":
         return f"netns {resource.get('netns')}"
+    if resource.key.kind == "Resolver":
+        return describe_resolver(resource)
     return drivers.describe(resource)  # networks and endpoints: as their driver says
 
 

@@ -51,6 +51,8 @@ def _restorable(resource: Resource) -> bool:
     name; a network or endpoint, whatever its driver needs."""
     if resource.key.kind == "Sandbox":
         return resource.get("netns") is not None
+    if resource.key.kind == "Resolver":  # its configuration file could be read back
+        return resource.get("listen") is not None
     driver = driver_of(resource)
     return driver is not None and driver.restorable(resource)
 
@@ -72,6 +74,8 @@ def restore_target(snapshot: State) -> tuple[State, frozenset[ResourceKey]]:
         for flag in ("up", "lo_up"):
             if flag in attrs:
                 attrs[flag] = True
+        if resource.key.kind == "Resolver":  # started again if it had died
+            attrs["process"] = "serving"
         kept[resource.key] = Resource(resource.key, resource.set_name, attrs)
     target = State(snapshot.set_name, kept, reserved_prefixes=snapshot.reserved_prefixes,
                    applied_digests={k: d for k, d in snapshot.applied_digests.items()

@@ -33,8 +33,8 @@ from reconciler.resource_key import ResourceKey as ResourceKey
 from reconciler.resource_key import item_order as item_order
 from reconciler.resource_key import key_order as key_order
 
-Kind = Literal["Network", "Sandbox", "Endpoint"]
-KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint")
+Kind = Literal["Network", "Sandbox", "Endpoint", "Resolver"]
+KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint", "Resolver")
 
 
 class DriftReason(enum.Enum):
@@ -159,6 +159,7 @@ COMMON_REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
         "Network": frozenset({"driver", "subnets"}),
         "Sandbox": frozenset({"netns"}),
         "Endpoint": frozenset({"network", "sandbox"}),
+        "Resolver": frozenset(),
     }
 )
 

@@ -55,6 +55,7 @@ from reconciler import engine, pipeline
 from reconciler.caching import PlanCaches
 from reconciler.errors import CnmError, ManifestError
 from reconciler.kernel import netns
+from reconciler.kernel.resolver import ProcessWatch
 from reconciler.kernel.session import require_privileges
 from reconciler.kernel.watched import WatchedObservation
 from reconciler.loader import LoadCache
@@ -159,6 +160,7 @@ class Watcher:
         #: planning them again
         self.converged: tuple[Manifests, State, State] | None = None
         self.paths = WatchedPaths(options.paths)
+        self.resolver = ProcessWatch(self.selector, options.set_name)  # its death wakes us
 
     # --- the loop ---
 
@@ -196,6 +198,7 @@ class Watcher:
             self.stop_event.set()
             thread.join(timeout=2.0)
             self.observation.close()
+            self.resolver.close()
             self.selector.close()
             os.close(self.wake_read)
             os.close(self.wake_write)
@@ -224,6 +227,9 @@ class Watcher:
                 what = self.observation.notified(namespace)
                 if what is not None:
                     self.pending.kernel.add(what)
+            elif source == "resolver":
+                self.resolver.close()
+                self.pending.kernel.add("resolver")
             elif source == "nftables":
                 if self.observation.nftables_notified():
                     self.pending.kernel.add("nftables")
@@ -318,6 +324,7 @@ class Watcher:
             self._reconcile_now(trigger)
         finally:
             gc.enable()
+            self.resolver.follow()
 
     def _reconcile_now(self, trigger: Trigger) -> None:
         start = self._lapped = time.monotonic()

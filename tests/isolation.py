@@ -35,6 +35,24 @@ def enter_fresh_namespaces() -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
+def end_resolvers() -> None:
+    """End the resolvers cnm started in this test (their pid files are on the test's
+    private /run/cnm), by pid, whether or not the test deleted its networks."""
+    import glob
+    import signal
+
+    for pidfile in glob.glob("/run/cnm/resolver/*/pid"):
+        try:
+            with open(pidfile, encoding="ascii") as file:
+                pid = int(file.read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"reconciler.resolver.server" not in cmdline.read():
+                    continue
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
 def run_isolated(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call func(*args, **kwargs) in a child with fresh namespaces; re-raise its failure here."""
     read_fd, write_fd = os.pipe()
@@ -48,6 +66,8 @@ def run_isolated(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         except BaseException as exc:  # report everything, including pytest's outcomes
             status = 1
             result = ("error", (type(exc).__name__, str(exc), traceback.format_exc()))
+        finally:
+            end_resolvers()
         try:
             payload = pickle.dumps(result)
         except Exception:

@@ -25,6 +25,11 @@ for dir in /run/netns /etc/netns /run/cnm; do
   mkdir -p "$dir" && mount -t tmpfs cnm-quickstart "$dir"
 done
 ip link set lo up
+# The resolver cnm started is a process, not a kernel object: end it (by its pid
+# file, on this namespace's private /run/cnm) when the namespace goes.
+trap 'for pidfile in /run/cnm/resolver/*/pid; do
+        [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+      done' EXIT
 
 # Each command is shown bold on a terminal, as cnm colours its own output: never
 # in a pipe or with NO_COLOR set, always with FORCE_COLOR (docs/cli.md, "Colour").
@@ -40,10 +45,11 @@ step $cnm apply -f "$here" --yes
 step $cnm get
 step ip -br addr show dev br-frontend
 step ip -n web2 -br addr show dev eth0
-step cat /etc/netns/web2/hosts
+step cat /etc/netns/web2/hosts /etc/netns/web2/resolv.conf
+step ip netns exec web2 getent hosts www web1
 
 # A real TCP connection: a server in sandbox web1, a client in sandbox web2
-# that finds it by the alias "www" through the hosts file cnm wrote.
+# that finds it by the alias "www" through cnm's resolver.
 ip netns exec web1 python3 -c '
 import socket
 srv = socket.create_server(("0.0.0.0", 8080))

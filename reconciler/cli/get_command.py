@@ -21,7 +21,8 @@ from reconciler.cli.parser import Commands
 if TYPE_CHECKING:
     from reconciler.state import Resource, State
 
-KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpoint"}
+KIND_WORDS = {"networks": "Network", "sandboxes": "Sandbox", "endpoints": "Endpoint",
+              "resolvers": "Resolver"}
 OUTPUTS = ("text", "json", "yaml", "mermaid")
 
 

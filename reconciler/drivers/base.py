@@ -57,6 +57,10 @@ class Driver(Protocol):
     #: a sandbox joined through this driver is the host namespace itself
     @property
     def shares_host_namespace(self) -> bool: ...
+    #: the network's gateway addresses are on the host, where cnm's resolver listens
+    #: (reconciler/resolver): its sandboxes resolve their peers' names
+    @property
+    def serves_names(self) -> bool: ...
     #: a network without `spec.ipam` gets a subnet from the default address pools
     @property
     def default_pools(self) -> bool: ...

@@ -48,6 +48,7 @@ class BridgeDriver:
     name = "bridge"
     has_interfaces = True
     shares_host_namespace = False
+    serves_names = True
     default_pools = True
     publishes_ports = True
     options = frozenset({"mtu", "internal", "icc", "masquerade"})
@@ -185,7 +186,7 @@ class BridgeDriver:
             # No MTU in the creating message: the kernel keeps a bridge MTU as set by the
             # user only when it changes it afterwards (update_network does); one given at
             # creation floats with the ports and falls back to 1500 when the last leaves.
-            ctx.rtnl(None).add_bridge(name, group=CNM_LINK_GROUP)
+            ctx.rtnl(None).add_bridge(name, group=CNM_LINK_GROUP, mac=_fixed_mac(name))
             faults.point(f"{resource.key}: bridge created, not yet labelled")
         self.update_network(ctx, resource)
 
@@ -333,3 +334,14 @@ def _peer_of(rtnl: Netlink, resource: Resource, host_link: LinkInfo) -> LinkInfo
 
 
 DRIVER: Driver = BridgeDriver()
+
+
+def _fixed_mac(bridge: str) -> str:
+    """A stable, locally administered MAC for a new bridge. A bridge without one takes
+    the lowest MAC of its ports, so an endpoint joining could change the gateway's MAC
+    under the ARP caches of the sandboxes already there (their traffic to the gateway,
+    the resolver's address, stalls until the entry expires); Docker sets one too."""
+    import hashlib
+
+    digest = hashlib.sha256(bridge.encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))

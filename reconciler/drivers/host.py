@@ -26,6 +26,7 @@ class HostDriver(NoKernelObjects):
     name = "host"
     has_interfaces = False
     shares_host_namespace = True
+    serves_names = False
 
     def check_network(self, network: Network) -> list[FieldProblem]:
         return no_ipam_problems(network)

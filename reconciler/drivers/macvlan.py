@@ -43,6 +43,7 @@ class MacvlanDriver:
     name = "macvlan"
     has_interfaces = True
     shares_host_namespace = False
+    serves_names = False
     default_pools = False
     publishes_ports = False
     options = frozenset({"mtu", "parent", "mode"})

@@ -19,6 +19,7 @@ class NullDriver(NoKernelObjects):
     name = "null"
     has_interfaces = False
     shares_host_namespace = False
+    serves_names = False
 
     def check_network(self, network: Network) -> list[FieldProblem]:
         return no_ipam_problems(network)

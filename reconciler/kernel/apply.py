@@ -23,7 +23,7 @@ from reconciler.drivers import Driver, StepContext, driver_of
 from reconciler.drivers.common import first_text, text_values, wants_ipv6
 from reconciler.drivers.kernel_view import LinkInfo
 from reconciler.errors import ConflictError, KernelError
-from reconciler.kernel import files, netns
+from reconciler.kernel import files, netns, resolver
 from reconciler.kernel.observe import RT_TABLE_MAIN, global_addresses
 from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.kernel.session import KernelSession
@@ -290,6 +290,15 @@ def delete_endpoint(ctx: ApplyContext, resource: Resource) -> None:
     _delete_endpoint(ctx, resource)
 
 
+def ensure_resolver(ctx: ApplyContext, resource: Resource) -> None:
+    """Write the resolver's configuration and start or reload it (kernel/resolver.py)."""
+    resolver.ensure(resource.key.name, dict(resource.attrs))
+
+
+def stop_resolver(ctx: ApplyContext, resource: Resource) -> None:
+    resolver.stop(resource.key.name)
+
+
 STEPS: Mapping[tuple[StepVerb, str], StepFn] = {
     ("create", "Sandbox"): create_sandbox,
     ("update", "Sandbox"): update_sandbox,
@@ -300,6 +309,9 @@ STEPS: Mapping[tuple[StepVerb, str], StepFn] = {
     ("create", "Endpoint"): _by_driver(lambda d: d.create_endpoint),
     ("update", "Endpoint"): _by_driver(lambda d: d.update_endpoint),
     ("delete", "Endpoint"): delete_endpoint,
+    ("create", "Resolver"): ensure_resolver,
+    ("update", "Resolver"): ensure_resolver,
+    ("delete", "Resolver"): stop_resolver,
 }
 
 

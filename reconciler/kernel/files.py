@@ -1,4 +1,23 @@
-"""The files a sandbox owns under /etc/netns/<netns>/ (what `ip netns exec` bind-mounts)."""
+"""The files a sandbox owns under /etc/netns/<netns>/ (what `ip netns exec` bind-mounts).
+
+Written in place, never replaced by rename: `ip netns exec` bind-mounts each
+file over /etc/hosts, /etc/resolv.conf, /etc/hostname of the processes it
+starts, so a process already running keeps the inode it was given, and only
+a change of that inode's content reaches it (libnetwork writes in place for
+the same reason).
+
+Crash safety, chosen: write, then truncate, and let observation find a torn
+file. The new content is written from the start of the file and the file is
+truncated to its length. Every byte of these files is derived from the
+manifests, so a write cut short by a crash of cnm leaves a file that reads
+back different from the desired one: the next plan shows it (`files.hosts:
+rewrite`) and apply writes it again. Nothing is lost that the manifests do not
+hold, so no journal is needed; and no fsync: what a crashed process wrote is in
+the page cache, and a power loss takes the namespaces themselves along
+(/run/netns is a tmpfs), so apply recreates every sandbox with its files. A
+reader racing a write may see a mix of the two contents for the duration of
+one write(2), as with libnetwork.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +67,7 @@ def read_files(netns_name: str) -> dict[str, str | None]:
 def write_files(
     netns_name: str, wanted: Mapping[str, object], current: Mapping[str, object] | None = None
 ) -> None:
-    """Make the managed files match `wanted` (attr -> content or None), atomically per file.
+    """Make the managed files match `wanted` (attr -> content or None), in place.
 
     A file that already has the wanted content is left alone. `current`: the
     contents as this apply observed them (under its lock), so that a peer joining
@@ -67,20 +86,24 @@ def write_files(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
             continue
-        temporary = f"{directory}/.{filename}.cnm-tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        try:
-            fd = os.open(temporary, flags, 0o644)
-        except FileNotFoundError:  # the directory is missing
-            os.makedirs(directory, exist_ok=True)
-            fd = os.open(temporary, flags, 0o644)
-        try:
-            data = str(content).encode("utf-8")
-            while data:
-                data = data[os.write(fd, data):]
-        finally:
-            os.close(fd)
-        os.replace(temporary, target)
+        write_in_place(directory, target, str(content).encode("utf-8"))
+
+
+def write_in_place(directory: str, target: str, data: bytes) -> None:
+    """Overwrite `target` with `data`, keeping its inode (see the module's docstring)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        fd = os.open(target, flags, 0o644)
+    except FileNotFoundError:  # the directory is missing
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(target, flags, 0o644)
+    try:
+        view, offset = memoryview(data), 0
+        while offset < len(data):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def remove_files(netns_name: str) -> None:

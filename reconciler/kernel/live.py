@@ -20,7 +20,7 @@ from typing import Any, cast
 from reconciler import caching, firewall
 from reconciler.caching import BuildMemo
 from reconciler.host_settings import forwarding_settings
-from reconciler.kernel import brport, netns, nft, sysctl
+from reconciler.kernel import brport, netns, nft, resolver, sysctl
 from reconciler.kernel.events import HostTable
 from reconciler.kernel.observe import Fragment, assemble_endpoints, read_host
 from reconciler.kernel.parallel import read_namespaces, with_files_read
@@ -66,6 +66,9 @@ class LiveObservation:
         self._final: tuple[State, tuple[object, ...], State] | None = None
         #: endpoint views of the last `firewall.attach` (see there)
         self._views: BuildMemo[ResourceKey, Resource] = BuildMemo()
+        #: the set's resolver as last read, and (base, resolver, state) of the last merge
+        self._resolver: Resource | None = None
+        self._with_resolver: tuple[State, Resource | None, State] | None = None
 
     # --- invalidation ---
 
@@ -142,6 +145,7 @@ class LiveObservation:
         """
         if not caching.ENABLED:
             self.mark_all()
+        self._read_resolver()  # always: a process dies without a notification
         if self._state is not None:
             self.last_reads = 0
             return self._state
@@ -190,8 +194,31 @@ class LiveObservation:
         self.last_reads = reads
         if changed or self._last is None or not caching.ENABLED:
             self._last = self._assemble()
-        self._state = self._with_firewall(self._last)
+        self._state = self._merged(self._with_firewall(self._last))
         return self._state
+
+    def _read_resolver(self) -> None:
+        """Read the set's resolver (its files, its process, one status query); keep the
+        previous object when equal, so an unchanged state stays the same object."""
+        current = resolver.observe(self.set_name)
+        if current != self._resolver or not caching.ENABLED:
+            self._resolver = current
+            self._state = None
+
+    def _merged(self, base: State) -> State:
+        """`base` with the resolver in it (the same object for the same two inputs)."""
+        previous = self._with_resolver
+        if previous is not None and previous[0] is base and previous[1] is self._resolver \
+                and caching.ENABLED:
+            return previous[2]
+        state = base
+        if self._resolver is not None:
+            resources = dict(base.resources)
+            resources[self._resolver.key] = self._resolver
+            state = State(base.set_name, resources, base.occupied, base.orphans,
+                          base.reserved_prefixes)
+        self._with_resolver = (base, self._resolver, state)
+        return state
 
     def _keep(self, name: str, fragment: Fragment) -> bool:
         """Store a fragment read again; True when it differs from the one it replaces."""

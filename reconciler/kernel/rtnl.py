@@ -307,8 +307,12 @@ class Rtnl:
 
     # --- changes -----------------------------------------------------------
 
-    def add_bridge(self, name: str, *, group: int, mtu: int | None = None) -> None:
-        body = _ifinfo() + _link_attrs(name=name, mtu=mtu, group=group) + _linkinfo("bridge")
+    def add_bridge(self, name: str, *, group: int, mtu: int | None = None,
+                   mac: str | None = None) -> None:
+        """`mac`: given, the bridge keeps it; without, it takes its lowest port's (so a
+        port joining can change it under its neighbours' ARP caches)."""
+        body = (_ifinfo() + _link_attrs(name=name, mtu=mtu, group=group, mac=mac)
+                + _linkinfo("bridge"))
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 
     def add_veth(

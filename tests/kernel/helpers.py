@@ -189,7 +189,31 @@ def iproute2_view(set_name: str = "default") -> dict[str, dict[str, Any]]:
                                          if r.get("dev") == link["ifname"] and "gateway" in r)
                    for v in (4, 6)},
             }
+    resolver = _resolver_view(set_name, host_addresses, networks)
+    if resolver is not None:
+        view[f"Resolver/{set_name}"] = resolver
     return view
+
+
+def _resolver_view(set_name: str, host_addresses: dict[str, list[str]],
+                   networks: dict[str, str]) -> dict[str, Any] | None:
+    """The set's resolver as `ss` shows it: the UDP port 53 sockets of the process its pid
+    file names, each as "address network" (the network of the bridge holding it)."""
+    pidfile = Path(f"/run/cnm/resolver/{set_name}/pid")
+    if not pidfile.exists():
+        return None
+    pid = pidfile.read_text().strip()
+    out = subprocess.run(["ss", "-Hlunp", "sport = :53"], capture_output=True, text=True,
+                         check=True).stdout
+    holder = {a.split("/")[0]: bridge for bridge, found in host_addresses.items()
+              for a in found}
+    listen = []
+    for line in out.splitlines():
+        if f"pid={pid}," not in line:
+            continue
+        local = line.split()[3].rsplit(":", 1)[0].strip("[]")
+        listen.append(f"{local} {networks.get(holder.get(local, ''), '?')}")
+    return {"listen": sorted(listen)}
 
 
 def tcp_roundtrip(server_ns: str, client_ns: str, address: str, port: int = 8080) -> str:

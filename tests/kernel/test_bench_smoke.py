@@ -52,4 +52,18 @@ def test_phases_benchmark_runs_every_scenario_at_small_size() -> None:
     rows = [line.split("|")[2:4] for line in result.stdout.splitlines()
             if line.startswith("| 3 |")]
     assert [(name.strip(), actions.strip()) for name, actions in rows] == [
-        ("noop", "0"), ("add-shared", "5"), ("add-own", "3"), ("delete", "7")]
+        ("noop", "0"), ("add-shared", "3"), ("add-own", "4"), ("delete", "8")]
+
+
+def test_resolver_benchmark_measures_both_resolvers_at_small_size() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_resolver.py"), "--endpoints", "20",
+         "--qps", "200", "--seconds", "0.5", "--rounds", "1"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4]
+            for line in result.stdout.splitlines() if line.startswith("| ")}
+    answered = rows["rate 200/s: answered/s"]
+    assert all(float(cell) > 150 for cell in answered)  # both served peer names
+    assert all(float(cell) > 0 for cell in rows["+1 endpoint until it resolves ms"])

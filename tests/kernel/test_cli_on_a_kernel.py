@@ -45,7 +45,7 @@ def test_cli_against_the_kernel(tmp_path: Path) -> None:
 
     applied = cnm("apply", "-f", str(manifests), "--yes")
     assert applied.returncode == 0, applied.stderr
-    assert re.search(r"^Apply complete: 5 created, ", applied.stderr, re.M), applied.stderr
+    assert re.search(r"^Apply complete: 6 created, ", applied.stderr, re.M), applied.stderr
     assert netns_names() == ["web1", "web2"] and "br-frontend" in links()
 
     for args in (("get",), ("get", "-o", "yaml"), ("observe", "-o", "json"), ("export",),
@@ -72,5 +72,5 @@ def test_cli_against_the_kernel(tmp_path: Path) -> None:
 
     deleted = cnm("delete", "-f", str(manifests), "--yes")
     assert deleted.returncode == 0, deleted.stderr
-    assert re.search(r"^Delete complete: 5 deleted in ", deleted.stderr, re.M), deleted.stderr
+    assert re.search(r"^Delete complete: 6 deleted in ", deleted.stderr, re.M), deleted.stderr
     assert netns_names() == [] and "br-frontend" not in links()

@@ -15,7 +15,7 @@ from reconciler.state import Resource, ResourceKey, State
 
 from helpers import assert_same_kernel, kernel_dump, netns_names
 
-REFUSAL = ("cnm: the manifests hold no object but apply set 'default' owns 9; applying "
+REFUSAL = ("cnm: the manifests hold no object but apply set 'default' owns 10; applying "
            "would delete them all (use --allow-empty to mean it)")
 
 
@@ -57,9 +57,9 @@ def test_allow_empty_prunes_that_set_and_nothing_else(tmp_path: Path) -> None:
     ok("apply", "-f", str(other), "--yes", "--set", "other")
     (tmp_path / "empty").mkdir()
     code, out, err = inproc("plan", "-f", str(tmp_path / "empty"))
-    assert code == 0 and "0 to create, 0 to update, 9 to delete." in out  # plan only shows
+    assert code == 0 and "0 to create, 0 to update, 10 to delete." in out  # plan only shows
     err = ok("apply", "-f", str(tmp_path / "empty"), "--yes", "--allow-empty")
-    assert "9 deleted" in err
+    assert "10 deleted" in err  # the resolver too
     assert netns_names() == ["lonely"]
     assert "No changes" in inproc("plan", "-f", str(other), "--set", "other")[1]
 

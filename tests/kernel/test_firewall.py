@@ -506,7 +506,7 @@ def test_without_nft_only_bridge_networks_need_it(tmp_path: Path) -> None:
     result = run("apply", "-f", str(world(tmp_path / "m")), "--yes")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "cnm: apply failed at step [1/19] update Firewall/default: the `nft` command (Debian "
+        "cnm: apply failed at step [1/20] update Firewall/default: the `nft` command (Debian "
         "package nftables) is needed for cnm's firewall rules; install it (apt-get install "
         "nftables); rolled back: nothing had changed yet")
     assert not [name for name in links() if name.startswith("br-")]  # the firewall step is first

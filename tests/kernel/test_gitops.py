@@ -176,7 +176,7 @@ def _many(directory: Path, count: int) -> Path:
 
 
 def test_long_apply_shows_a_bar_on_a_terminal_and_lines_otherwise(tmp_path: Path) -> None:
-    manifests = _many(tmp_path / "m", 25)  # 51 objects + the Firewall and BridgePorts steps
+    manifests = _many(tmp_path / "m", 25)  # 51 objects, the resolver, Firewall, BridgePorts
     leader, follower = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "apply", "-f", str(manifests), "--yes"],
@@ -195,10 +195,10 @@ def test_long_apply_shows_a_bar_on_a_terminal_and_lines_otherwise(tmp_path: Path
     assert process.wait(timeout=60) == 0
     os.close(leader)
     text = screen.decode()
-    assert "\r[" in text and "53/53" in text and "Apply complete" in text
-    assert "[2/53] create Sandbox" not in text.replace("\r", "\n").splitlines()
+    assert "\r[" in text and "54/54" in text and "Apply complete" in text
+    assert "[2/54] create Sandbox" not in text.replace("\r", "\n").splitlines()
 
     removed = cnm("delete", "-f", str(manifests), "--yes", check=True)  # stderr: a pipe
     lines = removed.stderr.splitlines()
     assert "\r" not in removed.stderr
-    assert sum(1 for line in lines if line.startswith("[")) == 52  # 51 + the Firewall step
+    assert sum(1 for line in lines if line.startswith("[")) == 53  # 51, resolver, Firewall

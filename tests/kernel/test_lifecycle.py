@@ -60,9 +60,10 @@ def test_apply_connect_replan_change_and_delete(tmp_path: Path) -> None:
     assert len(host_ends) == 2
     assert Path("/etc/netns/web1/hostname").read_text() == "web1\n"
     assert "10.89.0.10\tweb1.example.org web1\n" in Path("/etc/netns/web1/hosts").read_text()
-    assert "10.89.0.10\tweb1-front www\n" in Path("/etc/netns/web2/hosts").read_text()
-    assert "nameserver 192.0.2.53" in Path("/etc/netns/web1/resolv.conf").read_text()
-    assert not Path("/etc/netns/web2/resolv.conf").exists()
+    assert "web1-front" not in Path("/etc/netns/web2/hosts").read_text()  # the resolver's
+    web1_resolv = Path("/etc/netns/web1/resolv.conf").read_text()  # dns.servers: upstreams
+    assert "nameserver 10.89.0.1\n" in web1_resolv and "search example.org" in web1_resolv
+    assert Path("/etc/netns/web2/resolv.conf").read_text().endswith("nameserver 10.89.0.1\n")
 
     assert tcp_roundtrip("web1", "web2", "10.89.0.10") == "pong 10.89.0.128"
     assert tcp_roundtrip("web2", "web1", "fd00:89::3") == "pong fd00:89::2"
@@ -93,7 +94,7 @@ def test_apply_connect_replan_change_and_delete(tmp_path: Path) -> None:
     deleted = cnm("delete", "-f", str(manifests), "--yes")
     assert deleted.returncode == 0, deleted.stderr
     # delete speaks of deletion, counting what it deleted (the quickstart's 5 objects)
-    assert re.search(r"^Delete complete: 5 deleted in [0-9.]+ s\.", deleted.stderr, re.M), \
+    assert re.search(r"^Delete complete: 6 deleted in [0-9.]+ s\.", deleted.stderr, re.M), \
         deleted.stderr
     assert "apply" not in deleted.stderr.lower()
     assert "\x1b" not in deleted.stdout + deleted.stderr  # a pipe: no escape codes
@@ -117,7 +118,7 @@ def test_drift_by_hand_is_shown_and_repaired(tmp_path: Path) -> None:
     assert [row.split()[:2] for row in table] == [
         ["SET", "OBJECT"], ["default", "Network/frontend"], ["default", "Sandbox/web1"],
         ["default", "Sandbox/web2"], ["default", "Endpoint/web1-front"],
-        ["default", "Endpoint/web2-front"]]
+        ["default", "Endpoint/web2-front"], ["default", "Resolver/default"]]
     untouched_index = links()[by_name["web2-front"]["veth"]]["ifindex"]
 
     subprocess.run(["ip", "link", "del", web1_veth], check=True)
@@ -148,7 +149,7 @@ def test_dry_run_and_plan_change_nothing(tmp_path: Path) -> None:
     empty = kernel_dump()
     assert cnm("plan", "-f", str(manifests)).returncode == 0
     dry = cnm("apply", "-f", str(manifests), "--dry-run")
-    assert dry.returncode == 0 and "5 to create" in dry.stdout
+    assert dry.returncode == 0 and "6 to create" in dry.stdout  # the resolver too
     assert_same_kernel(empty, kernel_dump())
 
     assert cnm("apply", "-f", str(manifests), "--yes").returncode == 0
@@ -257,5 +258,5 @@ def test_manifests_from_stdin(tmp_path: Path) -> None:
         p.read_text() + "\n---\n" for p in sorted(EXAMPLE.glob("*.yaml"))
     )
     result = cnm("plan", "-f", "-", stdin=text)
-    assert result.returncode == 0 and "5 to create" in result.stdout
+    assert result.returncode == 0 and "6 to create" in result.stdout
     assert os.listdir("/run/netns") == []

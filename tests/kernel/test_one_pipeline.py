@@ -91,7 +91,7 @@ def test_watch_a_failed_verification_rolls_back_then_retries(
         assert "#1 start: failed: apply failed at verification: the kernel still differs: " \
             in line, watch.log()
         assert "; rolled back: " in line and "(temporary; retrying in 0.5 s)" in line
-        retried = watch.wait_line(lambda line: "#2 " in line and "applied 5 created" in line)
+        retried = watch.wait_line(lambda line: "#2 " in line and "applied 6 created" in line)
         assert retried
         assert netns_names() == ["web1", "web2"] and "br-frontend" in links()
     finally:
@@ -105,13 +105,13 @@ def test_watch_removes_debris_at_start_and_when_it_appears(tmp_path: Path) -> No
     try:
         line = watch.started()
         assert "#1 start: removed bridge br-extra left behind by an interrupted cnm run; " \
-            "applied 5 created" in line, watch.log()
+            "applied 6 created" in line, watch.log()
         assert "br-extra" not in links()
         count = len(watch.lines)
         _ip("link", "add", "cnm0123456ab", "group", GROUP, "type", "veth", "peer", "name", "p0")
         line = watch.wait_line(lambda line: "removed veth" in line, after=count)
         assert " kernel: " in line and ": removed veth cnm0123456ab left behind by an " \
-            "interrupted cnm run; in sync (5 objects) in " in line, watch.log()
+            "interrupted cnm run; in sync (6 objects) in " in line, watch.log()
         assert not {"cnm0123456ab", "p0"} & set(links())
     finally:
         watch.kill()

@@ -11,6 +11,7 @@ iproute2 (`ip -j`), shows of every attribute cnm reads from the kernel.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,8 @@ def test_parallel_reading_equals_one_process_and_verify_reads_again_what_changed
     assert engine.observe_set("default").to_json() == _full_observation()
     _assert_agrees_with_iproute2(_full_observation())
 
-    # one more peer: the hosts file of every sandbox changes (files-only updates),
-    # plus a new namespace and veth pair; the apply's verification re-reads just that
+    # one more peer: a new namespace and veth pair, and the resolver learns its names (no
+    # other sandbox's files change); the apply's verification re-reads just that
     live = LiveObservation("default")
     before = live.state()
     extra = _manifests(SANDBOXES + 1).split("---\n")[-2:]
@@ -90,15 +91,18 @@ def test_parallel_reading_equals_one_process_and_verify_reads_again_what_changed
     manifests = engine.load_manifests([str(directory)])
     planned = engine.compute_plan(manifests, before)
     updates = [a for a in planned.plan.actions if a.verb == "update"]
-    assert len(updates) == SANDBOXES and all(a.key.kind == "Sandbox" for a in updates)
+    assert [str(a.key) for a in updates] == ["Resolver/default"]
+    hosts_before = Path("/etc/netns/s000/hosts").read_text()
     applied = cnm("apply", "-f", str(directory), "--yes")
     assert applied.returncode == 0, applied.stderr
     live.mark_touched(planned.touched())
     after = live.state()
     assert after.to_json() == _full_observation()
     _assert_agrees_with_iproute2(after.to_json())
-    hosts = Path("/etc/netns/s000/hosts").read_text()
-    assert f"\te{SANDBOXES:03d}\n" in hosts  # the new peer, by its endpoint name
+    assert Path("/etc/netns/s000/hosts").read_text() == hosts_before
+    found = subprocess.run(["ip", "netns", "exec", "s000", "getent", "hosts",
+                            f"e{SANDBOXES:03d}"], capture_output=True, text=True).stdout
+    assert found.strip(), "the new peer resolves by its endpoint name"
     assert after.get(updates[0].key) is not None
     assert engine.compute_plan(manifests, after).plan.empty
 

@@ -16,7 +16,9 @@ def test_quickstart_script_runs_clean() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    assert "Plan: 5 to create, 0 to update, 0 to delete." in out
+    assert "Plan: 6 to create, 0 to update, 0 to delete." in out
+    resolved = out.split("getent hosts www web1", 1)[1]  # the resolver answers
+    assert "fd00:89::2      www" in resolved and "fd00:89::2      web1" in resolved
     assert "hello from web1 to 10.89.0.128" in out
     assert out.rstrip().endswith("quickstart: OK (the re-plan is empty; "
                                  "the namespace and everything in it is gone on exit)")

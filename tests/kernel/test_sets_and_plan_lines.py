@@ -71,17 +71,19 @@ def test_sets_side_by_side_get_sets_mermaid_and_host_lines(tmp_path: Path) -> No
     assert table[0].split() == ["SET", "OBJECT", "KERNEL"]
     rows = [row.split()[:2] for row in table[1:]]
     assert rows == [["apps", "Network/apps"], ["apps", "Sandbox/app1"],
-                    ["apps", "Endpoint/app1-apps"], ["infra", "Network/shared"],
-                    ["infra", "Sandbox/router"], ["infra", "Endpoint/router-shared"]]
+                    ["apps", "Endpoint/app1-apps"], ["apps", "Resolver/apps"],
+                    ["infra", "Network/shared"], ["infra", "Sandbox/router"],
+                    ["infra", "Endpoint/router-shared"], ["infra", "Resolver/infra"]]
     assert "br-apps" in links() and "br-shared" in links()  # what ip -j shows
     assert netns_names() == ["app1", "router"]
     only = cnm("get", "--set", "infra", "-o", "json", check=True).stdout
     assert {(r["set"], r["name"]) for r in json.loads(only)} == {
-        ("infra", "shared"), ("infra", "router"), ("infra", "router-shared")}
+        ("infra", "shared"), ("infra", "router"), ("infra", "router-shared"),
+        ("infra", "infra")}
     counts = cnm("get", "sets", check=True).stdout.splitlines()
     assert [line.split() for line in counts] == [
-        ["SET", "NETWORKS", "SANDBOXES", "ENDPOINTS", "OBJECTS"],
-        ["apps", "1", "1", "1", "3"], ["infra", "1", "1", "1", "3"]]
+        ["SET", "NETWORKS", "SANDBOXES", "ENDPOINTS", "RESOLVERS", "OBJECTS"],
+        ["apps", "1", "1", "1", "1", "4"], ["infra", "1", "1", "1", "1", "4"]]
     diagram = cnm("get", "-o", "mermaid", check=True).stdout
     assert diagram == cnm("get", "-o", "mermaid", check=True).stdout
     assert 'subgraph set_apps["apply set apps"]' in diagram
@@ -92,14 +94,14 @@ def test_sets_side_by_side_get_sets_mermaid_and_host_lines(tmp_path: Path) -> No
     part = write_manifests(tmp_path / "part", INFRA.split("---\n")[0])
     before = kernel_dump()
     dry = cnm("apply", "-f", str(part), "--set", "infra", "--dry-run", check=True)
-    assert dry.stdout.splitlines()[1] == ("2 of the 3 objects apply set 'infra' owns are not "
+    assert dry.stdout.splitlines()[1] == ("3 of the 4 objects apply set 'infra' owns are not "
                                           "in these manifests: this apply deletes them.")
     assert_same_kernel(before, kernel_dump())
 
     for name, manifests in (("apps", apps), ("infra", infra)):
         cnm("delete", "-f", str(manifests), "--set", name, "--yes", check=True)
     assert cnm("get", "sets", check=True).stdout.splitlines() == [
-        "SET  NETWORKS  SANDBOXES  ENDPOINTS  OBJECTS"]
+        "SET  NETWORKS  SANDBOXES  ENDPOINTS  RESOLVERS  OBJECTS"]
     assert netns_names() == [] and list(links()) == ["lo"]
 
 

@@ -3,6 +3,7 @@ without recreating links (ifindex kept); each re-plan afterwards is empty."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from helpers import addresses, cnm, ip_json, links, tcp_roundtrip
@@ -76,15 +77,20 @@ def test_in_place_updates_keep_links(tmp_path: Path) -> None:
     assert addresses("lan0", "a") == ["10.50.0.20/24", "fd00:50::2/64"]
     assert ip_json("route", "show", "default", netns="a") == []
     assert {name: link["ifindex"] for name, link in links().items()} == host_indexes
-    assert "10.50.0.20\ta-net\n" in Path("/etc/netns/b/hosts").read_text()
+    found = subprocess.run(["ip", "netns", "exec", "b", "getent", "ahostsv4", "a-net"],
+                           capture_output=True, text=True).stdout
+    assert found.split()[:1] == ["10.50.0.20"]  # the resolver has the new address
     assert tcp_roundtrip("a", "b", "10.50.0.20") == "pong 10.50.0.2"
 
     # Sandbox files: adding DNS writes resolv.conf in place.
     _write(world, ifname="lan0", mac="02:00:00:00:00:0b", ip="10.50.0.20", gw="false",
            dns=", dns: {servers: [192.0.2.1], search: [corp.example]}")
     plan = _plan(world)
-    assert "  ~ Sandbox/a" in plan and "files.resolv.conf: write (3 lines)" in plan
+    assert "  ~ Sandbox/a" in plan and "files.resolv.conf: rewrite (+1 -0 lines)" in plan
+    assert "upstreams: [] -> [a 192.0.2.1]" in plan  # the resolver's, for a
+    inode = Path("/etc/netns/a/resolv.conf").stat().st_ino
     _apply_and_check_empty(world)
-    resolv = Path("/etc/netns/a/resolv.conf").read_text()
-    assert "nameserver 192.0.2.1\n" in resolv and "search corp.example\n" in resolv
+    resolv = Path("/etc/netns/a/resolv.conf")
+    assert resolv.read_text().endswith("nameserver 10.50.0.1\nsearch corp.example\n")
+    assert resolv.stat().st_ino == inode  # in place
     assert links("a")["lan0"]["ifindex"] == peer_index

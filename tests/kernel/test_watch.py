@@ -48,7 +48,7 @@ def test_new_file_is_applied_within_two_seconds(tmp_path: Path) -> None:
     manifests = _quickstart(tmp_path)
     watch = Watch("-f", str(manifests), "--resync", "600")
     try:
-        assert "applied 5 created" in watch.started()
+        assert "applied 6 created" in watch.started()  # the resolver too
         assert netns_names() == ["web1", "web2"]
         start = time.monotonic()
         (manifests / "web3.yaml").write_text(SANDBOX_WEB3)

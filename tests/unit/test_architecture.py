@@ -26,12 +26,13 @@ PACKAGE = ROOT / "reconciler"
 LIBRARY_HOMES = {
     "yaml": ("reconciler/yaml_documents.py",),
     "watchfiles": ("reconciler/watch.py",),
+    "dns": ("reconciler/resolver/server.py",),
 }
 #: modules that must stay pure (no kernel access, directly or through imports)
 PURE = ("model", "validation", "manifest_schema", "loader", "manifest_files", "yaml_documents",
         "document_objects", "error_wording", "load_cache", "state", "ipam", "desired", "diff",
         "plan", "render", "naming", "sandbox_files", "errors", "drivers", "firewall", "rollback",
-        "field_docs", "manifest_reference")
+        "field_docs", "manifest_reference", "resolver")
 
 
 def _imports(path: Path) -> set[str]:

@@ -17,7 +17,8 @@ def _hosts(m: object, name: str) -> list[str]:
     return [line for line in text.splitlines()[3:]]
 
 
-def test_hosts_lists_peers_of_every_network_once() -> None:
+def test_hosts_lists_only_the_sandboxs_own_names_and_extra_hosts() -> None:
+    """Docker's semantics: peers are the resolver's (tests/unit/test_resolver_records.py)."""
     m = manifests(
         network("a", "10.1.0.0/24"), network("b", "10.2.0.0/24"),
         sandbox("s1", hostname="one", domainname="example.org", extraHosts=["db:10.9.9.9"]),
@@ -29,9 +30,8 @@ def test_hosts_lists_peers_of_every_network_once() -> None:
     )
     assert _hosts(m, "s1") == [
         "10.1.0.2\tone.example.org one", "10.2.0.2\tone.example.org one", "10.9.9.9\tdb",
-        "10.1.0.3\ts2-a www", "10.2.0.3\ts2-b", "10.2.0.4\ts3-b",
     ]
-    assert _hosts(m, "s3") == ["10.2.0.4\ts3", "10.2.0.2\ts1-b", "10.2.0.3\ts2-b"]
+    assert _hosts(m, "s3") == ["10.2.0.4\ts3"]
 
 
 def test_sandbox_without_endpoints_lists_only_itself() -> None:
@@ -54,9 +54,10 @@ def test_unchanged_objects_get_their_previous_resources_and_changes_still_show()
     grown = build_desired(more, "default", State("default"), memo=memo)
     fresh = build_desired(more, "other", State("other"))  # no memo: built anew
     for key in (ResourceKey("Sandbox", "s1"), ResourceKey("Sandbox", "s2")):
-        grown_hosts = str(grown.get(key).get("files.hosts"))  # type: ignore[union-attr]
-        assert "\te3\n" in grown_hosts
-        assert grown_hosts == str(fresh.get(key).get("files.hosts"))  # type: ignore[union-attr]
+        assert grown.get(key) is first.get(key)  # a peer joining changes no other sandbox
+    resolver = ResourceKey("Resolver", "default")
+    assert "e3 10.1.0.4" in grown.get(resolver).get("names.a")  # type: ignore[union-attr, operator]
+    assert grown.get(resolver).attrs == fresh.get(ResourceKey("Resolver", "other")).attrs  # type: ignore[union-attr]
     assert grown.get(ResourceKey("Endpoint", "e1")) is first.get(ResourceKey("Endpoint", "e1"))
 
 

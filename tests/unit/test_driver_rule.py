@@ -158,6 +158,7 @@ class ToyDriver(NoKernelObjects):
     name = "toy"
     has_interfaces = True
     shares_host_namespace = False
+    serves_names = False
     options = frozenset({"mtu"})
     replacement_fields: Mapping[str, frozenset[str]] = {"Network": frozenset({"link"})}
     network_link_kind = "toy"

@@ -47,7 +47,7 @@ def test_markdown_has_summary_table_and_collapsed_details() -> None:
     text = _markdown(CASES / "replace-subnet")
     lines = text.splitlines()
     assert lines[0] == "<!-- cnm-plan set=default -->"
-    assert "**Plan: 0 to create, 2 to update, 0 to delete, 3 to replace.**" in lines
+    assert "**Plan: 0 to create, 3 to update, 0 to delete, 3 to replace.**" in lines
     assert "| | object | change |" in lines
     assert text.index("<details>") > text.index("| `-/+` | Network/frontend |")
     assert text.rstrip().endswith("</details>")

@@ -33,19 +33,21 @@ def test_every_verb_kind_pair_has_a_phase() -> None:
 def test_deletes_run_in_reverse_of_creates() -> None:
     creates = [kind for verb, kind in PHASES if verb == "create"]
     deletes = [kind for verb, kind in PHASES if verb == "delete"]
-    assert deletes == ["Endpoint", "Network", "Sandbox"]
+    assert deletes == ["Resolver", "Endpoint", "Network", "Sandbox"]
+    assert creates.index("Resolver") > creates.index("Endpoint")  # listens on gateways
     assert creates.index("Endpoint") > creates.index("Network")
     assert creates.index("Endpoint") > creates.index("Sandbox")
 
 
 def test_from_scratch_everything_is_created_in_phase_order() -> None:
     plan = make_plan(_applied(_world()), State("default"))
-    assert [a.verb for a in plan] == ["create"] * 5
+    assert [a.verb for a in plan] == ["create"] * 6
     steps = [(s.verb, str(s.action.key)) for s in plan.steps()]
     assert steps == [
         ("update", "Firewall/default"),
         ("create", "Sandbox/s1"), ("create", "Sandbox/s2"), ("create", "Network/net"),
-        ("create", "Endpoint/e1"), ("create", "Endpoint/e2"), ("update", "BridgePorts/default"),
+        ("create", "Endpoint/e1"), ("create", "Endpoint/e2"), ("create", "Resolver/default"),
+        ("update", "BridgePorts/default"),
     ]
 
 
@@ -53,7 +55,7 @@ def test_applied_state_plans_nothing_and_says_why() -> None:
     state = _applied(_world())
     plan = make_plan(state, state)
     assert plan.empty
-    assert len(plan.in_sync) == 5
+    assert len(plan.in_sync) == 6  # the resolver too
 
 
 def test_mtu_change_is_an_update_of_exactly_that() -> None:

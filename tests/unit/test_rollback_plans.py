@@ -42,12 +42,14 @@ def test_inverse_plan_undoes_every_action_of_the_forward_plan() -> None:
         ("create", "Network/new"), ("create", "Sandbox/s3"), ("create", "Endpoint/e3"),
         ("update", "Network/net"), ("update", "Endpoint/e1"),
         ("delete", "Network/old"), ("delete", "Sandbox/s2"), ("delete", "Endpoint/e2"),
+        ("update", "Resolver/default"),
     ])
     inverse = {(verb, key) for verb, key in _summary(inverse_plan)}
     assert inverse == {
         ("delete", "Network/new"), ("delete", "Sandbox/s3"), ("delete", "Endpoint/e3"),
         ("update", "Network/net"), ("update", "Endpoint/e1"),
         ("create", "Network/old"), ("create", "Sandbox/s2"), ("create", "Endpoint/e2"),
+        ("update", "Resolver/default"),
     }
     # executing the inverse from the applied state gives the state from before
     assert make_plan(point.target, after).actions == inverse_plan.actions

@@ -25,7 +25,7 @@ def _planned(before: Manifests, after: Manifests) -> Planned:
     return Planned(make_plan(desired, observed), desired, observed)
 
 
-def test_a_peer_joining_touches_its_namespace_and_the_files_of_the_others() -> None:
+def test_a_peer_joining_touches_its_namespace_and_no_other_sandbox() -> None:
     start = (network("net", "10.0.0.0/24"), sandbox("s1"), sandbox("s2"),
              endpoint("e1", "net", "s1"), endpoint("e2", "net", "s2"))
     planned = _planned(manifests(*start),
@@ -33,7 +33,7 @@ def test_a_peer_joining_touches_its_namespace_and_the_files_of_the_others() -> N
     touched = planned.touched()
     assert touched == Touched(
         host=True, firewall=True, netns=frozenset({"s3"}), listed=frozenset({"s3"}),
-        files=frozenset({"s1", "s2"}),  # their hosts files list the new peer
+        files=frozenset(),  # the resolver learns the new peer; no other sandbox's files
         relabelled=touched.relabelled,
     )
     # and apply writes the digest of their new desired state on their lo
@@ -50,7 +50,7 @@ def test_a_removed_sandbox_is_removed_listed_and_read_again() -> None:
     touched = planned.touched()
     assert touched.removed == frozenset({"s2"}) and touched.listed == frozenset({"s2"})
     assert touched.netns == frozenset({"s2"}) and touched.host and touched.firewall
-    assert touched.files == frozenset({"s1"})
+    assert touched.files == frozenset()  # s1's hosts file never listed s2
 
 
 def test_a_sandbox_alone_leaves_the_host_and_the_firewall_alone() -> None:
