@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from reconciler.error_wording import did_you_mean, error_message, error_path, is_plain
 from reconciler.errors import ManifestError, ManifestProblem, show
 from reconciler.model import API_VERSION, MODELS, Manifest, Manifests, ManifestSource
-from reconciler.state import ResourceKey
+from reconciler.resource_key import ResourceKey
 from reconciler.validation import validate
 from reconciler.yaml_documents import Document
 

@@ -11,7 +11,7 @@ from reconciler.document_objects import FieldLines, Objects, objects_of, validat
 from reconciler.errors import ManifestProblem
 from reconciler.manifest_files import expand, printable, read_file
 from reconciler.model import Manifest, Manifests, ManifestSource
-from reconciler.state import ResourceKey
+from reconciler.resource_key import ResourceKey
 from reconciler.yaml_documents import parse
 
 

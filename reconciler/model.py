@@ -35,7 +35,7 @@ from pydantic import (
 from reconciler import naming
 from reconciler.drivers import names as driver_names
 from reconciler.errors import show
-from reconciler.state import ResourceKey, item_order
+from reconciler.resource_key import ResourceKey, item_order
 
 API_VERSION: Literal["cnm/v1"] = "cnm/v1"
 

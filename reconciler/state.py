@@ -22,12 +22,16 @@ for plans, `thaw()` for JSON documents (`cnm observe`, saved plans), and
 from __future__ import annotations
 
 import enum
-import operator
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
+
+# The key lives in its own module (validation needs it, not the rest of this one).
+from reconciler.resource_key import ResourceKey as ResourceKey
+from reconciler.resource_key import item_order as item_order
+from reconciler.resource_key import key_order as key_order
 
 Kind = Literal["Network", "Sandbox", "Endpoint", "Resolver"]
 KINDS: tuple[Kind, ...] = ("Network", "Sandbox", "Endpoint", "Resolver")
@@ -168,22 +172,6 @@ _MARKER_RE = re.compile(
     rf"^cnm/v1 set=(?P<set>{_LABEL}) (?P<kind>Network|Sandbox|Endpoint)/(?P<name>{_LABEL})"
     rf"(?: net=(?P<net>{_LABEL}))?(?: d=(?P<digest>[0-9a-f]{{{DIGEST_LENGTH}}}))?$"
 )
-
-
-@dataclass(frozen=True, order=True)
-class ResourceKey:
-    """Identity of a CNM object inside one apply set."""
-
-    kind: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}/{self.name}"
-
-
-#: Sort key giving ResourceKey's own order, compared as plain tuples (in C): a state
-#: of a big host sorts thousands of keys each time it is built.
-key_order = operator.attrgetter("kind", "name")
 
 
 @dataclass(frozen=True, order=True)
@@ -366,11 +354,6 @@ def _read_drift(value: AttrValue) -> AttrValue:
     if isinstance(value, tuple):
         return tuple(_read_drift(v) for v in value)
     return value
-
-
-def item_order(item: tuple[ResourceKey, object]) -> tuple[str, str]:
-    """Sort key of a (ResourceKey, value) pair: `key_order` of its key."""
-    return (item[0].kind, item[0].name)
 
 
 @dataclass(frozen=True)

@@ -4,50 +4,80 @@ observation of its links, apply steps, export) behind the `Driver` protocol of b
 The rest of cnm reaches a driver only through this registry: by the name a
 manifest gives (`driver_for`), by a resource it made (`driver_of`), or by the
 kind of a link observation found. Adding a driver is one new module here that
-defines `DRIVER`, and its name in names.py.
+defines `DRIVER`, and one line in names.py: its name and its exclusive options.
+Driver modules load on first use (validation loads only the drivers it meets).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from functools import cache
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.drivers.base import HOST_SANDBOX_KEY, Driver, EndpointContext, FieldProblem
 from reconciler.drivers.kernel_view import LinkInfo, StepContext
-from reconciler.drivers.names import DEFAULT, NAMES
-from reconciler.state import COMMON_REPLACEMENT_FIELDS, Resource, State
+from reconciler.drivers.names import DEFAULT, EXCLUSIVE_OPTIONS, NAMES
 
 if TYPE_CHECKING:
     from reconciler.model import Network
+    from reconciler.state import Resource, State
 
-REGISTRY: Mapping[str, Driver] = MappingProxyType(
-    {name: importlib.import_module(f"{__name__}.{name}").DRIVER for name in NAMES}
-)
+    # Built on first use by `__getattr__` (typed here for the checker).
+    REGISTRY: Mapping[str, Driver]
+    REPLACEMENT_FIELDS: Mapping[str, frozenset[str]]
+    HOST_END_KINDS: frozenset[str]
 
-#: Attributes whose change forces a replacement, by kind: the common ones and each driver's.
-REPLACEMENT_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType({
-    kind: fields.union(*(d.replacement_fields.get(kind, ()) for d in REGISTRY.values()))
-    for kind, fields in COMMON_REPLACEMENT_FIELDS.items()
-})
-
-# Link kind -> the driver that makes links of that kind (as a network, a host end, an interface).
-_NETWORK_LINKS: dict[str | None, Driver] = {
-    d.network_link_kind: d for d in REGISTRY.values() if d.network_link_kind}
-_HOST_ENDS: dict[str | None, Driver] = {
-    d.host_end_kind: d for d in REGISTRY.values() if d.host_end_kind}
-_INTERFACES: dict[str | None, Driver] = {
-    d.interface_kind: d for d in REGISTRY.values() if d.interface_kind}
-_ALL = tuple(REGISTRY.values())
-
-#: Kinds of the host-namespace ends of endpoints (observation collects these links).
-HOST_END_KINDS = frozenset(kind for kind in _HOST_ENDS if kind is not None)
+# A driver module is loaded when first asked for by name: validation loads only the
+# drivers its manifests name, and no driver loads the kernel-state model it does not need.
+# What needs every driver (`REGISTRY`, `REPLACEMENT_FIELDS`, `HOST_END_KINDS`, the link
+# kind maps) is built on first use by `__getattr__` below.
 
 
+@cache
 def driver_for(name: str) -> Driver:
     """The driver registered under `name` (validation has already rejected unknown ones)."""
-    return REGISTRY[name]
+    if name not in NAMES:
+        raise KeyError(name)
+    driver: Driver = importlib.import_module(f"{__name__}.{name}").DRIVER
+    return driver
+
+
+@cache
+def _registry() -> Mapping[str, Driver]:
+    return MappingProxyType({name: driver_for(name) for name in NAMES})
+
+
+@cache
+def _replacement_fields() -> Mapping[str, frozenset[str]]:
+    from reconciler.state import COMMON_REPLACEMENT_FIELDS
+
+    drivers = _registry().values()
+    return MappingProxyType({
+        kind: fields.union(*(d.replacement_fields.get(kind, ()) for d in drivers))
+        for kind, fields in COMMON_REPLACEMENT_FIELDS.items()
+    })
+
+
+@cache
+def _link_kinds(attr: str) -> Mapping[str | None, Driver]:
+    """Link kind -> the driver that makes links of that kind (`attr` names the role:
+    network_link_kind, host_end_kind, interface_kind)."""
+    drivers = _registry().values()
+    return MappingProxyType({getattr(d, attr): d for d in drivers if getattr(d, attr)})
+
+
+def __getattr__(name: str) -> Any:
+    if name == "REGISTRY":
+        return _registry()
+    if name == "REPLACEMENT_FIELDS":
+        #: Attributes whose change forces a replacement, by kind: the common ones and each driver's.
+        return _replacement_fields()
+    if name == "HOST_END_KINDS":
+        #: Kinds of the host-namespace ends of endpoints (observation collects these links).
+        return frozenset(kind for kind in _link_kinds("host_end_kind") if kind is not None)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def driver_of(resource: Resource) -> Driver | None:
@@ -56,23 +86,24 @@ def driver_of(resource: Resource) -> Driver | None:
     default driver, as in observation: its steps find nothing of it to touch."""
     if resource.key.kind not in ("Network", "Endpoint"):
         return None
-    for driver in _ALL:
+    for driver in _registry().values():
         if driver.owns(resource):
             return driver
-    return REGISTRY[DEFAULT]
+    return driver_for(DEFAULT)
 
 
 def network_link_driver(kind: str | None) -> Driver | None:
     """The driver whose networks are host links of `kind`."""
-    return _NETWORK_LINKS.get(kind)
+    return _link_kinds("network_link_kind").get(kind)
 
 
 def endpoint_driver(host_kind: str | None, interface_kind: str | None) -> Driver:
     """The driver of an endpoint whose ends observation found: by its host end, else by
     its interface; an interface of a kind no driver makes goes to the default driver
     (as a half-made endpoint of its: planning replaces or deletes it)."""
-    driver = _HOST_ENDS.get(host_kind) or _INTERFACES.get(interface_kind)
-    return driver if driver is not None else REGISTRY[DEFAULT]
+    driver = (_link_kinds("host_end_kind").get(host_kind)
+              or _link_kinds("interface_kind").get(interface_kind))
+    return driver if driver is not None else driver_for(DEFAULT)
 
 
 def kernel_names(resource: Resource) -> list[str]:
@@ -88,27 +119,28 @@ def kernel_names(resource: Resource) -> list[str]:
 def is_cluster_scoped(driver_name: str) -> bool:
     """True for a driver whose networks span hosts (their addresses, identifiers and
     peers are kept in the cluster store: reconciler/fleet/)."""
-    return bool(getattr(REGISTRY[driver_name], "cluster_scoped", False))
+    return bool(getattr(driver_for(driver_name), "cluster_scoped", False))
 
 
 def network_problems(network: Network) -> list[FieldProblem]:
     """A network's problems its driver knows: fields only another driver takes (its
-    `exclusive_options`), then the driver's own rules."""
+    exclusive options, declared in names.py so that no other driver need be loaded),
+    then the driver's own rules."""
     problems: list[FieldProblem] = []
-    for other in REGISTRY.values():
-        if other.name == network.spec.driver:
+    for other, options in EXCLUSIVE_OPTIONS.items():
+        if other == network.spec.driver:
             continue
-        for option in other.exclusive_options:
+        for option in options:
             if getattr(network.spec, option) is not None:
                 problems.append(
-                    (f"spec.{option}", f"{option} is for {other.name} networks only; remove it"))
+                    (f"spec.{option}", f"{option} is for {other} networks only; remove it"))
     return problems + driver_for(network.spec.driver).check_network(network)
 
 
 def is_leftover(link: LinkInfo, masters: set[int], addressed: set[int]) -> bool:
     """True for an unlabelled host link of cnm's group that a driver's interrupted
     creation left (see kernel/debris.py)."""
-    return any(d.is_leftover(link, masters, addressed) for d in _ALL)
+    return any(d.is_leftover(link, masters, addressed) for d in _registry().values())
 
 
 def describe(resource: Resource) -> str:
@@ -120,7 +152,7 @@ def describe(resource: Resource) -> str:
 def rebuild_networks(observed: State) -> dict[str, Resource]:
     """Networks that have no kernel object of their own, rebuilt from their endpoints."""
     networks: dict[str, Resource] = {}
-    for driver in REGISTRY.values():
+    for driver in _registry().values():
         networks.update(driver.rebuild_networks(observed))
     return networks
 

@@ -18,12 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from reconciler.drivers.kernel_view import LinkInfo, PeerEnd, StepContext
-from reconciler.state import AttrValue, Resource, State
-
 if TYPE_CHECKING:  # the drivers import the model; the model validates through them
+    from reconciler.drivers.kernel_view import LinkInfo, PeerEnd, StepContext
     from reconciler.ipam import Assignment
     from reconciler.model import Endpoint, Network, Sandbox
+    from reconciler.state import AttrValue, Resource, State
 
 #: (dotted field path, message) of one manifest problem a driver finds.
 FieldProblem = tuple[str, str]

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reconciler import faults, naming
+from reconciler import naming
 from reconciler.drivers.base import Driver, EndpointContext, FieldProblem
 from reconciler.drivers.common import (
     addresses,
@@ -27,20 +27,15 @@ from reconciler.drivers.common import (
     wants_ipv6,
 )
 from reconciler.drivers.kernel_view import LinkInfo, Netlink, PeerEnd, StepContext
+from reconciler.drivers.names import EXCLUSIVE_OPTIONS
 from reconciler.errors import KernelError
 from reconciler.naming import CNM_LINK_GROUP
-from reconciler.state import (
-    AttrValue,
-    MtuPair,
-    Owner,
-    Resource,
-    ResourceKey,
-    State,
-    applied_marker,
-)
 
+# The kernel-state model (and fault points) are loaded by the steps that need them:
+# validation loads this driver but not the state model.
 if TYPE_CHECKING:
     from reconciler.model import Endpoint, Network
+    from reconciler.state import AttrValue, Resource, State
 
 DEFAULT_MTU = 1500
 
@@ -58,7 +53,7 @@ class BridgeDriver:
     default_pools = True
     publishes_ports = True
     options = frozenset({"mtu", "internal", "icc", "masquerade", "host_firewall"})
-    exclusive_options = ("bridge",)
+    exclusive_options = EXCLUSIVE_OPTIONS["bridge"]
     interface_options = ()  # spec.bridge is checked whatever the driver (a field rule)
     replacement_fields: Mapping[str, frozenset[str]] = {
         "Network": frozenset({"bridge"}), "Endpoint": frozenset({"veth"}),
@@ -160,6 +155,8 @@ class BridgeDriver:
         self, host: LinkInfo | None, peer: PeerEnd | None,
         networks_by_link: Mapping[int, str], host_link_names: Mapping[int, str],
     ) -> dict[str, AttrValue]:
+        from reconciler.state import MtuPair
+
         attrs: dict[str, AttrValue] = {
             "veth": host.name if host is not None else None,
             "network": networks_by_link.get(host.master or -1) if host is not None else None,
@@ -183,6 +180,8 @@ class BridgeDriver:
     # --- apply steps: the network ---
 
     def create_network(self, ctx: StepContext, resource: Resource) -> None:
+        from reconciler import faults
+
         name = str(resource.get("bridge"))
         if ctx.claim_link(None, name, resource.owner) is None:
             # No MTU in the creating message: the kernel keeps a bridge MTU as set by the
@@ -193,6 +192,8 @@ class BridgeDriver:
         self.update_network(ctx, resource)
 
     def update_network(self, ctx: StepContext, resource: Resource) -> None:
+        from reconciler.state import applied_marker
+
         link = ctx.claim_link(None, str(resource.get("bridge")), resource.owner)
         if link is None:
             raise KernelError(f"{resource.key}: bridge {resource.get('bridge')} vanished")
@@ -214,6 +215,9 @@ class BridgeDriver:
         indexes; a pair that already exists (an interrupted earlier apply) goes
         through the full update.
         """
+        from reconciler import faults
+        from reconciler.state import applied_marker
+
         veth = str(resource.get("veth"))
         if ctx.claim_link(None, veth, resource.owner) is not None:
             self.update_endpoint(ctx, resource)
@@ -248,6 +252,8 @@ class BridgeDriver:
                 inside.replace_default_route(peer.index, gateway)
 
     def update_endpoint(self, ctx: StepContext, resource: Resource) -> None:
+        from reconciler.state import applied_marker
+
         veth = str(resource.get("veth"))
         link = ctx.claim_link(None, veth, resource.owner)
         if link is None:
@@ -308,6 +314,8 @@ def _bridge_index(ctx: StepContext, network: str) -> int:
     cached = ctx.network_links.get(network)
     if cached is not None:
         return cached
+    from reconciler.state import ResourceKey
+
     resource = ctx.desired.get(ResourceKey("Network", network))
     if resource is None:
         raise KernelError(f"Network/{network} is not known")
@@ -320,6 +328,8 @@ def _bridge_index(ctx: StepContext, network: str) -> int:
 
 def _peer_of(rtnl: Netlink, resource: Resource, host_link: LinkInfo) -> LinkInfo:
     """The sandbox end: by marker, else (an interrupted creation) by the host end's peer index."""
+    from reconciler.state import Owner
+
     links = rtnl.links()
     for link in links:
         if Owner.parse(link.alias) == resource.owner:

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from reconciler.drivers.base import EndpointContext, FieldProblem
-from reconciler.drivers.kernel_view import PeerEnd
-from reconciler.state import AttrValue, Resource, external
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # validation loads the drivers, not the kernel-state model
+    from reconciler.drivers.base import EndpointContext, FieldProblem
+    from reconciler.drivers.kernel_view import PeerEnd
     from reconciler.model import Endpoint, Network
+    from reconciler.state import AttrValue, Resource
 
 #: The broadcast-and-unknown destination of a VXLAN forwarding database (one entry per VTEP)
 FLOOD_MAC = "00:00:00:00:00:00"
@@ -98,6 +97,8 @@ def wants_ipv6(resource: Resource) -> bool:
 
 def interface_summary(resource: Resource, link: str) -> str:
     """`<link> -> sandbox:ifname  addresses` of an endpoint (plan lines)."""
+    from reconciler.state import external
+
     text = link
     if resource.get("sandbox") is not None:
         text += f" -> {resource.get('sandbox')}:{resource.get('ifname')}"

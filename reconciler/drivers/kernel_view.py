@@ -9,9 +9,10 @@ kernel/rtnl.py's `Link` and `Rtnl` and kernel/apply.py's `ApplyContext` fit them
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from reconciler.state import Owner, Resource, State
+if TYPE_CHECKING:  # validation loads the drivers, not the kernel-state model
+    from reconciler.state import Owner, Resource, State
 
 
 class VxlanInfo(Protocol):
@@ -140,4 +141,6 @@ class StepContext(Protocol):
 
 def owned_link(rtnl: Netlink, owner: Owner) -> LinkInfo | None:
     """The link of `rtnl`'s namespace that carries `owner`'s marker, if any."""
+    from reconciler.state import Owner
+
     return next((link for link in rtnl.links() if Owner.parse(link.alias) == owner), None)

@@ -20,7 +20,7 @@ from reconciler.drivers.common import (
     text_values,
 )
 from reconciler.drivers.kernel_view import LinkInfo, PeerEnd, StepContext, owned_link
-from reconciler.drivers.names import MACVLAN_MODES
+from reconciler.drivers.names import EXCLUSIVE_OPTIONS, MACVLAN_MODES
 from reconciler.errors import KernelError
 from reconciler.naming import CNM_LINK_GROUP
 from reconciler.state import (
@@ -47,7 +47,7 @@ class MacvlanDriver:
     default_pools = False
     publishes_ports = False
     options = frozenset({"mtu", "parent", "mode"})
-    exclusive_options = ("parent", "mode")
+    exclusive_options = EXCLUSIVE_OPTIONS["macvlan"]
     interface_options = ("parent",)
     replacement_fields: Mapping[str, frozenset[str]] = {
         "Endpoint": frozenset({"parent", "mode"}),

@@ -8,14 +8,18 @@ of each name below and registers its `DRIVER`.
 
 from __future__ import annotations
 
-#: Registered drivers, in the order the schema and the messages list them.
-NAMES: tuple[str, ...] = (
-    "bridge",
-    "macvlan",
-    "null",
-    "host",
-    "overlay",
-)
+#: Registered drivers, in the order the schema and the messages list them, each with
+#: its exclusive options: the network fields only that driver takes (validation
+#: rejects them on any other driver's network without loading the owner).
+EXCLUSIVE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "bridge": ("bridge",),
+    "macvlan": ("parent", "mode"),
+    "null": (),
+    "host": (),
+    "overlay": ("vni",),
+}
+
+NAMES: tuple[str, ...] = tuple(EXCLUSIVE_OPTIONS)
 
 #: The driver of a network that names none.
 DEFAULT = NAMES[0]

@@ -32,6 +32,7 @@ from reconciler.drivers.common import (
     text_values,
 )
 from reconciler.drivers.kernel_view import LinkInfo, PeerEnd, StepContext
+from reconciler.drivers.names import EXCLUSIVE_OPTIONS
 from reconciler.errors import KernelError
 from reconciler.naming import CNM_LINK_GROUP, IFNAMSIZ
 from reconciler.state import AttrValue, Resource, State
@@ -78,7 +79,7 @@ class OverlayDriver:
     #: its networks span hosts: addresses, VNI and peers come from the cluster store
     cluster_scoped = True
     options = frozenset({"mtu"})
-    exclusive_options = ("vni",)
+    exclusive_options = EXCLUSIVE_OPTIONS["overlay"]
     interface_options = ()
     replacement_fields: Mapping[str, frozenset[str]] = {
         "Network": frozenset({"vxlan", "vni", "local", "port"}),

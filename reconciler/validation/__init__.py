@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from reconciler.errors import ManifestProblem
 from reconciler.model import Manifests
-from reconciler.state import ResourceKey
+from reconciler.resource_key import ResourceKey
 from reconciler.validation.across import CROSS_CHECKS, check_duplicate_names
 from reconciler.validation.objects import check_endpoint, check_network, check_sandbox
 from reconciler.validation.report import Reporter

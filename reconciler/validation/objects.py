@@ -24,7 +24,7 @@ from reconciler.model import (
     Network,
     Sandbox,
 )
-from reconciler.state import ResourceKey
+from reconciler.resource_key import ResourceKey
 from reconciler.validation.report import Reporter
 
 #: Longest hostname / domainname the kernel stores (__NEW_UTS_LEN).

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from reconciler.errors import ManifestProblem
 from reconciler.model import Manifests
-from reconciler.state import ResourceKey
+from reconciler.resource_key import ResourceKey
 
 
 class Reporter:

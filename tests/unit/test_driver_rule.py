@@ -251,8 +251,8 @@ def test_a_new_driver_is_one_file_and_one_registry_line(tmp_path: Path) -> None:
     (tree / "drivers" / "toy.py").write_text(TOY_DRIVER)
     names = tree / "drivers" / "names.py"
     text = names.read_text()
-    assert text.count('    "host",\n') == 1
-    names.write_text(text.replace('    "host",\n', '    "host",\n    "toy",\n'))
+    assert text.count('    "host": (),\n') == 1
+    names.write_text(text.replace('    "host": (),\n', '    "host": (),\n    "toy": (),\n'))
     result = subprocess.run(
         [sys.executable, "-c", TOY_SCRIPT, TOY_MANIFESTS], cwd=tmp_path, capture_output=True,
         text=True, env={"PYTHONPATH": str(tmp_path)}, check=False,

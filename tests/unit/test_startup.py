@@ -60,6 +60,15 @@ def test_validate_loads_no_kernel_side_module() -> None:
     assert _under(loaded, ("argcomplete",)) == []  # only completion needs it
 
 
+def test_validate_loads_only_the_drivers_its_manifests_name() -> None:
+    loaded = _modules_after("validate", "-f", "examples/quickstart")  # bridge networks only
+    assert "reconciler.drivers.bridge" in loaded
+    others = [f"reconciler.drivers.{name}" for name in ("macvlan", "null", "host")]
+    assert [m for m in others if m in loaded] == []
+    assert "reconciler.faults" not in loaded  # the drivers' apply steps load it
+    assert "reconciler.state" not in loaded  # validation needs only resource_key.py
+
+
 def test_version_prints_the_one_version() -> None:
     result = subprocess.run([sys.executable, "-m", "reconciler", "--version"], capture_output=True,
                             text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
