@@ -23,6 +23,18 @@ PRIVATE_DIRS = ("/run/netns", "/etc/netns", "/run/cnm", "/var/lib/cnm")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+PR_SET_PDEATHSIG = 1
+SIGKILL = 9
+
+
+def end_with_test() -> None:
+    """`preexec_fn` for a daemon a test starts (etcd, dockerd, containerd, dbus,
+    firewalld): the kernel kills it when the test's process ends, so a test that is
+    itself killed (a timeout, an interrupted run) leaves no daemon behind in its
+    namespace. A normal teardown still stops it first, by PID."""
+    _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+
+
 def enter_fresh_namespaces() -> None:
     """Unshare net + mount namespaces and put private tmpfs on the cnm directories."""
     if _libc.unshare(CLONE_NEWNET | CLONE_NEWNS) != 0:

@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from isolation import end_with_test
+
 ETCD = "/usr/bin/etcd"
 ETCDCTL = "/usr/bin/etcdctl"
 
@@ -90,7 +92,8 @@ class Etcd:
             args += ["--cert-file", self.tls.cert, "--key-file", self.tls.key,
                      "--trusted-ca-file", self.tls.ca, "--client-cert-auth"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+                                        stderr=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=end_with_test)
         self.wait_healthy(timeout)
         return self
 

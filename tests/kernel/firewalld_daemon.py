@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from isolation import end_with_test
+
 _DBUS_DEST = "org.fedoraproject.FirewallD1"
 
 
@@ -37,14 +39,15 @@ def running_firewalld(timeout: float = 90.0) -> Iterator[None]:
         _tmpfs(path)
     subprocess.run(["mount", "--bind", config, "/etc/firewalld"], check=True)
     dbus = subprocess.Popen(["dbus-daemon", "--system", "--nofork", "--nopidfile"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=end_with_test)
     daemon: subprocess.Popen[bytes] | None = None
     try:
         deadline = time.monotonic() + 10
         while not os.path.exists("/run/dbus/system_bus_socket"):
             assert time.monotonic() < deadline, "dbus-daemon did not start"
             time.sleep(0.05)
-        daemon = subprocess.Popen(["firewalld", "--nofork", "--nopid"],
+        daemon = subprocess.Popen(["firewalld", "--nofork", "--nopid"], preexec_fn=end_with_test,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not _answers():

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from peers.host import end_children, end_process, wait_for
 
+from isolation import end_with_test
+
 DOCKER = "/usr/bin/docker"  # Debian's docker.io client, matching its dockerd
 
 
@@ -39,7 +41,7 @@ class Dockerd:
             f'[plugins."io.containerd.internal.v1.opt"]\n  path = "{ctd}/opt"\n')
         log = open(ctd / "containerd.log", "ab")  # noqa: SIM115 (closed with the process)
         self.containerd = subprocess.Popen(["containerd", "-c", str(config)], stdout=log,
-                                           stderr=log)
+                                           stderr=log, preexec_fn=end_with_test)
         if not wait_for(self.ctd_socket.exists, 30):
             raise AssertionError(f"containerd did not start:\n{self.log('containerd')}")
 
@@ -56,7 +58,7 @@ class Dockerd:
              "-H", f"unix://{self.socket}", "--containerd", str(self.ctd_socket),
              "--exec-opt", "native.cgroupdriver=cgroupfs",
              "--cgroup-parent", f"/{self.cgroup_parent}"],
-            stdout=log, stderr=log)
+            stdout=log, stderr=log, preexec_fn=end_with_test)
         if not wait_for(lambda: self.run("version", check=False).returncode == 0, 60, 0.2):
             raise AssertionError(f"dockerd did not start:\n{self.log('dockerd')}")
 
