@@ -197,7 +197,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         confirm=_confirmer(args, "apply"), rollback=not args.no_rollback,
         confirm_seconds=args.confirm_seconds,
     )
-    return _report(result, args.output, "Apply")
+    return report_result(result, args.output, "Apply")
 
 
 def _apply_with_progress(
@@ -257,7 +257,7 @@ def cmd_apply_saved(args: argparse.Namespace) -> int:
     except savedplan.AlreadyAppliedError as exc:  # applying twice is not an error
         say(f"cnm: {exc}")
         return EXIT_OK
-    return _report(result, args.output, "Apply")
+    return report_result(result, args.output, "Apply")
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
@@ -267,7 +267,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _report(result: engine.ApplyResult | engine.Planned, output: str, what: str) -> int:
+def report_result(result: engine.ApplyResult | engine.Planned, output: str, what: str) -> int:
     """The one line that ends an apply or a delete (`what`: "Apply" or "Delete")."""
     from reconciler import engine
 
@@ -301,4 +301,4 @@ def cmd_delete(args: argparse.Namespace) -> int:
         lock_timeout=args.lock_timeout, confirm=_confirmer(args, "delete"),
         rollback=not args.no_rollback, operation="delete",
     )
-    return _report(result, "text", "Delete")
+    return report_result(result, "text", "Delete")

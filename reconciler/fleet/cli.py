@@ -214,7 +214,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         result = console.apply_with_progress(
             planner, args.set_name, "text", lock_timeout=args.lock_timeout,
             confirm=console.confirmer(args), rollback=not args.no_rollback)
-        return int(console.report(result, "text"))
+        return int(console.report(result, "text", "Delete"))
     with _open(config) as store:
         store.read()  # the store must answer before anything changes
         result = console.apply_with_progress(
@@ -222,7 +222,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             confirm=console.confirmer(args), rollback=not args.no_rollback)
         if isinstance(result, engine.ApplyResult):
             settle(store, store.read(), result.planned.desired, facts)
-    return int(console.report(result, "text"))
+    return int(console.report(result, "text", "Delete"))
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from reconciler import engine
 from reconciler.errors import CnmError
 from reconciler.model import Manifests
-from reconciler.plan import Plan, Verb
+from reconciler.plan import Plan
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.state import State
 
@@ -75,17 +75,8 @@ def apply_with_progress(
             reporter.close()
 
 
-def report(result: engine.ApplyResult | engine.Planned, output: str) -> int:
-    if isinstance(result, engine.Planned):
-        say("Apply cancelled.")
-        return EXIT_ERROR
-    plan = result.planned.plan
-    if plan.empty:
-        print_plan(plan, output)
-        return EXIT_OK
-    done: tuple[tuple[Verb, str], ...] = (
-        ("create", "created"), ("update", "updated"), ("delete", "deleted"),
-        ("replace", "replaced"))
-    summary = ", ".join(f"{plan.count(verb)} {word}" for verb, word in done)
-    say(f"Apply complete: {summary} in {result.seconds:.2f} s. Verified: plan is now empty.")
-    return EXIT_OK
+def report(result: engine.ApplyResult | engine.Planned, output: str, what: str = "Apply") -> int:
+    """The line that ends a fleet apply or delete: the same as the plain commands'."""
+    from reconciler.cli.change_commands import report_result
+
+    return report_result(result, output, what)

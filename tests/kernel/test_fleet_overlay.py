@@ -143,7 +143,9 @@ def _scenario() -> None:
             assert all(mac != mac_of["a3"] for mac, _ in host.fdb("vx-ov"))
         # delete on every host leaves nothing, in the kernels and in the store
         for host in fleet.hosts:
-            host.cnm("delete", "-f", directory3, "--yes", store=fleet.store, check=True)
+            deleted = host.cnm("delete", "-f", directory3, "--yes", store=fleet.store,
+                               check=True)
+            assert "Delete complete: " in deleted.stdout + deleted.stderr  # speaks of deletion
             assert host.kernel()["netns"] == []
             assert not [link for link in host.json("ip", "-j", "link", "show")
                         if link["ifname"].startswith(("br-", "vx-", "cnm"))]
