@@ -218,8 +218,9 @@ class LiveObservation:
         if self._resolver is not None:
             resources = dict(base.resources)
             resources[self._resolver.key] = self._resolver
-            state = State(base.set_name, resources, base.occupied, base.orphans,
-                          base.reserved_prefixes)
+            # everything else of `base` (host settings, marker digests, the host's
+            # firewall) stays as observed
+            state = dataclasses.replace(base, resources=resources)
         self._with_resolver = (base, self._resolver, state)
         return state
 
