@@ -34,7 +34,8 @@ def test_the_bar_of_a_long_apply_reaches_100_percent(tmp_path: Path) -> None:
     assert process.wait(timeout=120) == 0, output
     text = output.decode()
     draws = [part for part in re.split(r"[\r\n]", text) if "%" in part]
-    steps = 1 + 20 + 20 + 2  # the network, sandboxes, endpoints, Firewall, BridgePorts
+    # the network, sandboxes, endpoints, the resolver, Firewall, BridgePorts
+    steps = 1 + 20 + 20 + 1 + 2
     assert draws, text
     assert f"{steps}/{steps} 100%" in draws[-1] and draws[-1].startswith("[" + "#" * 10)
     assert "Apply complete" in text
