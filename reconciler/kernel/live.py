@@ -272,9 +272,6 @@ class LiveObservation:
                 return previous[2]
             state = _sandboxes_swapped(previous[0], previous[2], base, self._ruleset)
             if state is not None:  # only sandboxes changed: the firewall does not see them
-                state = dataclasses.replace(state, host_settings=previous[2].host_settings,
-                                            applied_digests=base.applied_digests,
-                                            host_firewall=previous[2].host_firewall)
                 self._final = (base, inputs, state)
                 return state
         state = firewall.attach(base, self._ruleset, forwarding, ports, self._views, localnet)
@@ -376,5 +373,8 @@ def _sandboxes_swapped(
         return None
     resources = {k: r for k, r in old_final.resources.items() if k.kind != "Sandbox"}
     resources.update((k, r) for k, r in base.resources.items() if k.kind == "Sandbox")
-    return State(base.set_name, resources, {**base.occupied, **firewall.occupied(ruleset)},
-                 base.orphans, base.reserved_prefixes)
+    # everything else the final state carries (host settings, the host's firewall) is
+    # the firewall stage's and unchanged; the marker digests are the new base's
+    return dataclasses.replace(
+        old_final, resources=resources, occupied={**base.occupied, **firewall.occupied(ruleset)},
+        applied_digests=base.applied_digests)
