@@ -30,16 +30,15 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import REPO, isolate, run_isolated
+from common import REPO, isolate, run_isolated, use_test_helpers
 
-sys.path.insert(0, str(REPO / "tests" / "kernel"))
+use_test_helpers()
 
 from fleetlib import Fleet, SimHost, manifests_dir  # noqa: E402
 

@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, isolate, run_isolated, timed_cnm
+from common import REPO, isolate, run_isolated, timed_cnm, use_test_helpers
 
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "kernel"))
+use_test_helpers()
 
 
 def manifests(n: int) -> str:

@@ -35,9 +35,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import REPO, isolate, run_isolated, sandboxed_endpoints
+from common import REPO, isolate, run_isolated, sandboxed_endpoints, use_test_helpers
 
-sys.path.insert(0, str(REPO / "tests" / "kernel"))
+use_test_helpers()
 from peers.cni import cni_conflist, cni_exec  # noqa: E402  (driven as the peer tests drive them)
 from peers.host import PEER_DIRS, wait_for  # noqa: E402
 from peers.netavark import netavark, netavark_network, netavark_options  # noqa: E402

@@ -39,12 +39,13 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
+from common import use_test_helpers
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "kernel"))
+use_test_helpers()
 from etcdlib import Etcd  # noqa: E402
 
 PREFIX = "/bench/"
