@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from reconciler.cli.options import add_files
-from reconciler.cli.output import EXIT_OK, load
+from reconciler.cli.output import EXIT_OK, say
 from reconciler.cli.parser import Commands
 
 
@@ -31,10 +32,21 @@ def register(commands: Commands) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    manifests = load(args.paths)
+    from reconciler.loader import load as load_manifests
+
+    # A network no manifest defines may be another apply set's, which only plan and
+    # apply can look for in the kernel: valid here, and said so (docs/contract.md).
+    manifests = load_manifests(args.paths, stdin=sys.stdin, external_networks=True)
     count = len(manifests.networks) + len(manifests.sandboxes) + len(manifests.endpoints)
     print(f"Valid: {count} objects ({len(manifests.networks)} networks, "
           f"{len(manifests.sandboxes)} sandboxes, {len(manifests.endpoints)} endpoints).")
+    for endpoint in manifests.endpoints.values():
+        if endpoint.spec.network not in manifests.networks:
+            source = manifests.source_of(endpoint.key)
+            where = source.file if source.line is None else f"{source.file}:{source.line}"
+            say(f"{where}: {endpoint.key}: spec.network: network \"{endpoint.spec.network}\" is "
+                "not in these manifests; plan and apply look for it among the networks "
+                "other apply sets own in the kernel")
     return EXIT_OK
 
 

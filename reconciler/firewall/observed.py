@@ -110,7 +110,7 @@ def attach(
             resources[key] = resource.extended(extra)
     return State(
         state.set_name, resources, {**state.occupied, **occupied(ruleset)}, state.orphans,
-        state.reserved_prefixes,
+        state.reserved_prefixes, borrowable=state.borrowable, sharers=state.sharers,
     )
 
 
