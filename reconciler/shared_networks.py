@@ -53,7 +53,10 @@ def sharing_key(set_name: str, network: str) -> str:
 
 
 def network_of(resource: Resource) -> BorrowedNetwork:
-    """The model of another set's Network resource (as observation reads a bridge)."""
+    """The model of another set's Network resource (as observation reads a bridge): its
+    driver's manifest fields for it, as `cnm export` writes them."""
+    from reconciler.drivers import driver_of
+
     gateways = {str(ipaddress.ip_interface(str(a)).network): str(ipaddress.ip_interface(str(a)).ip)
                 for a in _texts(resource.get("addresses"))}
     pools: list[dict[str, Any]] = []
@@ -62,11 +65,9 @@ def network_of(resource: Resource) -> BorrowedNetwork:
         if subnet in gateways:
             pool["gateway"] = gateways[subnet]
         pools.append(pool)
-    spec: dict[str, Any] = {"driver": resource.get("driver") or "bridge", "ipam": pools}
-    if isinstance(resource.get("bridge"), str):
-        spec["bridge"] = resource.get("bridge")
-    if isinstance(resource.get("mtu"), int):
-        spec["mtu"] = resource.get("mtu")
+    driver = driver_of(resource)
+    spec: dict[str, Any] = driver.network_spec(resource, pools) if driver is not None else {}
+    spec = {**spec, "driver": resource.get("driver"), "ipam": pools}
     return BorrowedNetwork.model_validate({
         "metadata": {"name": resource.key.name}, "spec": spec,
         "owner_set": resource.set_name,
@@ -93,7 +94,15 @@ def check_borrowed(manifests: Manifests, observed: State) -> None:
         if not isinstance(network, BorrowedNetwork):
             continue
         now = observed.borrowable.get(name)
-        if now is None or now.set_name != network.owner_set:
+        if now is not None and now.set_name == network.owner_set and now.get("icc") is False:
+            for endpoint in manifests.endpoints_of_network(name):
+                source = manifests.source_of(endpoint.key)
+                problems.append(ManifestProblem(
+                    source.file, source.line, str(endpoint.key), "spec.network",
+                    f"network \"{name}\" of apply set '{network.owner_set}' has icc: false, "
+                    "whose drops cover only that set's own endpoints; an endpoint of "
+                    "another set cannot join it (yet)"))
+        elif now is None or now.set_name != network.owner_set:
             for endpoint in manifests.endpoints_of_network(name):
                 source = manifests.source_of(endpoint.key)
                 problems.append(ManifestProblem(

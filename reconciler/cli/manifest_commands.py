@@ -17,7 +17,8 @@ def register(commands: Commands) -> None:
         description="Check the manifests: the schema of every object and the rules between "
                     "objects (names, addresses, references). Every problem is reported at once, "
                     "as file:line: object: field: what is wrong. Reads no kernel state and needs "
-                    "no privileges.",
+                    "no privileges, so a network no manifest defines (another apply set's, "
+                    "which plan and apply look for in the kernel) is accepted and noted.",
         example="cnm validate -f manifests/\ncat network.yaml | cnm validate -f -",
     )
     add_files(validate)

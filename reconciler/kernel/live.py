@@ -67,6 +67,8 @@ class LiveObservation:
         self._host_firewall = HostFirewall()  # the other tables, read with `_ruleset`
         #: (base state, firewall inputs, observed state) of the last `_with_firewall`
         self._final: tuple[State, tuple[object, ...], State] | None = None
+        #: (state, ruleset, the state with other sets' icc) of `_with_shared_icc`
+        self._icc_view: tuple[State, object, State] | None = None
         #: endpoint views of the last `firewall.attach` (see there)
         self._views: BuildMemo[ResourceKey, Resource] = BuildMemo()
         #: the set's resolver as last read, and (base, resolver, state) of the last merge
@@ -197,8 +199,30 @@ class LiveObservation:
         self.last_reads = reads
         if changed or self._last is None or not caching.ENABLED:
             self._last = self._assemble()
-        self._state = self._merged(self._with_firewall(self._last))
+        self._state = self._with_shared_icc(self._merged(self._with_firewall(self._last)))
         return self._state
+
+    def _with_shared_icc(self, state: State) -> State:
+        """`state` with `icc: False` on the other sets' networks whose icc rules say so:
+        an endpoint of this set cannot join one yet (shared_networks.check_borrowed).
+        The same object when there is none, or for the same `state` as last time."""
+        if not state.borrowable or self._ruleset is None:
+            return state
+        previous = self._icc_view
+        if previous is not None and previous[0] is state and previous[1] is self._ruleset:
+            return previous[2]
+        off = set()
+        for rule in self._ruleset.rules:
+            parsed = firewall.parse_comment(rule.comment)
+            if parsed is not None and parsed[1] == "icc" and parsed[0].kind == "Network":
+                off.add((parsed[0].set_name, parsed[0].name))
+        marked = {name: network.extended({"icc": False})
+                  for name, network in state.borrowable.items()
+                  if (network.set_name, name) in off}
+        shared = dataclasses.replace(state, borrowable={**state.borrowable, **marked}) \
+            if marked else state
+        self._icc_view = (state, self._ruleset, shared)
+        return shared
 
     def _read_resolver(self) -> None:
         """Read the set's resolver (its files, its process, one status query); keep the

@@ -139,3 +139,14 @@ def test_the_view_of_other_sets_round_trips_through_json() -> None:
     again = State.from_json(json.loads(json.dumps(state.to_json())))
     assert again.borrowable == state.borrowable and again.sharers == state.sharers
     assert "borrowable" not in State("b").to_json()  # older snapshots stay as they were
+
+
+def test_a_network_whose_icc_is_off_cannot_be_joined_yet(tmp_path: Path) -> None:
+    observed = _b_observed(())
+    off = dataclasses.replace(observed, borrowable={
+        "front": observed.borrowable["front"].extended({"icc": False})})
+    with pytest.raises(ManifestError) as refused:
+        compute_plan(_load_b(tmp_path), off)
+    (problem,) = refused.value.problems
+    assert (problem.obj, problem.field) == ("Endpoint/b1-front", "spec.network")
+    assert "icc: false" in problem.message
