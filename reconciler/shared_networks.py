@@ -27,6 +27,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler import caching
 from reconciler.errors import ConflictError, ManifestError, ManifestProblem
 from reconciler.model import IpamPool, Manifests, Network
 from reconciler.state import Resource, ResourceKey, State
@@ -72,6 +73,19 @@ def network_of(resource: Resource) -> BorrowedNetwork:
         "metadata": {"name": resource.key.name}, "spec": spec,
         "owner_set": resource.set_name,
     })
+
+
+_last_models: list[tuple[Mapping[str, Resource], dict[str, Network]]] = []
+
+
+def networks_of(borrowable: Mapping[str, Resource]) -> dict[str, Network]:
+    """`network_of` each of `borrowable` (`cnm watch` asks with the same mapping again and
+    again while nothing changed: the last answer is kept)."""
+    if caching.ENABLED and _last_models and _last_models[0][0] is borrowable:
+        return _last_models[0][1]
+    models: dict[str, Network] = {n: network_of(r) for n, r in borrowable.items()}
+    _last_models[:] = [(borrowable, models)]
+    return models
 
 
 def _texts(value: object) -> list[str]:

@@ -37,6 +37,13 @@ def load_for_set(args: argparse.Namespace) -> Manifests:
     another apply set owns there (kernel/foreign_networks.py, shared_networks.py)."""
     if getattr(args, "observed", None):  # offline: the host is not the one planned
         return load(args.paths)
+    if "-" not in args.paths:  # (stdin can be read only once)
+        try:  # the kernel is read only when the manifests need it (a big host's dump)
+            return load(args.paths)
+        except ManifestError as exc:
+            if not any(p.field == "spec.network" and p.message.startswith("unknown network")
+                       for p in exc.problems):
+                raise
     from reconciler.kernel.foreign_networks import naming_no_set, networks_elsewhere
     from reconciler.loader import load as load_manifests
 
