@@ -57,12 +57,14 @@ def load(
                      external_networks=external_networks)
 
 
-def load_text(text: str, name: str = "<text>") -> Manifests:
-    """Load manifests from a string, reported under the file name `name`."""
+def load_text(text: str, name: str = "<text>",
+              elsewhere: Mapping[str, Network] | None = None) -> Manifests:
+    """Load manifests from a string, reported under the file name `name` (`elsewhere`:
+    as in `load`)."""
     problems: list[ManifestProblem] = []
     documents: list[Document] = []
     if len(text) > MAX_FILE_BYTES:
         problems.append(file_problem(name, too_big()))
     else:
         documents = parse(text.removeprefix("\ufeff"), name, problems)
-    return validated(*objects_of(documents, problems), problems)
+    return validated(*objects_of(documents, problems), problems, elsewhere=elsewhere)

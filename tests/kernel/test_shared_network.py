@@ -80,6 +80,13 @@ def _nft_comments() -> list[str]:
             if "rule" in item]
 
 
+def _getent(sandbox: str, name: str) -> list[str]:
+    """The IPv4 addresses glibc finds for `name` inside `sandbox`."""
+    found = subprocess.run(["ip", "netns", "exec", sandbox, "getent", "ahostsv4", name],
+                           capture_output=True, text=True, timeout=30)
+    return sorted({line.split()[0] for line in found.stdout.splitlines()})
+
+
 def test_an_endpoint_joins_a_network_of_another_set(tmp_path: Path) -> None:
     subprocess.run(["ip", "link", "add", "host0", "type", "dummy"], check=True)
     subprocess.run(["ip", "addr", "add", f"{HOST}/24", "dev", "host0"], check=True)
@@ -124,10 +131,19 @@ def test_an_endpoint_joins_a_network_of_another_set(tmp_path: Path) -> None:
         assert connect(None, HOST, 8080) == f"b1 {HOST}"
         assert (connect(None, "127.0.0.1", 8080) or "").startswith("b1 ")
 
-    # names do not cross sets: b has no resolver, a's serves only a's names
-    assert "b1" not in Path("/run/cnm/resolver/a/config.json").read_text()
+    # names do not cross sets: a's resolver answers a's names only, b has none (so b1
+    # asks the host's resolvers, unreachable here) and no resolv.conf of cnm's
+    assert _getent("a1", "a1-front") == ["10.73.0.2"]
+    assert _getent("a1", "b1-front") == [] and _getent("a1", "b1") == []
     assert not Path("/run/cnm/resolver/b").exists()
+    assert not Path("/etc/netns/b1/resolv.conf").exists()
+    assert _getent("b1", "a1-front") == []
 
+    exported = cnm("export", "--set", "b", check=True).stdout  # round-trips, without a Network
+    assert "kind: Network" not in exported and "network: front" in exported
+    (tmp_path / "export.yaml").write_text(exported)
+    assert cnm("plan", "-f", str(tmp_path / "export.yaml"), "--set", "b",
+               check=True).stdout.startswith("No changes.")
     got = json.loads(cnm("get", "endpoints", "-o", "json", check=True).stdout)
     assert sorted((e["set"], e["name"]) for e in got) == [("a", "a1-front"), ("b", "b1-front")]
     for name, manifests in (("a", a), ("b", b)):
