@@ -95,6 +95,22 @@ def test_an_endpoint_joins_a_network_of_another_set(tmp_path: Path) -> None:
     b = write_manifests(tmp_path / "b", B)
     cnm("apply", "-f", str(a), "--set", "a", "--yes", check=True)
 
+    # a bridge cnm did not mark is no network to join: one line, nothing changes
+    from reconciler.naming import default_bridge_name
+
+    subprocess.run(["ip", "link", "add", default_bridge_name("lonely"), "type", "bridge"],
+                   check=True)
+    lonely = write_manifests(tmp_path / "lonely", B.replace("network: front", "network: lonely"))
+    before = kernel_dump()
+    refused = cnm("apply", "-f", str(lonely), "--set", "b", "--yes")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        f"{lonely}/m.yaml:8: Endpoint/b1-front: spec.network: unknown network \"lonely\"; "
+        "define a Network of that name (no Network is defined); nor does any apply set own "
+        "one in the kernel"]
+    assert_same_kernel(before, kernel_dump())
+    subprocess.run(["ip", "link", "del", default_bridge_name("lonely")], check=True)
+
     # validate cannot read the kernel: valid, and it says where it would look
     checked = cnm("validate", "-f", str(b), check=True)
     assert checked.stdout.startswith("Valid: 2 objects")
