@@ -83,7 +83,12 @@ def networks_of(borrowable: Mapping[str, Resource]) -> dict[str, Network]:
     again while nothing changed: the last answer is kept)."""
     if caching.ENABLED and _last_models and _last_models[0][0] is borrowable:
         return _last_models[0][1]
-    models: dict[str, Network] = {n: network_of(r) for n, r in borrowable.items()}
+    models: dict[str, Network] = {}
+    for name, resource in borrowable.items():
+        try:
+            models[name] = network_of(resource)
+        except ValueError:  # a bridge no manifest could describe: nothing to join
+            continue
     _last_models[:] = [(borrowable, models)]
     return models
 

@@ -17,7 +17,7 @@ from reconciler.errors import ManifestError
 from reconciler.kernel.observe import Fragment, read_host
 from reconciler.kernel.session import KernelSession
 from reconciler.model import Network
-from reconciler.shared_networks import network_of
+from reconciler.shared_networks import networks_of
 
 
 def networks_elsewhere(set_name: str) -> dict[str, Network]:
@@ -29,7 +29,7 @@ def networks_elsewhere(set_name: str) -> dict[str, Network]:
             read_host(seen, session.rtnl(None))
     except OSError:  # no privileges or no netlink: the command says so itself
         return {}
-    return {name: network_of(resource) for name, resource in seen.borrowable.items()}
+    return networks_of(seen.borrowable)
 
 
 def naming_no_set(error: ManifestError) -> ManifestError:

@@ -150,3 +150,18 @@ def test_a_network_whose_icc_is_off_cannot_be_joined_yet(tmp_path: Path) -> None
     (problem,) = refused.value.problems
     assert (problem.obj, problem.field) == ("Endpoint/b1-front", "spec.network")
     assert "icc: false" in problem.message
+
+
+def test_observation_names_each_networks_users_from_other_sets() -> None:
+    from reconciler.kernel.observe import Fragment, sharers
+
+    seen = Fragment("a")
+    seen.bridge_networks = {5: "front"}  # a's own bridge
+    seen.foreign_bridges = {9: ("c", "back")}  # c's bridge
+    seen.foreign_ports = {("b", "b1-front"): 5, ("c", "c1-back"): 9, ("b", "b1-back"): 9,
+                          ("d", "lost"): 77}  # a port of no known network: nobody's user
+    seen.foreign_ends = {("b", "b1-front"): ("10.50.0.3/24",), ("c", "c1-back"): ("10.9.0.2/24",)}
+    assert sharers(seen) == {
+        "a/front": (("b", "b1-front", ("10.50.0.3/24",)),),
+        "c/back": (("b", "b1-back", ()), ("c", "c1-back", ("10.9.0.2/24",))),
+    }
