@@ -131,6 +131,8 @@ def build_desired(
                 continue
             if is_borrowed(network):  # the plan line names the network's set
                 endpoint_attrs["network_set"] = owner_set(network, set_name)
+                if network.spec.icc is False:  # the owner's drop lists its own ports only
+                    endpoint_attrs["icc"] = False
             resource = memo.put(endpoint.key, inputs,
                                 Resource(endpoint.key, set_name, endpoint_attrs))
         resources.append(resource)

@@ -59,8 +59,8 @@ def compute_plan(
     """Pure planning: manifests + observed state -> plan. A planner that plans again
     (verification, watch, the API) passes its `caches` to reuse unchanged results."""
     manifests = single_host_share(manifests)
+    manifests = shared_networks.borrowed_now(manifests, observed)
     manifests = shared_networks.reserve_shared(manifests, observed)
-    shared_networks.check_borrowed(manifests, observed)
     memo = caches.desired if caches is not None else None
     desired = build_desired(manifests, observed.set_name, observed, pools, memo)
     if observed.host_firewall is not None:

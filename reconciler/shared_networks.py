@@ -104,32 +104,42 @@ def referenced_elsewhere(manifests: Manifests) -> set[str]:
     return {e.spec.network for e in manifests.endpoints.values()} - set(manifests.networks)
 
 
-def check_borrowed(manifests: Manifests, observed: State) -> None:
-    """Each borrowed network must still be the other set's, as the kernel shows it now
-    (the manifests were loaded before the lock was taken). Nothing to check when the
-    observed state carries no view of other sets (a snapshot from an older cnm)."""
+def borrowed_now(manifests: Manifests, observed: State) -> Manifests:
+    """`manifests` with each borrowed network as the kernel shows it now, under the lock
+    (the manifests were loaded before it was taken), its `icc` included (observation
+    reads it from the owner's rules); a network no longer the other set's is a problem."""
     problems = []
+    changed: dict[str, Network] = {}
     for name, network in manifests.networks.items():
         if not isinstance(network, BorrowedNetwork):
             continue
         now = observed.borrowable.get(name)
-        if now is not None and now.set_name == network.owner_set and now.get("icc") is False:
-            for endpoint in manifests.endpoints_of_network(name):
-                source = manifests.source_of(endpoint.key)
-                problems.append(ManifestProblem(
-                    source.file, source.line, str(endpoint.key), "spec.network",
-                    f"network \"{name}\" of apply set '{network.owner_set}' has icc: false, "
-                    "whose drops cover only that set's own endpoints; an endpoint of "
-                    "another set cannot join it (yet)"))
-        elif now is None or now.set_name != network.owner_set:
+        model: Network | None = None
+        if now is not None and now.set_name == network.owner_set:
+            try:
+                model = network_of(now)
+            except ValueError:
+                model = None
+        if model is None:
             for endpoint in manifests.endpoints_of_network(name):
                 source = manifests.source_of(endpoint.key)
                 problems.append(ManifestProblem(
                     source.file, source.line, str(endpoint.key), "spec.network",
                     f"network \"{name}\" of apply set '{network.owner_set}' is no longer in "
                     "the kernel"))
+        elif model != network:
+            changed[name] = model
     if problems:
         raise ManifestError(problems)
+    return _with_networks(manifests, changed)
+
+
+def _with_networks(manifests: Manifests, changed: Mapping[str, Network]) -> Manifests:
+    if not changed:
+        return manifests
+    return Manifests(networks={**manifests.networks, **changed},
+                     sandboxes=manifests.sandboxes, endpoints=manifests.endpoints,
+                     sources=manifests.sources, duplicates=manifests.duplicates)
 
 
 def reserve_shared(manifests: Manifests, observed: State) -> Manifests:
@@ -152,11 +162,7 @@ def reserve_shared(manifests: Manifests, observed: State) -> Manifests:
         if held:
             changed[name] = network.model_copy(update={"spec": network.spec.model_copy(
                 update={"ipam": [_reserved(pool, held) for pool in network.spec.ipam]})})
-    if not changed:
-        return manifests
-    return Manifests(networks={**manifests.networks, **changed},
-                     sandboxes=manifests.sandboxes, endpoints=manifests.endpoints,
-                     sources=manifests.sources, duplicates=manifests.duplicates)
+    return _with_networks(manifests, changed)
 
 
 def _reserved(pool: IpamPool, held: Mapping[str, Any]) -> IpamPool:

@@ -203,8 +203,8 @@ class LiveObservation:
         return self._state
 
     def _with_shared_icc(self, state: State) -> State:
-        """`state` with `icc: False` on the other sets' networks whose icc rules say so:
-        an endpoint of this set cannot join one yet (shared_networks.check_borrowed).
+        """`state` with `icc: False` on the other sets' networks whose icc rules say so: an
+        endpoint of this set on one needs a drop of its own (shared_networks.py).
         The same object when there is none, or for the same `state` as last time."""
         if not state.borrowable or self._ruleset is None:
             return state

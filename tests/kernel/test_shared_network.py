@@ -191,3 +191,26 @@ def test_an_endpoint_joins_a_network_of_another_set(tmp_path: Path) -> None:
     cnm("delete", "-f", str(a), "--set", "a", "--yes", check=True)
     assert netns_names() == [] and sorted(links()) == ["host0", "lo"]
     assert not any(c.startswith("cnm/v1") for c in _nft_comments())
+
+
+def test_icc_off_holds_for_an_endpoint_of_another_set(tmp_path: Path) -> None:
+    a = write_manifests(tmp_path / "a", A.replace("{ipam: [{subnet: 10.73.0.0/24}]}",
+                                                  "{icc: false, ipam: [{subnet: 10.73.0.0/24}]}"))
+    b = write_manifests(tmp_path / "b", B)
+    cnm("apply", "-f", str(a), "--set", "a", "--yes", check=True)
+    cnm("apply", "-f", str(b), "--set", "b", "--yes", check=True)
+    comments = _nft_comments()
+    assert "cnm/v1 set=a Network/front icc" in comments  # a's, for a's ports
+    assert "cnm/v1 set=b Endpoint/b1-front icc" in comments  # b's own port's drop
+    with serving("a1", "0.0.0.0", 5000, name="a1"), serving("b1", "0.0.0.0", 5000, name="b1"):
+        assert connect(None, "10.73.0.2", 5000) == "a1 10.73.0.1"  # the servers answer
+        assert connect(None, "10.73.0.3", 5000) == "b1 10.73.0.1"
+        assert connect("b1", "10.73.0.2", 5000, timeout=1.0) is None
+        assert connect("a1", "10.73.0.3", 5000, timeout=1.0) is None
+    for name, manifests in (("a", a), ("b", b)):
+        again = cnm("plan", "-f", str(manifests), "--set", name, check=True).stdout
+        assert again.startswith("No changes."), again
+    cnm("delete", "-f", str(b), "--set", "b", "--yes", check=True)
+    assert "cnm/v1 set=b Endpoint/b1-front icc" not in _nft_comments()
+    cnm("delete", "-f", str(a), "--set", "a", "--yes", check=True)
+    assert netns_names() == [] and sorted(links()) == ["lo"]

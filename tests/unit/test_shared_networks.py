@@ -141,15 +141,22 @@ def test_the_view_of_other_sets_round_trips_through_json() -> None:
     assert "borrowable" not in State("b").to_json()  # older snapshots stay as they were
 
 
-def test_a_network_whose_icc_is_off_cannot_be_joined_yet(tmp_path: Path) -> None:
+def test_on_a_network_whose_icc_is_off_the_endpoint_drops_its_own_frames(
+        tmp_path: Path) -> None:
+    from reconciler.firewall import wanted_rules
+
     observed = _b_observed(())
     off = dataclasses.replace(observed, borrowable={
         "front": observed.borrowable["front"].extended({"icc": False})})
-    with pytest.raises(ManifestError) as refused:
-        compute_plan(_load_b(tmp_path), off)
-    (problem,) = refused.value.problems
-    assert (problem.obj, problem.field) == ("Endpoint/b1-front", "spec.network")
-    assert "icc: false" in problem.message
+    planned = compute_plan(_load_b(tmp_path), off)  # loaded before icc was known
+    joined = planned.desired.resources[ResourceKey("Endpoint", "b1-front")]
+    assert joined.get("icc") is False
+    rules = wanted_rules(planned.desired)[(joined.key, "icc")]
+    assert rules is not None and [(r.family, r.chain, r.comment) for r in rules] == [
+        ("bridge", "forward", "cnm/v1 set=b Endpoint/b1-front icc")]
+    assert str(joined.get("veth")) in json.dumps(rules[0].add_command())
+    on = compute_plan(_load_b(tmp_path), observed).desired  # icc on: no drop, no attribute
+    assert "icc" not in on.resources[ResourceKey("Endpoint", "b1-front")].attrs
 
 
 def test_observation_names_each_networks_users_from_other_sets() -> None:
