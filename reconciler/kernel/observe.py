@@ -61,7 +61,7 @@ class Fragment:
     peer_ends: dict[str, PeerEnd] = field(default_factory=dict)
     #: the digest of the applied desired attributes each object's marker carries
     applied_digests: dict[ResourceKey, str] = field(default_factory=dict)
-    #: other sets' networks (kernel/sharing.py): ifindex of each one's bridge -> (its set,
+    #: other sets' networks (shared_networks.py): ifindex of each one's bridge -> (its set,
     #: its name), and the network resources by name (their `set_name` the owner's)
     foreign_bridges: dict[int, tuple[str, str]] = field(default_factory=dict)
     borrowable: dict[str, Resource] = field(default_factory=dict)
@@ -264,11 +264,12 @@ def network_links(seen: Fragment) -> dict[int, str]:
 
 def assemble_endpoints(seen: Fragment) -> None:
     """Endpoints from their ends, each turned into a resource by the driver of its links."""
+    networks = network_links(seen)
     for name in sorted(set(seen.host_ends) | set(seen.peer_ends)):
         host, peer = seen.host_ends.get(name), seen.peer_ends.get(name)
         driver = endpoint_driver(host.kind if host is not None else None,
                                  peer.link.kind if peer is not None else None)
-        attrs = driver.observe_endpoint(host, peer, network_links(seen), seen.host_link_names)
+        attrs = driver.observe_endpoint(host, peer, networks, seen.host_link_names)
         shared = seen.foreign_bridges.get(host.master or -1) if host is not None else None
         if shared is not None and (host is None or host.master not in seen.bridge_networks):
             attrs["network_set"] = shared[0]  # a port of another set's network
