@@ -162,6 +162,8 @@ def test_an_endpoint_joins_a_network_of_another_set(tmp_path: Path) -> None:
                check=True).stdout.startswith("No changes.")
     got = json.loads(cnm("get", "endpoints", "-o", "json", check=True).stdout)
     assert sorted((e["set"], e["name"]) for e in got) == [("a", "a1-front"), ("b", "b1-front")]
+    assert [row.split() for row in cnm("get", "sets", check=True).stdout.splitlines()[1:]] == [
+        ["a", "1", "1", "1", "1", "4"], ["b", "0", "1", "1", "0", "2"]]
     for name, manifests in (("a", a), ("b", b)):
         again = cnm("plan", "-f", str(manifests), "--set", name, check=True).stdout
         assert again.startswith("No changes."), again
