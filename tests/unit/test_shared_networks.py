@@ -172,3 +172,14 @@ def test_observation_names_each_networks_users_from_other_sets() -> None:
         "a/front": (("b", "b1-front", ("10.50.0.3/24",)),),
         "c/back": (("b", "b1-back", ()), ("c", "c1-back", ("10.9.0.2/24",))),
     }
+
+
+def test_diagrams_link_the_endpoint_to_the_other_sets_network(tmp_path: Path) -> None:
+    from reconciler.mermaid import host_diagram, plan_diagram
+
+    planned = compute_plan(_load_b(tmp_path), _b_observed(()))
+    drawn = plan_diagram(planned.plan)
+    assert 'a__n__front(["Network front (set a)"]):::kept' in drawn
+    assert "b__e__b1_front --- a__n__front" in drawn
+    host = host_diagram([_applied_a({}), planned.desired])
+    assert host.count("a__n__front([") == 1 and "b__e__b1_front --- a__n__front" in host
