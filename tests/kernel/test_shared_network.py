@@ -65,7 +65,7 @@ kind: Endpoint
 metadata: {name: b1-front}
 spec: {network: front, sandbox: b1, ports: [{hostPort: 8080, containerPort: 80}]}
 """
-HOST = "192.0.2.1"  # an address of the host itself (a dummy link), for the published port
+HOST = "192.0.2.1"  # an address of the host itself (a veth link), for the published port
 
 
 def _link_of(alias: str) -> dict[str, Any]:
@@ -88,9 +88,11 @@ def _getent(sandbox: str, name: str) -> list[str]:
 
 
 def test_an_endpoint_joins_a_network_of_another_set(tmp_path: Path) -> None:
-    subprocess.run(["ip", "link", "add", "host0", "type", "dummy"], check=True)
+    subprocess.run(["ip", "link", "add", "host0", "type", "veth", "peer", "name", "host1"],
+                   check=True)
     subprocess.run(["ip", "addr", "add", f"{HOST}/24", "dev", "host0"], check=True)
-    subprocess.run(["ip", "link", "set", "host0", "up"], check=True)
+    for name in ("host0", "host1"):
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
     a = write_manifests(tmp_path / "a", A)
     b = write_manifests(tmp_path / "b", B)
     cnm("apply", "-f", str(a), "--set", "a", "--yes", check=True)
@@ -191,7 +193,7 @@ def test_an_endpoint_joins_a_network_of_another_set(tmp_path: Path) -> None:
     assert _link_of("cnm/v1 set=a Network/front")["ifname"] == bridge["ifname"]
     assert cnm("plan", "-f", str(a), "--set", "a", check=True).stdout.startswith("No changes.")
     cnm("delete", "-f", str(a), "--set", "a", "--yes", check=True)
-    assert netns_names() == [] and sorted(links()) == ["host0", "lo"]
+    assert netns_names() == [] and sorted(links()) == ["host0", "host1", "lo"]
     assert not any(c.startswith("cnm/v1") for c in _nft_comments())
 
 
