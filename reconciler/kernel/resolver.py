@@ -156,17 +156,19 @@ def _start(directory: str, standby: Standby | None) -> None:
 
 def standby_for(set_name: str, actions: Iterable[tuple[str, str, Resource | None]]
                 ) -> Standby | None:
-    """The early-started interpreter of a resolver that executing a plan will start:
-    `actions` are its (verb, kind, observed resource) triples; one that creates or
-    updates this set's Resolver while no process of it runs (nothing to reload)
-    wants one."""
+    """The early-started interpreter of the resolver that executing a plan will start
+    (`actions`: its (verb, kind, observed resource) triples), or None."""
+    return Standby(directory_of(set_name)) if starts_process(actions) else None
+
+
+def starts_process(actions: Iterable[tuple[str, str, Resource | None]]) -> bool:
+    """Whether these actions start a resolver process: they create or update the set's
+    Resolver while no process of it runs (a running one is reloaded instead)."""
     for verb, kind, observed in actions:
         if kind != KIND or verb == "delete":
             continue
-        if observed is None or observed.get("process") == NOT_RUNNING:
-            return Standby(directory_of(set_name))
-        return None
-    return None
+        return observed is None or observed.get("process") == NOT_RUNNING
+    return False
 
 
 def _wait_serving(set_name: str, attrs: dict[str, AttrValue], wanted: str) -> None:
