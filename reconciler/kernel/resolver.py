@@ -158,7 +158,12 @@ def standby_for(set_name: str, actions: Iterable[tuple[str, str, Resource | None
                 ) -> Standby | None:
     """The early-started interpreter of the resolver that executing a plan will start
     (`actions`: its (verb, kind, observed resource) triples), or None."""
-    return Standby(directory_of(set_name)) if starts_process(actions) else None
+    if not starts_process(actions):
+        return None
+    try:
+        return Standby(directory_of(set_name))
+    except OSError:  # the resolver's step starts it the usual way, and says what fails
+        return None
 
 
 def starts_process(actions: Iterable[tuple[str, str, Resource | None]]) -> bool:

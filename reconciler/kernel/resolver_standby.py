@@ -9,9 +9,10 @@ pipeline now starts its interpreter at the beginning of `execute`, with
 nothing observable (no file, no socket, no pid file). The resolver's step, at
 its usual place, writes the configuration and tells it to start; from there it
 is exactly the usual start (`kernel/resolver.py`: bind, fork, pid file, the
-parent exits). An apply that never reaches that step (a failure, Ctrl-C)
-closes the pipe and the standby ends; so does one whose cnm process dies, as
-the pipe's other end closes with it.
+parent exits). An apply that never reaches that step (a failure, Ctrl-C) ends
+the standby; one whose cnm process dies closes the pipe with it, and the
+standby ends at EOF. A standby that cannot be started is no error: the
+resolver's step then starts the resolver as before (and fails as before).
 
 On an idle second core the interpreter's start-up is off the apply's critical
 path (docs/performance.md, issue 15).
@@ -27,8 +28,6 @@ from pathlib import Path
 
 #: What tells a standby to serve (the server reads exactly this line).
 START_LINE = b"start\n"
-#: How long a released standby may take to notice its closed stdin.
-_RELEASE_TIMEOUT = 10.0
 
 
 def server_command(directory: str, *, standby: bool = False) -> list[str]:
@@ -71,14 +70,12 @@ class Standby:
         return process.returncode, err
 
     def release(self) -> None:
-        """Not needed after all: close its stdin, so that it ends, and reap it."""
+        """Not needed after all: end it (it holds nothing: no file, no socket, no pid file)
+        and reap it. It is killed rather than left to read EOF, which it would only do once
+        its imports are done."""
         process, self.process = self.process, None
         if process is None:
             return
-        try:
-            process.communicate(timeout=_RELEASE_TIMEOUT)  # closes stdin: EOF, it ends
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
             process.kill()
-            with contextlib.suppress(OSError):
-                process.communicate()
-
+        process.communicate()
