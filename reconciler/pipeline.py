@@ -37,6 +37,7 @@ from reconciler.kernel.apply import ApplyContext, run_step, settle_teardown
 from reconciler.kernel.debris import find_debris, remove_debris
 from reconciler.kernel.firewall_steps import run_own_step
 from reconciler.kernel.live import LiveObservation
+from reconciler.kernel.resolver import standby_for
 from reconciler.kernel.session import KernelSession
 from reconciler.lock import apply_lock
 from reconciler.plan import Plan, Planned, Touched, make_plan
@@ -239,8 +240,19 @@ def execute(
 ) -> None:
     """Run every step of the plan in phase order (`touched`: `planned.touched()`)."""
     touched = touched if touched is not None else planned.touched()
+    # A resolver this plan starts gets its interpreter now, loading while the steps run.
+    standby = standby_for(planned.desired.set_name, (
+        (a.verb, a.key.kind, a.observed) for a in planned.plan.actions))
     ctx = ApplyContext(session, planned.desired, planned.observed,
-                       removed_sandboxes=touched.removed)
+                       removed_sandboxes=touched.removed, resolver_standby=standby)
+    try:
+        _execute_steps(planned, ctx, progress)
+    finally:
+        if standby is not None:
+            standby.release()  # unless the resolver's step used it
+
+
+def _execute_steps(planned: Planned, ctx: ApplyContext, progress: Progress | None) -> None:
     steps = planned.plan.steps()
     acted_on = {a.key.name for a in planned.plan.actions
                 if a.key.kind == "Endpoint" and a.verb != "delete"}

@@ -25,6 +25,7 @@ from reconciler.drivers.kernel_view import LinkInfo
 from reconciler.errors import ConflictError, KernelError
 from reconciler.kernel import files, netns, resolver
 from reconciler.kernel.observe import RT_TABLE_MAIN, global_addresses
+from reconciler.kernel.resolver_standby import Standby
 from reconciler.kernel.rtnl import Link, Rtnl
 from reconciler.kernel.session import KernelSession
 from reconciler.naming import CNM_LINK_GROUP
@@ -58,6 +59,8 @@ class ApplyContext:
     network_links: dict[str, int] = field(default_factory=dict)
     #: netns names this plan removes (their endpoints go with them)
     removed_sandboxes: frozenset[str] = frozenset()
+    #: the resolver's interpreter, started early when this plan starts the resolver
+    resolver_standby: Standby | None = None
     _by_sandbox: dict[str, list[Resource]] = field(default_factory=dict)
 
     def endpoints_in(self, sandbox: str) -> list[Resource]:
@@ -292,7 +295,7 @@ def delete_endpoint(ctx: ApplyContext, resource: Resource) -> None:
 
 def ensure_resolver(ctx: ApplyContext, resource: Resource) -> None:
     """Write the resolver's configuration and start or reload it (kernel/resolver.py)."""
-    resolver.ensure(resource.key.name, dict(resource.attrs))
+    resolver.ensure(resource.key.name, dict(resource.attrs), ctx.resolver_standby)
 
 
 def stop_resolver(ctx: ApplyContext, resource: Resource) -> None:

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import selectors
 import signal
 import socket
 import subprocess
-import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
+from reconciler.kernel.resolver_standby import Standby, server_command, server_env
 from reconciler.resolver.records import (
     KIND,
     RUN_DIR,
@@ -93,7 +93,7 @@ def _serving(attrs: dict[str, AttrValue], text: str) -> str:
 def status(address: str, timeout: float = 1.0, attempts: int = 2) -> str | None:
     """The digest the resolver at `address` serves, or None without an answer."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    query_id = secrets.randbits(16)
+    query_id = int.from_bytes(os.urandom(2), "big")  # (the `secrets` module costs ~10 ms to load)
     question = b"".join(bytes([len(p)]) + p.encode() for p in STATUS_NAME.split(".") if p)
     packet = (query_id.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
               + question + b"\x00\x00\x10\x00\x01")  # TXT, IN
@@ -114,9 +114,11 @@ def status(address: str, timeout: float = 1.0, attempts: int = 2) -> str | None:
     return None
 
 
-def ensure(set_name: str, attrs: dict[str, AttrValue]) -> None:
+def ensure(set_name: str, attrs: dict[str, AttrValue], standby: Standby | None = None) -> None:
     """Make the set's resolver serve `attrs`: write its configuration, then reload the
-    running process or start one, and wait until it answers with the new digest."""
+    running process or start one (`standby`, when given, is that one's interpreter,
+    started earlier: see kernel/resolver_standby.py), and wait until it answers with the
+    new digest."""
     directory = directory_of(set_name)
     os.makedirs(directory, mode=0o755, exist_ok=True)
     text = config_text(set_name, attrs)
@@ -132,23 +134,46 @@ def ensure(set_name: str, attrs: dict[str, AttrValue]) -> None:
     if pid is not None:
         os.kill(pid, signal.SIGHUP)
     else:
-        _start(directory)
+        _start(directory, standby if standby is not None and standby.directory == directory
+               else None)
     _wait_serving(set_name, attrs, digest(text))
 
 
-def _start(directory: str) -> None:
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    done = subprocess.run(
-        [sys.executable, "-m", "reconciler.resolver.server", directory],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env=env, timeout=_START_TIMEOUT, check=False, close_fds=True,
-    )
-    if done.returncode != 0:
-        reason = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-        raise OSError(f"the resolver did not start: {reason[-1] if reason else done.returncode}")
+def _start(directory: str, standby: Standby | None) -> None:
+    if standby is not None:
+        returncode, stderr = standby.start(_START_TIMEOUT)
+    else:
+        done = subprocess.run(
+            server_command(directory),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=server_env(), timeout=_START_TIMEOUT, check=False, close_fds=True,
+        )
+        returncode, stderr = done.returncode, done.stderr
+    if returncode != 0:
+        reason = stderr.decode("utf-8", errors="replace").strip().splitlines()
+        raise OSError(f"the resolver did not start: {reason[-1] if reason else returncode}")
+
+
+def standby_for(set_name: str, actions: Iterable[tuple[str, str, Resource | None]]
+                ) -> Standby | None:
+    """The early-started interpreter of the resolver that executing a plan will start
+    (`actions`: its (verb, kind, observed resource) triples), or None."""
+    if not starts_process(actions):
+        return None
+    try:
+        return Standby(directory_of(set_name))
+    except OSError:  # the resolver's step starts it the usual way, and says what fails
+        return None
+
+
+def starts_process(actions: Iterable[tuple[str, str, Resource | None]]) -> bool:
+    """Whether these actions start a resolver process: they create or update the set's
+    Resolver while no process of it runs (a running one is reloaded instead)."""
+    for verb, kind, observed in actions:
+        if kind != KIND or verb == "delete":
+            continue
+        return observed is None or observed.get("process") == NOT_RUNNING
+    return False
 
 
 def _wait_serving(set_name: str, attrs: dict[str, AttrValue], wanted: str) -> None:

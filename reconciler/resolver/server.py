@@ -20,6 +20,8 @@ next reload: the same peer name asked again costs a dictionary lookup.
 Started by `kernel/resolver.py`, which waits for this process to exit: it
 binds its sockets, forks, and the parent writes the child's pid to `DIR/pid`
 and exits 0 (1 with the reason on stderr when the sockets cannot be bound).
+With `--standby` (kernel/resolver_standby.py) it first waits for the line
+"start" on stdin, its imports done meanwhile, and ends doing nothing at EOF.
 """
 
 from __future__ import annotations
@@ -351,10 +353,15 @@ def _bind(address: str) -> socket.socket:
 
 
 def main(argv: list[str]) -> int:
+    standby = argv[:1] == ["--standby"]
+    if standby:
+        argv = argv[1:]
     if len(argv) != 1:
-        print("usage: python -m reconciler.resolver.server DIR", file=sys.stderr)
+        print("usage: python -m reconciler.resolver.server [--standby] DIR", file=sys.stderr)
         return 2
     directory = argv[0]
+    if standby and sys.stdin.buffer.readline() != b"start\n":
+        return 0  # cnm closed the pipe: the apply never came to the resolver's step
     resolver = Resolver(directory)
     resolver.catch_signals()
     try:
