@@ -10,6 +10,9 @@ would only echo the problem already reported there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from pydantic import ValidationError
 
 from reconciler.error_wording import did_you_mean, error_message, error_path, is_plain
@@ -18,6 +21,9 @@ from reconciler.model import API_VERSION, MODELS, Manifest, Manifests, ManifestS
 from reconciler.resource_key import ResourceKey
 from reconciler.validation import validate
 from reconciler.yaml_documents import Document
+
+if TYPE_CHECKING:
+    from reconciler.caching import BuildMemo
 
 #: (object, where it was written) pairs, and the line of each (object key, field path).
 Objects = list[tuple[Manifest, ManifestSource]]
@@ -42,16 +48,19 @@ def objects_of(documents: list[Document], problems: list[ManifestProblem]) -> tu
     return objects, field_lines
 
 
-def validated(objects: Objects, field_lines: FieldLines,
-              problems: list[ManifestProblem]) -> Manifests:
+def validated(objects: Objects, field_lines: Mapping[tuple[ResourceKey, str], int],
+              problems: list[ManifestProblem],
+              memo: BuildMemo[ResourceKey, bool] | None = None) -> Manifests:
     """The manifests of `objects`, unless they or the problems so far say otherwise.
 
     `problems` so far are those of documents that did not load (or of files): the
     rules across objects still run on the rest, and all problems go out together.
+    `memo`: see `validation.validate` (a `LoadCache` passes its own).
     """
     manifests = Manifests.build(objects)
     unloaded = _unloaded(problems)
-    problems = [*problems, *validate(manifests, field_lines=field_lines, unloaded=unloaded)]
+    problems = [*problems, *validate(manifests, field_lines=field_lines, unloaded=unloaded,
+                                     memo=memo)]
     if problems:
         raise ManifestError(problems)
     return manifests
