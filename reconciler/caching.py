@@ -25,7 +25,7 @@ import functools
 import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from reconciler.state import Resource, ResourceKey
@@ -78,6 +78,11 @@ class BuildMemo(Generic[K, V]):
         self._current[key] = entry
         return entry[1]
 
+    def last(self, key: K) -> tuple[tuple[object, ...], V] | None:
+        """The previous build's inputs and result for `key`, whatever the inputs now: for
+        an owner that can bring an old result up to date more cheaply than build it."""
+        return self._previous.get(key) if ENABLED else None
+
     def put(self, key: K, inputs: tuple[object, ...], value: V) -> V:
         if ENABLED:
             self._current[key] = (inputs, value)
@@ -91,3 +96,17 @@ class PlanCaches:
 
     #: desired Sandbox and Endpoint resources (`desired.build_desired`)
     desired: BuildMemo[ResourceKey, Resource] = field(default_factory=BuildMemo)
+    # The values' types are their owners' (this module imports none of them: they
+    # import it):
+    #: each network's address allocation (`ipam_reuse.KeptAllocation`, by
+    #: `ipam_reuse.allocate_reusing`)
+    allocation: BuildMemo[str, Any] = field(default_factory=BuildMemo)
+    #: each sandbox's interface names and default routes (endpoint name ->
+    #: `interface_defaults.Placement`, by `interface_defaults.placements`)
+    placement: BuildMemo[str, Any] = field(default_factory=BuildMemo)
+    #: each endpoint's share of the resolver's records (`resolver.records.resolver_attrs`)
+    records: BuildMemo[str, tuple[object, ...]] = field(default_factory=BuildMemo)
+    #: the pairs of desired and observed resources `plan.make_plan` found in sync, and
+    #: the kernel names each desired resource needs
+    in_sync: BuildMemo[ResourceKey, bool] = field(default_factory=BuildMemo)
+    names: BuildMemo[ResourceKey, tuple[str, ...]] = field(default_factory=BuildMemo)

@@ -59,8 +59,7 @@ def compute_plan(
     """Pure planning: manifests + observed state -> plan. A planner that plans again
     (verification, watch, the API) passes its `caches` to reuse unchanged results."""
     manifests = single_host_share(manifests)
-    memo = caches.desired if caches is not None else None
-    desired = build_desired(manifests, observed.set_name, observed, pools, memo)
+    desired = build_desired(manifests, observed.set_name, observed, pools, caches=caches)
     if observed.host_firewall is not None:
         desired = host_firewall_desired(manifests, desired, observed)
     plan = make_plan(desired, observed)

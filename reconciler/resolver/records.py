@@ -20,8 +20,9 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from typing import cast
 
-from reconciler.caching import memoize
+from reconciler.caching import BuildMemo, memoize
 from reconciler.drivers import driver_for
 from reconciler.ipam import Assignment
 from reconciler.model import Endpoint, Manifests, Sandbox
@@ -65,21 +66,35 @@ def resolver_attrs(
     endpoints: Sequence[Endpoint],
     assignments: Mapping[str, Assignment],
     networks: Mapping[str, tuple[str, ...]],
+    memo: BuildMemo[str, tuple[object, ...]] | None = None,
 ) -> dict[str, AttrValue] | None:
     """The resolver's attributes for the joined `endpoints`, or None when no sandbox
-    is on a network it serves (then there is no resolver)."""
+    is on a network it serves (then there is no resolver).
+
+    `memo` (its owner: `caching.PlanCaches`): each endpoint's entries of the last
+    build, reused when the endpoint, its sandbox and its `Assignment` are the very
+    same objects (the entries are a function of those alone).
+    """
+    if memo is not None:
+        memo = memo.next_build()
     names: dict[str, set[str]] = defaultdict(set)
     clients: set[str] = set()
     scopes: dict[str, set[str]] = defaultdict(set)
+    sandboxes = manifests.sandboxes
     for endpoint in endpoints:
         network = endpoint.spec.network
         if network not in networks or endpoint.spec.sandbox is None:
             continue
-        sandbox = manifests.sandboxes[endpoint.spec.sandbox]
+        sandbox = sandboxes[endpoint.spec.sandbox]
         assignment = assignments[endpoint.metadata.name]
-        addresses = tuple(str(i.ip) for i in (assignment.ipv4, assignment.ipv6) if i is not None)
-        entries, asking = _entries(endpoint.metadata.name, tuple(endpoint.spec.aliases),
-                                   tuple(sandbox_names(sandbox)), addresses)
+        inputs = (endpoint, sandbox, assignment)
+        part = memo.get(endpoint.metadata.name, inputs) if memo is not None else None
+        if part is None:
+            part = _entries(endpoint.metadata.name, tuple(endpoint.spec.aliases),
+                            tuple(sandbox_names(sandbox)), assignment.texts)
+            if memo is not None:
+                memo.put(endpoint.metadata.name, inputs, part)
+        entries, asking = cast(tuple[tuple[str, ...], tuple[str, ...]], part)
         names[network].update(entries)
         clients.update(asking)
         scopes[sandbox.metadata.name].add(network)

@@ -1,0 +1,158 @@
+"""Address allocation for a planner that plans again and again (`cnm watch`): each
+network's previous allocation reused whole when nothing it depends on changed, or
+brought up to date when only endpoints that claim nothing came or went.
+
+`ipam.allocate` is the definition; this gives the same result (a test compares
+the two over random sequences of changes). An endpoint takes part in its
+network's allocation only through its name, its static addresses, whether it is
+joined, and the addresses it holds (`held_key`: what they are read from, the
+text the kernel shows): its *signature*. Between two allocations of the same
+network object:
+
+* every signature the same: the previous `Assignment` objects are the result;
+* else, when the previous allocation had no contest (no endpoint skipped a held
+  address because another claimed it) and gave no unchanged endpoint the lowest
+  free address (rule 3), and every new or changed endpoint has no static address
+  and holds either nothing or, of each IP version, exactly the address the
+  previous allocation gave it (an endpoint just created, read back): each
+  unchanged endpoint keeps its address (what it was chosen for is still true,
+  and nothing new claims before it: a held address the previous allocation
+  gave was free of every claim), the ones that hold their address keep it, and
+  the rest get the lowest free addresses, in name order, as rule 3 gives them;
+* else the network is allocated from scratch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from reconciler.caching import BuildMemo
+from reconciler.ipam import (
+    Assignment,
+    FamilyChoice,
+    IPAddress,
+    assignments_of,
+    choose_family,
+    family_pools,
+    lowest_free,
+    reserved_integers,
+)
+from reconciler.model import Endpoint, Manifests, Network
+
+#: name -> (static IPv4, static IPv6, joined, what its held addresses are read from)
+Signature = dict[str, tuple[object, object, bool, object]]
+
+
+@dataclass(frozen=True)
+class KeptAllocation:
+    """One network's allocation as `allocate_reusing` keeps it for the next build."""
+
+    choices: tuple[FamilyChoice, ...]
+    assignments: dict[str, Assignment]
+
+
+def allocate_reusing(
+    manifests: Manifests,
+    held: Mapping[str, Sequence[IPAddress]],
+    joined: Sequence[str],
+    memo: BuildMemo[str, KeptAllocation],
+    held_key: Callable[[str], object],
+) -> dict[str, Assignment]:
+    """`ipam.allocate(manifests, held, joined)`, reusing `memo` (its owner:
+    `caching.PlanCaches`); `held_key(name)`: what endpoint `name`'s `held` addresses
+    are read from (equal keys, equal addresses)."""
+    joined_set = set(joined)
+    memo = memo.next_build()
+    result: dict[str, Assignment] = {}
+    for network_name, network in manifests.networks.items():
+        members = manifests.endpoints_of_network(network_name)
+        signature: Signature = {
+            m.metadata.name: (m.spec.ipv4_address, m.spec.ipv6_address,
+                              m.metadata.name in joined_set, held_key(m.metadata.name))
+            for m in members
+        }
+        inputs = (network, signature)
+        kept = memo.get(network_name, inputs)
+        if kept is None:
+            kept = _updated(manifests, network, members, signature, held, joined_set,
+                            memo.last(network_name))
+            memo.put(network_name, inputs, kept)
+        result.update(kept.assignments)
+    return {name: result.get(name) or Assignment() for name in sorted(joined_set)}
+
+
+def _updated(
+    manifests: Manifests, network: Network, members: Sequence[Endpoint], signature: Signature,
+    held: Mapping[str, Sequence[IPAddress]], joined: set[str],
+    last: tuple[tuple[object, ...], KeptAllocation] | None,
+) -> KeptAllocation:
+    previous: Signature = {}
+    if last is not None and last[0][0] is network:
+        previous = last[0][1]  # type: ignore[assignment]
+    same = {name for name, sign in signature.items() if previous.get(name) == sign}
+    new = [m for m in members if m.metadata.name not in same]
+    if last is not None and previous and _patchable(last[1], same, new, signature, previous,
+                                                    held):
+        choices = tuple(_patched(manifests, choice, same, new, joined, held)
+                        for choice in last[1].choices)
+        assignments = {n: a for n, a in last[1].assignments.items() if n in same}
+        assignments.update(assignments_of(choices, new, joined))
+        return KeptAllocation(choices, assignments)
+    choices = tuple(choose_family(manifests, pools, members, held, version, joined)
+                    for version, pools in family_pools(network))
+    fresh = assignments_of(choices, members, joined)
+    if last is not None:  # equal assignments stay the same objects, for the caches after
+        for name, assignment in fresh.items():
+            old = last[1].assignments.get(name)
+            if old is not None and old.ipv4 is assignment.ipv4 and old.ipv6 is assignment.ipv6:
+                fresh[name] = old
+    return KeptAllocation(choices, fresh)
+
+
+def _patchable(kept: KeptAllocation, same: set[str], new: Sequence[Endpoint],
+               signature: Signature, previous: Signature,
+               held: Mapping[str, Sequence[IPAddress]]) -> bool:
+    if any(c.contested or c.fresh & same for c in kept.choices):
+        return False
+    for endpoint in new:
+        name = endpoint.metadata.name
+        if signature[name][:2] != (None, None):
+            return False
+        addresses = held.get(name)
+        if not addresses:
+            continue
+        # what it holds was given by rule 2 or 3, so is in the dynamic range (a static
+        # address need not be)
+        if previous.get(name, (None, None))[:2] != (None, None) or any(
+                _holding(c, name, addresses) is None for c in kept.choices):
+            return False
+    return True
+
+
+def _holding(choice: FamilyChoice, name: str, addresses: Sequence[IPAddress]) -> int | None:
+    """The address of `choice`'s family that `name` holds, when it holds exactly the one
+    the previous allocation gave it; else None."""
+    mine = [int(a) for a in addresses if a.version == choice.version]
+    given = choice.chosen.get(name)
+    return given if given is not None and mine == [given] else None
+
+
+def _patched(manifests: Manifests, choice: FamilyChoice, same: set[str],
+             new: Sequence[Endpoint], joined: set[str],
+             held: Mapping[str, Sequence[IPAddress]]) -> FamilyChoice:
+    chosen = {name: value for name, value in choice.chosen.items() if name in same}
+    fresh: list[Endpoint] = []
+    for endpoint in new:
+        name = endpoint.metadata.name
+        addresses = held.get(name)
+        if addresses:  # holds what it was given (`_patchable`): kept, as rule 2 keeps it
+            if name in joined:
+                chosen[name] = cast(int, _holding(choice, name, addresses))
+        elif name in joined:
+            fresh.append(endpoint)
+    taken = reserved_integers(choice.pools) | set(chosen.values())
+    chosen.update(lowest_free(manifests, choice.pools, fresh, taken, choice.version))
+    return FamilyChoice(choice.version, choice.pools, chosen,
+                        frozenset(e.metadata.name for e in fresh), False)
