@@ -75,7 +75,9 @@ class BuildMemo(Generic[K, V]):
         entry = self._previous.get(key)
         if entry is None or entry[0] != inputs:
             return None
-        self._current[key] = entry
+        # kept with today's inputs: equal now, they are the same objects next time,
+        # compared by identity alone
+        self._current[key] = (inputs, entry[1])
         return entry[1]
 
     def last(self, key: K) -> tuple[tuple[object, ...], V] | None:

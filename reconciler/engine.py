@@ -62,7 +62,7 @@ def compute_plan(
     desired = build_desired(manifests, observed.set_name, observed, pools, caches=caches)
     if observed.host_firewall is not None:
         desired = host_firewall_desired(manifests, desired, observed)
-    plan = make_plan(desired, observed)
+    plan = make_plan(desired, observed, caches)
     unjoined = tuple(sorted(e.metadata.name for e in manifests.endpoints.values()
                             if e.spec.sandbox is None))
     if unjoined:  # visible, not silently left out (plan_lines.py)

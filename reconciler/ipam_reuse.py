@@ -98,17 +98,24 @@ def _updated(
         choices = tuple(_patched(manifests, choice, same, new, joined, held)
                         for choice in last[1].choices)
         assignments = {n: a for n, a in last[1].assignments.items() if n in same}
-        assignments.update(assignments_of(choices, new, joined))
+        assignments.update(_as_before(assignments_of(choices, new, joined), last[1]))
         return KeptAllocation(choices, assignments)
     choices = tuple(choose_family(manifests, pools, members, held, version, joined)
                     for version, pools in family_pools(network))
     fresh = assignments_of(choices, members, joined)
-    if last is not None:  # equal assignments stay the same objects, for the caches after
-        for name, assignment in fresh.items():
-            old = last[1].assignments.get(name)
-            if old is not None and old.ipv4 is assignment.ipv4 and old.ipv6 is assignment.ipv6:
-                fresh[name] = old
-    return KeptAllocation(choices, fresh)
+    return KeptAllocation(choices, _as_before(fresh, last[1]) if last is not None else fresh)
+
+
+def _as_before(fresh: dict[str, Assignment], kept: KeptAllocation) -> dict[str, Assignment]:
+    """`fresh` with each assignment equal to the kept one replaced by that very object: the
+    caches after allocation (desired resources, placements, resolver records) compare
+    their inputs by identity first, and keep the inputs they were built from."""
+    for name, assignment in fresh.items():
+        old = kept.assignments.get(name)
+        # `ipam._interface` gives the same object for the same address (it is memoized)
+        if old is not None and old.ipv4 is assignment.ipv4 and old.ipv6 is assignment.ipv6:
+            fresh[name] = old
+    return fresh
 
 
 def _patchable(kept: KeptAllocation, same: set[str], new: Sequence[Endpoint],

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from reconciler.caching import PlanCaches
 from reconciler.diff import Change, diff_resources
 from reconciler.drivers import REPLACEMENT_FIELDS, driver_of, kernel_names
 from reconciler.errors import ConflictError
@@ -133,12 +134,19 @@ def _display_key(action: Action) -> tuple[int, int, ResourceKey]:
     return (verb_rank, phase_of(step, action.key.kind), action.key)
 
 
-def check_conflicts(desired: State, observed: State) -> None:
-    """Refuse to create anything whose kernel name something else already holds."""
+def check_conflicts(desired: State, observed: State, caches: PlanCaches | None = None) -> None:
+    """Refuse to create anything whose kernel name something else already holds.
+    `caches`: a planner's own, keeping each resource's kernel names (`PlanCaches.names`)."""
     problems: list[str] = []
+    memo = caches.names.next_build() if caches is not None else None
     for resource in desired:
         mine = observed.get(resource.key)
-        for name in [*kernel_names(resource), *needed_tables(resource)]:
+        names = memo.get(resource.key, (resource,)) if memo is not None else None
+        if names is None:
+            names = (*kernel_names(resource), *needed_tables(resource))
+            if memo is not None:
+                memo.put(resource.key, (resource,), names)
+        for name in names:
             holder = observed.occupied.get(name)
             if holder is None or name in observed.orphans:
                 continue
@@ -153,18 +161,29 @@ def check_conflicts(desired: State, observed: State) -> None:
         raise ConflictError("; ".join(problems))
 
 
-def make_plan(desired: State, observed: State) -> Plan:
-    """Compare desired with observed (same set) and order the actions."""
-    check_conflicts(desired, observed)
+def make_plan(desired: State, observed: State, caches: PlanCaches | None = None) -> Plan:
+    """Compare desired with observed (same set) and order the actions.
+
+    `caches`: a planner's own (`caching.PlanCaches`), so that a pair of desired and
+    observed resources found in sync last time, the very same objects with the same
+    marker digests, is not compared again (`PlanCaches.in_sync`)."""
+    check_conflicts(desired, observed, caches)
     actions: dict[ResourceKey, Action] = {}
     in_sync: list[ResourceKey] = []
-    for key in sorted(set(desired.resources) | set(observed.resources), key=key_order):
+    memo = caches.in_sync.next_build() if caches is not None else None
+    digests, applied = desired.applied_digests, observed.applied_digests
+    # keys are (kind, name) tuples: their own order is `key_order`'s
+    for key in sorted(desired.resources.keys() | observed.resources.keys()):
         want, have = desired.get(key), observed.get(key)
         if have is None and want is not None:
             actions[key] = Action("create", key, desired=want)
         elif want is None and have is not None:
             actions[key] = Action("delete", key, observed=have)
         elif want is not None and have is not None:
+            inputs = (want, have, digests.get(key), applied.get(key))
+            if memo is not None and memo.get(key, inputs):
+                in_sync.append(key)
+                continue
             changes = tuple(diff_resources(want, have)) + _marker_change(key, desired, observed)
             forced = tuple(c.path for c in changes if c.path in REPLACEMENT_FIELDS[key.kind])
             outside = bool(changes) and observed.applied_digests.get(key) == attrs_digest(want) \
@@ -175,6 +194,8 @@ def make_plan(desired: State, observed: State) -> Plan:
                 actions[key] = Action("update", key, changes, (), want, have, outside)
             else:
                 in_sync.append(key)
+                if memo is not None:
+                    memo.put(key, inputs, True)
     _cascade_replacements(actions, desired, observed)
     ordered = tuple(sorted(actions.values(), key=_display_key))
     settings = settings_changes(desired, observed) if ordered else ()
