@@ -108,7 +108,7 @@ class PlanCaches:
     placement: BuildMemo[str, Any] = field(default_factory=BuildMemo)
     #: each endpoint's share of the resolver's records (`resolver.records.resolver_attrs`)
     records: BuildMemo[str, tuple[object, ...]] = field(default_factory=BuildMemo)
-    #: the pairs of desired and observed resources `plan.make_plan` found in sync, and
-    #: the kernel names each desired resource needs
+    #: the pairs of desired and observed resources `plan.make_plan` found in sync
     in_sync: BuildMemo[ResourceKey, bool] = field(default_factory=BuildMemo)
-    names: BuildMemo[ResourceKey, tuple[str, ...]] = field(default_factory=BuildMemo)
+    #: the kernel names each desired resource needs, and its driver (`plan.check_conflicts`)
+    names: BuildMemo[ResourceKey, Any] = field(default_factory=BuildMemo)

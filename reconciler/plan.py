@@ -14,7 +14,7 @@ from typing import Literal
 
 from reconciler.caching import PlanCaches
 from reconciler.diff import Change, diff_resources
-from reconciler.drivers import REPLACEMENT_FIELDS, driver_of, kernel_names
+from reconciler.drivers import REPLACEMENT_FIELDS, Driver, driver_of, kernel_names
 from reconciler.errors import ConflictError
 from reconciler.firewall import needed_tables
 from reconciler.host_settings import settings_changes
@@ -139,24 +139,27 @@ def check_conflicts(desired: State, observed: State, caches: PlanCaches | None =
     `caches`: a planner's own, keeping each resource's kernel names (`PlanCaches.names`)."""
     problems: list[str] = []
     memo = caches.names.next_build() if caches is not None else None
+    drivers: list[tuple[Resource, Driver]] = []
+    occupied = observed.occupied
     for resource in desired:
-        mine = observed.get(resource.key)
-        names = memo.get(resource.key, (resource,)) if memo is not None else None
-        if names is None:
-            names = (*kernel_names(resource), *needed_tables(resource))
+        known = memo.get(resource.key, (resource,)) if memo is not None else None
+        if known is None:
+            known = ((*kernel_names(resource), *needed_tables(resource)), driver_of(resource))
             if memo is not None:
-                memo.put(resource.key, (resource,), names)
+                memo.put(resource.key, (resource,), known)
+        names, driver = known
+        if driver is not None:
+            drivers.append((resource, driver))
         for name in names:
-            holder = observed.occupied.get(name)
+            holder = occupied.get(name)
             if holder is None or name in observed.orphans:
                 continue
+            mine = observed.get(resource.key)
             if mine is not None and name in kernel_names(mine):
                 continue
             problems.append(f"{resource.key}: {name.replace(':', ' ', 1)} is taken by {holder}")
-    for resource in desired:  # what the driver needs of the kernel (a macvlan's parent)
-        driver = driver_of(resource)
-        if driver is not None:
-            problems += driver.kernel_problems(resource, observed)
+    for resource, driver in drivers:  # what the driver needs of the kernel (a macvlan's parent)
+        problems += driver.kernel_problems(resource, observed)
     if problems:
         raise ConflictError("; ".join(problems))
 

@@ -251,9 +251,15 @@ def applied_marker(
     return f"{base} d={recorded or attrs_digest(resource)}"
 
 
+#: Element types a list or tuple of which `freeze` takes as it is.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def freeze(value: object) -> AttrValue:
     """Turn lists into tuples recursively so attribute values are hashable and comparable."""
     if isinstance(value, (list, tuple)):
+        if set(map(type, value)) <= _PLAIN:  # no nesting: checked in C (a resolver's
+            return tuple(value)               # records are thousands of texts)
         return tuple(freeze(v) for v in value)
     if value is None or isinstance(value, (str, int, bool, Drift, MtuPair)):
         return value
