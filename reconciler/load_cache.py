@@ -10,7 +10,7 @@ from reconciler import caching
 from reconciler.caching import BuildMemo
 from reconciler.document_objects import Objects, objects_of, validated
 from reconciler.errors import ManifestProblem
-from reconciler.manifest_files import expand, printable, read_file
+from reconciler.manifest_files import expand_stat, printable, read_file
 from reconciler.model import Manifest, Manifests, ManifestSource
 from reconciler.resource_key import ResourceKey
 from reconciler.yaml_documents import parse
@@ -26,12 +26,14 @@ class _LoadedFile:
     problems: tuple[ManifestProblem, ...]
 
 
-def _stamp(path: str) -> tuple[int, ...] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
+def _stamp(path: str, found: os.stat_result | None = None) -> tuple[int, ...] | None:
+    """The file's stat stamp (`found`: its stat, when the caller has it already)."""
+    if found is None:
+        try:
+            found = os.stat(path)
+        except OSError:
+            return None
+    return (found.st_mtime_ns, found.st_ctime_ns, found.st_size, found.st_ino, found.st_dev)
 
 
 class LoadCache:
@@ -69,8 +71,8 @@ class LoadCache:
         self.changed = []
         stale, self._stale = self._stale, set()
         for path in paths:
-            for file in expand(path, problems):
-                stamp = _stamp(file)
+            for file, found in expand_stat(path, problems):
+                stamp = _stamp(file, found)
                 cached = self._files.get(file)
                 fresh = stamp is None or cached is None or cached.stamp != stamp or file in stale
                 if cached is None or fresh or not caching.ENABLED:
