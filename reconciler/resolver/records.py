@@ -217,9 +217,13 @@ def config_text(set_name: str, attrs: Mapping[str, AttrValue]) -> str:
     return json.dumps(document, indent=0, sort_keys=True) + "\n"
 
 
+@memoize(maxsize=4)
 def attrs_of_config(set_name: str, text: str) -> dict[str, AttrValue] | None:
     """The attributes a configuration file says (`process` aside); None when the file
-    is not one of this set's resolver (unreadable, or another owner's)."""
+    is not one of this set's resolver (unreadable, or another owner's).
+
+    Cached (callers copy the result): observation reads the same file on every
+    reconcile of `cnm watch`, some 200 kB of JSON at 1000 endpoints."""
     try:
         document = json.loads(text)
     except ValueError:
@@ -232,6 +236,7 @@ def attrs_of_config(set_name: str, text: str) -> dict[str, AttrValue] | None:
     return attrs
 
 
+@memoize(maxsize=4)
 def digest(text: str) -> str:
     """What the resolver answers to `STATUS_NAME` once it serves `text`."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
