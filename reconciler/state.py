@@ -22,6 +22,7 @@ for plans, `thaw()` for JSON documents (`cnm observe`, saved plans), and
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -414,7 +415,16 @@ class State:
         return self.resources.get(key)
 
     def of_kind(self, kind: str) -> list[Resource]:
-        return [r for r in self.resources.values() if r.key.kind == kind]
+        return list(self._by_kind.get(kind, ()))
+
+    @functools.cached_property
+    def _by_kind(self) -> dict[str, list[Resource]]:
+        """The resources of each kind, indexed on first use (a state of a big host is
+        asked for its networks or endpoints a dozen times a reconcile)."""
+        index: dict[str, list[Resource]] = {}
+        for resource in self.resources.values():
+            index.setdefault(resource.key.kind, []).append(resource)
+        return index
 
     def to_json(self) -> dict[str, object]:
         document: dict[str, object] = {
