@@ -69,6 +69,12 @@ class BuildMemo(Generic[K, V]):
         self._previous, self._current = self._current or self._previous, {}
         return self
 
+    def keep_unused(self) -> None:
+        """End a build that looked only at what changed: the entries it did not ask for
+        are kept for the next one (their inputs did not change)."""
+        if ENABLED:
+            self._current = {**self._previous, **self._current}
+
     def get(self, key: K, inputs: tuple[object, ...]) -> V | None:
         if not ENABLED:
             return None
@@ -112,3 +118,7 @@ class PlanCaches:
     in_sync: BuildMemo[ResourceKey, bool] = field(default_factory=BuildMemo)
     #: the kernel names each desired resource needs, and its driver (`plan.check_conflicts`)
     names: BuildMemo[ResourceKey, Any] = field(default_factory=BuildMemo)
+    #: the last full or partial build (`desired.LastBuild`), where `desired_delta.rebuild`
+    #: starts from; the last plan (`plan_delta.LastPlan`), where `plan_delta.replan` does
+    last_build: Any = None
+    last_plan: Any = None

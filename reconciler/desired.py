@@ -9,16 +9,17 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from reconciler import naming
 from reconciler.caching import BuildMemo, PlanCaches, memoize
 from reconciler.drivers import EndpointContext, driver_for
 from reconciler.drivers.common import text_values
 from reconciler.errors import ManifestError
-from reconciler.interface_defaults import placements
+from reconciler.interface_defaults import Placement, placements
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.ipam_reuse import allocate_reusing
-from reconciler.model import Endpoint, Manifests, Sandbox
+from reconciler.model import Endpoint, Manifests, Network, Sandbox
 from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
 from reconciler.resolver.records import KIND as RESOLVER
 from reconciler.resolver.records import resolver_attrs, resolver_resource, serving_networks
@@ -91,10 +92,10 @@ def build_desired(
     observed_endpoints = {r.key.name: r for r in observed.of_kind("Endpoint")}
     try:
         names = [e.metadata.name for e in joined]
-        kept = held if held is not None else _HeldAddresses(observed_endpoints)
+        kept = held if held is not None else HeldAddresses(observed_endpoints)
         if held is None and caches is not None:
             assignments = allocate_reusing(manifests, kept, names, caches.allocation,
-                                           _held_key(observed_endpoints))
+                                           held_key(observed_endpoints))
         else:
             assignments = allocate(manifests, kept, names)
     except AllocationError as exc:
@@ -113,45 +114,43 @@ def build_desired(
     for sandbox in manifests.sandboxes.values():
         if sandbox.metadata.name in host_mode:
             continue
-        own_endpoints = by_sandbox.get(sandbox.metadata.name, [])
-        own = tuple(a for e in own_endpoints for a in assignments[e.metadata.name].texts)
-        resolvers = _resolver_addresses(own_endpoints, serving)
-        inputs: tuple[object, ...] = (set_name, sandbox, own, resolvers)
-        resource = memo.get(sandbox.key, inputs)
-        if resource is None:
-            attrs = _sandbox_attrs(sandbox, own, resolvers)
-            resource = memo.put(sandbox.key, inputs, Resource(sandbox.key, set_name, attrs))
-        resources.append(resource)
+        resources.append(sandbox_resource(set_name, sandbox,
+                                          by_sandbox.get(sandbox.metadata.name, []),
+                                          assignments, serving, memo))
     networks, sandboxes = manifests.networks, manifests.sandboxes
     for endpoint in joined:
-        network = networks[endpoint.spec.network]
-        sandbox = sandboxes[str(endpoint.spec.sandbox)]
-        name = endpoint.metadata.name
-        # the host veth's name is a function of set_name and the endpoint's name
-        inputs = (set_name, endpoint, network, sandbox, assignments[name], placed[name])
-        resource = memo.get(endpoint.key, inputs)
-        if resource is None:
-            ctx = EndpointContext(
-                endpoint=endpoint,
-                network=network,
-                sandbox=sandbox,
-                assignment=assignments[name],
-                veth=naming.host_veth_name(set_name, name),
-                ifname=placed[name].ifname,
-                routes=placed[name].routes,
-            )
-            endpoint_attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
-            if endpoint_attrs is None:
-                continue
-            resource = memo.put(endpoint.key, inputs,
-                                Resource(endpoint.key, set_name, endpoint_attrs))
-        resources.append(resource)
-    resources += _resolver(set_name, manifests, joined, assignments, serving, memo,
-                           caches.records if caches else None)
-    return State(set_name, {r.key: r for r in resources})
+        built = endpoint_resource(set_name, endpoint, networks[endpoint.spec.network],
+                                  sandboxes[str(endpoint.spec.sandbox)],
+                                  assignments[endpoint.metadata.name],
+                                  placed[endpoint.metadata.name], memo)
+        if built is not None:
+            resources.append(built)
+    resources += resolver_resources(set_name, manifests, joined, assignments, serving, memo,
+                                    caches.records if caches else None)
+    desired = State(set_name, {r.key: r for r in resources})
+    if caches is not None:  # where `desired_delta.rebuild` starts from next time
+        caches.last_build = None if held is not None else LastBuild(
+            set_name, pools, manifests, observed_endpoints, desired, assignments, placed,
+            serving, frozenset(host_mode))
+    return desired
 
 
-def _held_key(endpoints: Mapping[str, Resource]) -> Callable[[str], object]:
+@dataclass(frozen=True)
+class LastBuild:
+    """What a build leaves for the next one to start from (`desired_delta.rebuild`)."""
+
+    set_name: str
+    pools: Sequence[AddressPool]
+    manifests: Manifests  # as the build saw them (default pools assigned)
+    observed_endpoints: Mapping[str, Resource]
+    desired: State
+    assignments: Mapping[str, Assignment]
+    placed: Mapping[str, Placement]
+    serving: Mapping[str, tuple[str, ...]]
+    host_mode: frozenset[str]
+
+
+def held_key(endpoints: Mapping[str, Resource]) -> Callable[[str], object]:
     """What endpoint `name`'s held addresses are read from: its observed address lists."""
     def key(name: str) -> object:
         resource = endpoints.get(name)
@@ -160,7 +159,7 @@ def _held_key(endpoints: Mapping[str, Resource]) -> Callable[[str], object]:
     return key
 
 
-class _HeldAddresses(Mapping[str, Sequence[IPAddress]]):
+class HeldAddresses(Mapping[str, Sequence[IPAddress]]):
     """`held_addresses(observed)`, each endpoint's read only when allocation asks for it
     (it asks only for the networks whose assignments it cannot reuse)."""
 
@@ -183,7 +182,46 @@ class _HeldAddresses(Mapping[str, Sequence[IPAddress]]):
         return len(self._endpoints)
 
 
-def _resolver(
+def sandbox_resource(
+    set_name: str, sandbox: Sandbox, own_endpoints: Sequence[Endpoint],
+    assignments: Mapping[str, Assignment], serving: Mapping[str, tuple[str, ...]],
+    memo: BuildMemo[ResourceKey, Resource],
+) -> Resource:
+    """The desired Sandbox resource (the previous build's when its inputs are the same)."""
+    own = tuple(a for e in own_endpoints for a in assignments[e.metadata.name].texts)
+    resolvers = _resolver_addresses(own_endpoints, serving)
+    inputs: tuple[object, ...] = (set_name, sandbox, own, resolvers)
+    resource = memo.get(sandbox.key, inputs)
+    if resource is None:
+        attrs = _sandbox_attrs(sandbox, own, resolvers)
+        resource = memo.put(sandbox.key, inputs, Resource(sandbox.key, set_name, attrs))
+    return resource
+
+
+def endpoint_resource(
+    set_name: str, endpoint: Endpoint, network: Network, sandbox: Sandbox,
+    assignment: Assignment, placed: Placement, memo: BuildMemo[ResourceKey, Resource],
+) -> Resource | None:
+    """The desired Endpoint resource of a joined endpoint, or None when its driver makes
+    no kernel object (the previous build's when its inputs are the same)."""
+    # the host veth's name is a function of set_name and the endpoint's name
+    inputs = (set_name, endpoint, network, sandbox, assignment, placed)
+    resource = memo.get(endpoint.key, inputs)
+    if resource is None:
+        name = endpoint.metadata.name
+        ctx = EndpointContext(
+            endpoint=endpoint, network=network, sandbox=sandbox, assignment=assignment,
+            veth=naming.host_veth_name(set_name, name), ifname=placed.ifname,
+            routes=placed.routes,
+        )
+        attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
+        if attrs is None:
+            return None
+        resource = memo.put(endpoint.key, inputs, Resource(endpoint.key, set_name, attrs))
+    return resource
+
+
+def resolver_resources(
     set_name: str, manifests: Manifests, joined: Sequence[Endpoint],
     assignments: Mapping[str, Assignment], serving: Mapping[str, tuple[str, ...]],
     memo: BuildMemo[ResourceKey, Resource],

@@ -14,6 +14,7 @@ from typing import TextIO
 from reconciler import pipeline
 from reconciler.caching import PlanCaches
 from reconciler.desired import build_desired
+from reconciler.desired_delta import rebuild
 from reconciler.errors import CnmError
 from reconciler.kernel.live import LiveObservation
 from reconciler.kernel.session import KernelSession, require_privileges
@@ -59,7 +60,10 @@ def compute_plan(
     """Pure planning: manifests + observed state -> plan. A planner that plans again
     (verification, watch, the API) passes its `caches` to reuse unchanged results."""
     manifests = single_host_share(manifests)
-    desired = build_desired(manifests, observed.set_name, observed, pools, caches=caches)
+    desired = rebuild(manifests, observed.set_name, observed, pools, caches) \
+        if caches is not None else None
+    if desired is None:
+        desired = build_desired(manifests, observed.set_name, observed, pools, caches=caches)
     if observed.host_firewall is not None:
         desired = host_firewall_desired(manifests, desired, observed)
     plan = make_plan(desired, observed, caches)

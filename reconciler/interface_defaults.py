@@ -154,24 +154,34 @@ def placements(
         memo = None
     elif memo is not None:
         memo = memo.next_build()
-    networks = manifests.networks
     result: dict[str, Placement] = {}
     for sandbox, members in by_sandbox.items():
-        inputs: tuple[object, ...] = ()
-        if memo is not None and observed_endpoints is not None:
-            for e in members:
-                inputs += (e, networks[e.spec.network], observed_endpoints.get(e.metadata.name))
-            kept = memo.get(sandbox, inputs)
-            if kept is not None:
-                result.update(kept)
-                continue
-        held = held_names(observed, members)
-        if len(members) == 1:
-            name = members[0].metadata.name
-            mine = {name: place_alone(member_of(members[0], manifests), held.get(name))}
-        else:
-            mine = place_sandbox((member_of(e, manifests) for e in members), held)
-        if memo is not None:
-            memo.put(sandbox, inputs, mine)
-        result.update(mine)
+        result.update(place_members(manifests, sandbox, members, observed, memo,
+                                    observed_endpoints))
     return result
+
+
+def place_members(
+    manifests: Manifests, sandbox: str, members: Sequence[Endpoint], observed: State,
+    memo: BuildMemo[str, dict[str, Placement]] | None,
+    observed_endpoints: Mapping[str, object] | None,
+) -> dict[str, Placement]:
+    """The placements of one sandbox's joined endpoints (`placements` for one sandbox;
+    with `memo`, the caller has started the build)."""
+    inputs: tuple[object, ...] = ()
+    if memo is not None and observed_endpoints is not None:
+        networks = manifests.networks
+        for e in members:
+            inputs += (e, networks[e.spec.network], observed_endpoints.get(e.metadata.name))
+        kept = memo.get(sandbox, inputs)
+        if kept is not None:
+            return kept
+    held = held_names(observed, members)
+    if len(members) == 1:
+        name = members[0].metadata.name
+        mine = {name: place_alone(member_of(members[0], manifests), held.get(name))}
+    else:
+        mine = place_sandbox((member_of(e, manifests) for e in members), held)
+    if memo is not None and observed_endpoints is not None:
+        memo.put(sandbox, inputs, mine)
+    return mine

@@ -66,21 +66,37 @@ def allocate_reusing(
     joined_set = set(joined)
     memo = memo.next_build()
     result: dict[str, Assignment] = {}
-    for network_name, network in manifests.networks.items():
-        members = manifests.endpoints_of_network(network_name)
-        signature: Signature = {
-            m.metadata.name: (m.spec.ipv4_address, m.spec.ipv6_address,
-                              m.metadata.name in joined_set, held_key(m.metadata.name))
-            for m in members
-        }
-        inputs = (network, signature)
-        kept = memo.get(network_name, inputs)
-        if kept is None:
-            kept = _updated(manifests, network, members, signature, held, joined_set,
-                            memo.last(network_name))
-            memo.put(network_name, inputs, kept)
-        result.update(kept.assignments)
+    for network_name in manifests.networks:
+        result.update(allocate_network(manifests, network_name, held, joined_set, memo,
+                                       held_key))
     return {name: result.get(name) or Assignment() for name in sorted(joined_set)}
+
+
+def allocate_network(
+    manifests: Manifests,
+    network_name: str,
+    held: Mapping[str, Sequence[IPAddress]],
+    joined: set[str],
+    memo: BuildMemo[str, KeptAllocation],
+    held_key: Callable[[str], object],
+) -> dict[str, Assignment]:
+    """The assignments of one network's joined endpoints (`allocate_reusing` for one
+    network; `joined` need only say which of its endpoints are joined). The caller
+    has started the build (`memo.next_build()`)."""
+    network = manifests.networks[network_name]
+    members = manifests.endpoints_of_network(network_name)
+    signature: Signature = {
+        m.metadata.name: (m.spec.ipv4_address, m.spec.ipv6_address,
+                          m.metadata.name in joined, held_key(m.metadata.name))
+        for m in members
+    }
+    inputs = (network, signature)
+    kept = memo.get(network_name, inputs)
+    if kept is None:
+        kept = _updated(manifests, network, members, signature, held, joined,
+                        memo.last(network_name))
+        memo.put(network_name, inputs, kept)
+    return kept.assignments
 
 
 def _updated(

@@ -5,13 +5,14 @@ drifting, a marker digest, a name taken) and compares with a planner without cac
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 
 import pytest
 
 from reconciler import engine, loader
 from reconciler.caching import PlanCaches
-from reconciler.errors import ConflictError
+from reconciler.errors import ConflictError, ManifestError
 from reconciler.state import Resource, ResourceKey, State
 
 NETWORK = ("apiVersion: cnm/v1\nkind: Network\nmetadata: {name: net}\n"
@@ -116,3 +117,49 @@ def test_a_name_taken_by_something_else(tmp_path: Path) -> None:
     manifests = world.cache.load([str(world.tree)])
     with pytest.raises(ConflictError, match="netns s9 is taken by someone"):
         engine.compute_plan(manifests, world.observed, caches=world.caches)
+
+
+def _random_file(rng: random.Random, i: int) -> str:
+    spec = rng.choice(["", ", aliases: [a{i}]", ", ipv4Address: 10.80.0.{n}", ", gwPriority: 5",
+                       ", ifname: eth3", ", gateway: false"]).format(i=i, n=rng.randint(2, 60))
+    text = pair(i, spec)
+    if rng.random() < 0.3:  # the sandbox changes too
+        text = text.replace(f"{{name: s{i}}}", f"{{name: s{i}}}\nspec: {{hostname: h{i}, "
+                            f"dns: {{servers: [192.0.2.{rng.randint(1, 9)}]}}}}", 1)
+    if rng.random() < 0.2:  # a second endpoint in the same sandbox, on the second network
+        text += (f"---\napiVersion: cnm/v1\nkind: Endpoint\nmetadata: {{name: f{i}}}\n"
+                 f"spec: {{network: other, sandbox: s{i}}}\n")
+    return text
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_changes_plan_as_without_caches(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    world = World(tmp_path)
+    (world.tree / "other.yaml").write_text(NETWORK.replace("net}", "other}").replace(
+        "10.80.0.0/24", "10.81.0.0/24").replace("fd80::/64", "fd81::/64"))
+    world.converge()
+    for _ in range(25):
+        move = rng.random()
+        i = rng.randint(0, 8)
+        if move < 0.35:
+            (world.tree / f"s{i}.yaml").write_text(_random_file(rng, i))
+        elif move < 0.5:
+            (world.tree / f"s{i}.yaml").unlink(missing_ok=True)
+        elif move < 0.65 and world.observed.resources:
+            key = rng.choice(sorted(world.observed.resources))
+            if key.kind == "Endpoint" and rng.random() < 0.5:
+                world.drift(key, ipv4=(f"10.80.0.{rng.randint(2, 60)}/24",))
+            elif key.kind in ("Endpoint", "Sandbox"):
+                resources = dict(world.observed.resources)
+                del resources[key]  # gone from the kernel
+                world.observed = dataclasses.replace(world.observed, resources=resources)
+        elif move < 0.7:
+            (world.tree / "network.yaml").write_text(
+                NETWORK.replace("{name: net}", "{name: net}\n# " + str(rng.random())))
+        try:
+            planned = world.plan()
+        except ManifestError:
+            continue  # an address clash the random edit made: load refuses both ways
+        if rng.random() < 0.6:
+            world.observed = planned.desired  # applied
