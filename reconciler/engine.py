@@ -31,6 +31,7 @@ from reconciler.pipeline import (
     verify,
 )
 from reconciler.plan import Planned, make_plan
+from reconciler.plan_delta import make_plan_reusing
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.progress import Progress
 from reconciler.state import Resource, ResourceKey, State
@@ -66,7 +67,8 @@ def compute_plan(
         desired = build_desired(manifests, observed.set_name, observed, pools, caches=caches)
     if observed.host_firewall is not None:
         desired = host_firewall_desired(manifests, desired, observed)
-    plan = make_plan(desired, observed, caches)
+    plan = make_plan_reusing(desired, observed, caches) if caches is not None \
+        else make_plan(desired, observed)
     unjoined = tuple(sorted(e.metadata.name for e in manifests.endpoints.values()
                             if e.spec.sandbox is None))
     if unjoined:  # visible, not silently left out (plan_lines.py)

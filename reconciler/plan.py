@@ -128,7 +128,7 @@ class Plan:
         return iter(self.actions)
 
 
-def _display_key(action: Action) -> tuple[int, int, ResourceKey]:
+def display_key(action: Action) -> tuple[int, int, ResourceKey]:
     verb_rank = DISPLAY_ORDER.index(action.verb)
     step: StepVerb = "create" if action.verb == "replace" else action.verb
     return (verb_rank, phase_of(step, action.key.kind), action.key)
@@ -200,7 +200,7 @@ def make_plan(desired: State, observed: State, caches: PlanCaches | None = None)
                 if memo is not None:
                     memo.put(key, inputs, True)
     _cascade_replacements(actions, desired, observed)
-    ordered = tuple(sorted(actions.values(), key=_display_key))
+    ordered = tuple(sorted(actions.values(), key=display_key))
     settings = settings_changes(desired, observed) if ordered else ()
     return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions),
                 settings, len(observed), problems=_host_problems(desired, observed))
