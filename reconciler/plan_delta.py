@@ -47,7 +47,8 @@ def _replan(desired: State, observed: State, last: object) -> Plan | None:
             or observed.host_firewall != before.host_firewall \
             or any(a.verb == "replace" for a in last.plan.actions):
         return None
-    dirty = _changed(last.desired, desired) | _changed(before, observed)
+    acted = {a.key for a in last.plan.actions}
+    dirty = _changed(last.desired, desired, acted) | _changed(before, observed, acted)
     if any(key.kind == "Network" for key in dirty):
         return None
     if not dirty:
@@ -64,10 +65,17 @@ def _replan(desired: State, observed: State, last: object) -> Plan | None:
                 problems=last.plan.problems)
 
 
-def _changed(old: State, new: State) -> set[ResourceKey]:
-    """Keys whose resource or marker digest is not the very same in both states."""
+def _changed(old: State, new: State, acted: set[ResourceKey]) -> set[ResourceKey]:
+    """Keys whose resource or marker digest changed between the two states.
+
+    A resource that is another object but equal (observation reads a network again
+    when any host link changed; the host firewall's accepts are added anew each
+    plan) leaves a key in sync as it was; a key the last plan acted on is compared
+    again all the same, so that its action carries the objects of now."""
     mine, theirs = new.resources, old.resources
-    changed = {key for key, resource in mine.items() if theirs.get(key) is not resource}
+    changed = {key for key, resource in mine.items()
+               if (had := theirs.get(key)) is not resource
+               and (key in acted or had is None or had != resource)}
     if len(mine) - len(changed) != len(theirs):  # some went
         changed |= theirs.keys() - mine.keys()
     if new.applied_digests != old.applied_digests:
