@@ -70,7 +70,7 @@ def rebuild(manifests: Manifests, set_name: str, observed: State,
     reached = [e for name in endpoints | held
                for e in (old.endpoints.get(name), manifests.endpoints.get(name)) if e is not None]
     assignments, reassigned = _allocate(manifests, last, observed_endpoints, caches,
-                                        {e.spec.network for e in reached})
+                                        {e.spec.network for e in reached}, endpoints | held)
     in_sandboxes = {str(e.spec.sandbox) for e in reached if e.spec.sandbox is not None}
     placed, moved = _place(manifests, last, observed, observed_endpoints, caches,
                            in_sandboxes)
@@ -141,13 +141,15 @@ def _on_host_network(manifests: Manifests, endpoints: Iterable[Endpoint]) -> boo
 
 
 def _allocate(manifests: Manifests, last: LastBuild, observed_endpoints: Mapping[str, Resource],
-              caches: PlanCaches, networks: set[str]
+              caches: PlanCaches, networks: set[str], dirty: set[str]
               ) -> tuple[dict[str, Assignment], set[str]]:
     """The assignments with those of `networks` allocated again (the rest kept), and the
-    endpoints whose `Assignment` is another object now (or that gained or lost one)."""
+    endpoints whose `Assignment` is another object now (or that gained or lost one).
+    `dirty`: the endpoints whose manifest object or observed resource changed."""
     assignments = dict(last.assignments)
     memo = caches.allocation.next_build()
     held, key = HeldAddresses(observed_endpoints), held_key(observed_endpoints)
+    joined = _Joined(manifests)
     changed: set[str] = set()
     for network in sorted(networks):
         before = [e.metadata.name for e in last.manifests.endpoints_of_network(network)]
@@ -156,14 +158,26 @@ def _allocate(manifests: Manifests, last: LastBuild, observed_endpoints: Mapping
         if network not in manifests.networks:
             changed.update(before)
             continue
-        members = manifests.endpoints_of_network(network)
-        joined = {e.metadata.name for e in members if _joined(manifests, e)}
-        fresh = allocate_network(manifests, network, held, joined, memo, key)
+        mine = {name for name in dirty
+                for e in (last.manifests.endpoints.get(name), manifests.endpoints.get(name))
+                if e is not None and e.spec.network == network}
+        fresh = allocate_network(manifests, network, held, joined, memo, key, mine)
         assignments.update(fresh)
         changed.update(n for n in {*before, *fresh}
                        if fresh.get(n) is not last.assignments.get(n))
     memo.keep_unused()
     return assignments, changed
+
+
+class _Joined:
+    """Whether an endpoint is joined (`desired.joined_endpoints`), asked by name."""
+
+    def __init__(self, manifests: Manifests) -> None:
+        self._manifests = manifests
+
+    def __contains__(self, name: object) -> bool:
+        endpoint = self._manifests.endpoints.get(str(name))
+        return endpoint is not None and _joined(self._manifests, endpoint)
 
 
 def _place(manifests: Manifests, last: LastBuild, observed: State,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.caching import memoize
@@ -128,7 +128,7 @@ def choose_family(
     members: Sequence[Endpoint],
     held: Mapping[str, Sequence[IPAddress]],
     version: int,
-    joined: set[str],
+    joined: Container[str],
 ) -> FamilyChoice:
     """Addresses of one family for the members of one network (rules 1-3 above).
 
@@ -200,7 +200,7 @@ def lowest_free(manifests: Manifests, pools: Sequence[IpamPool], endpoints: Sequ
 
 
 def assignments_of(choices: Sequence[FamilyChoice], members: Sequence[Endpoint],
-                   joined: set[str]) -> dict[str, Assignment]:
+                   joined: Container[str]) -> dict[str, Assignment]:
     """The `Assignment` of each joined one of `members`, from its network's choices."""
     spans = [[(_span(p.subnet), p.subnet.prefixlen) for p in c.pools] for c in choices]
     result: dict[str, Assignment] = {}

@@ -24,7 +24,7 @@ network object:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -39,7 +39,7 @@ from reconciler.ipam import (
     lowest_free,
     reserved_integers,
 )
-from reconciler.model import Endpoint, Manifests, Network
+from reconciler.model import Endpoint, Manifests
 
 #: name -> (static IPv4, static IPv6, joined, what its held addresses are read from)
 Signature = dict[str, tuple[object, object, bool, object]]
@@ -76,50 +76,74 @@ def allocate_network(
     manifests: Manifests,
     network_name: str,
     held: Mapping[str, Sequence[IPAddress]],
-    joined: set[str],
+    joined: Container[str],
     memo: BuildMemo[str, KeptAllocation],
     held_key: Callable[[str], object],
+    dirty: Collection[str] | None = None,
 ) -> dict[str, Assignment]:
     """The assignments of one network's joined endpoints (`allocate_reusing` for one
     network; `joined` need only say which of its endpoints are joined). The caller
-    has started the build (`memo.next_build()`)."""
+    has started the build (`memo.next_build()`). `dirty`: the only endpoints whose
+    signature may differ from the last build's (the others' are taken as they were,
+    so the cost is that of the change, not of the network)."""
     network = manifests.networks[network_name]
-    members = manifests.endpoints_of_network(network_name)
-    signature: Signature = {
-        m.metadata.name: (m.spec.ipv4_address, m.spec.ipv6_address,
-                          m.metadata.name in joined, held_key(m.metadata.name))
-        for m in members
-    }
+    last = memo.last(network_name)
+    previous: Signature = {}
+    if last is not None and last[0][0] is network:
+        previous = cast(Signature, last[0][1])
+    if dirty is not None and previous:
+        signature = dict(previous)
+        for name in dirty:
+            endpoint = manifests.endpoints.get(name)
+            if endpoint is not None and endpoint.spec.network == network_name:
+                signature[name] = _sign(endpoint, joined, held_key)
+            else:
+                signature.pop(name, None)
+        candidates: Collection[str] = dirty
+    else:
+        signature = {m.metadata.name: _sign(m, joined, held_key)
+                     for m in manifests.endpoints_of_network(network_name)}
+        candidates = signature.keys() | previous.keys()
     inputs = (network, signature)
     kept = memo.get(network_name, inputs)
     if kept is None:
-        kept = _updated(manifests, network, members, signature, held, joined,
-                        memo.last(network_name))
+        changed = {n for n in candidates if previous.get(n) != signature.get(n)}
+        kept = _updated(manifests, network_name, signature, previous, changed, held, joined,
+                        last[1] if last is not None else None)
         memo.put(network_name, inputs, kept)
     return kept.assignments
 
 
+def _sign(endpoint: Endpoint, joined: Container[str], held_key: Callable[[str], object]
+          ) -> tuple[object, object, bool, object]:
+    name = endpoint.metadata.name
+    return (endpoint.spec.ipv4_address, endpoint.spec.ipv6_address, name in joined,
+            held_key(name))
+
+
 def _updated(
-    manifests: Manifests, network: Network, members: Sequence[Endpoint], signature: Signature,
-    held: Mapping[str, Sequence[IPAddress]], joined: set[str],
-    last: tuple[tuple[object, ...], KeptAllocation] | None,
+    manifests: Manifests, network_name: str, signature: Signature, previous: Signature,
+    changed: set[str], held: Mapping[str, Sequence[IPAddress]], joined: Container[str],
+    kept: KeptAllocation | None,
 ) -> KeptAllocation:
-    previous: Signature = {}
-    if last is not None and last[0][0] is network:
-        previous = last[0][1]  # type: ignore[assignment]
-    same = {name for name, sign in signature.items() if previous.get(name) == sign}
-    new = [m for m in members if m.metadata.name not in same]
-    if last is not None and previous and _patchable(last[1], same, new, signature, previous,
+    """The allocation for `signature`, from `kept` (the one for `previous`) where only
+    the endpoints named in `changed` differ."""
+    new = [manifests.endpoints[n] for n in sorted(changed) if n in signature]  # name order
+    if kept is not None and previous and _patchable(kept, changed, new, signature, previous,
                                                     held):
-        choices = tuple(_patched(manifests, choice, same, new, joined, held)
-                        for choice in last[1].choices)
-        assignments = {n: a for n, a in last[1].assignments.items() if n in same}
-        assignments.update(_as_before(assignments_of(choices, new, joined), last[1]))
+        choices = tuple(_patched(manifests, choice, changed, new, joined, held)
+                        for choice in kept.choices)
+        assignments = dict(kept.assignments)
+        for name in changed:
+            assignments.pop(name, None)
+        assignments.update(_as_before(assignments_of(choices, new, joined), kept))
         return KeptAllocation(choices, assignments)
+    network = manifests.networks[network_name]
+    members = manifests.endpoints_of_network(network_name)
     choices = tuple(choose_family(manifests, pools, members, held, version, joined)
                     for version, pools in family_pools(network))
     fresh = assignments_of(choices, members, joined)
-    return KeptAllocation(choices, _as_before(fresh, last[1]) if last is not None else fresh)
+    return KeptAllocation(choices, _as_before(fresh, kept) if kept is not None else fresh)
 
 
 def _as_before(fresh: dict[str, Assignment], kept: KeptAllocation) -> dict[str, Assignment]:
@@ -134,10 +158,10 @@ def _as_before(fresh: dict[str, Assignment], kept: KeptAllocation) -> dict[str, 
     return fresh
 
 
-def _patchable(kept: KeptAllocation, same: set[str], new: Sequence[Endpoint],
+def _patchable(kept: KeptAllocation, changed: set[str], new: Sequence[Endpoint],
                signature: Signature, previous: Signature,
                held: Mapping[str, Sequence[IPAddress]]) -> bool:
-    if any(c.contested or c.fresh & same for c in kept.choices):
+    if any(c.contested or c.fresh - changed for c in kept.choices):
         return False
     for endpoint in new:
         name = endpoint.metadata.name
@@ -162,10 +186,12 @@ def _holding(choice: FamilyChoice, name: str, addresses: Sequence[IPAddress]) ->
     return given if given is not None and mine == [given] else None
 
 
-def _patched(manifests: Manifests, choice: FamilyChoice, same: set[str],
-             new: Sequence[Endpoint], joined: set[str],
+def _patched(manifests: Manifests, choice: FamilyChoice, changed: set[str],
+             new: Sequence[Endpoint], joined: Container[str],
              held: Mapping[str, Sequence[IPAddress]]) -> FamilyChoice:
-    chosen = {name: value for name, value in choice.chosen.items() if name in same}
+    chosen = dict(choice.chosen)
+    for name in changed:
+        chosen.pop(name, None)
     fresh: list[Endpoint] = []
     for endpoint in new:
         name = endpoint.metadata.name

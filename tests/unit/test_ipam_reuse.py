@@ -20,17 +20,31 @@ NAMES = [f"e{i}" for i in range(9)]
 
 
 def _both(world: dict[str, Endpoint], net: Network, held: dict[str, list[IPAddress]],
-          memo: BuildMemo[str, ipam_reuse.KeptAllocation]) -> tuple[object, object]:
+          memo: BuildMemo[str, ipam_reuse.KeptAllocation],
+          hinted: tuple[BuildMemo[str, ipam_reuse.KeptAllocation], set[str] | None] | None = None,
+          ) -> tuple[object, object]:
+    """`ipam.allocate` and `allocate_reusing`; with `hinted` (a memo of its own and the
+    names changed since its last use), `allocate_network` told those is run too and
+    must agree."""
     m = manifests(net, sandbox("s"), *world.values())
     joined = [name for name, e in world.items() if e.spec.sandbox is not None]
+    key = lambda n: tuple(map(str, held.get(n, ())))  # noqa: E731
+
+    def told() -> dict[str, ipam_reuse.Assignment]:
+        assert hinted is not None
+        found = ipam_reuse.allocate_network(m, "n", held, set(joined), hinted[0].next_build(),
+                                            key, hinted[1])
+        return {name: found.get(name) or ipam_reuse.Assignment() for name in sorted(joined)}
+
     outcomes = []
     for run in (lambda: allocate(m, held, joined),
-                lambda: ipam_reuse.allocate_reusing(
-                    m, held, joined, memo, lambda n: tuple(map(str, held.get(n, ()))))):
+                lambda: ipam_reuse.allocate_reusing(m, held, joined, memo, key),
+                *([told] if hinted is not None else [])):
         try:
             outcomes.append({k: (str(a.ipv4), str(a.ipv6)) for k, a in run().items()})
         except AllocationError as exc:
             outcomes.append(str(exc))
+    assert all(o == outcomes[0] for o in outcomes[2:])
     return outcomes[0], outcomes[1]
 
 
@@ -48,9 +62,11 @@ def test_random_changes_give_what_allocate_gives(seed: int, crowded: bool) -> No
     world: dict[str, Endpoint] = {}
     held: dict[str, list[IPAddress]] = {}
     memo: BuildMemo[str, ipam_reuse.KeptAllocation] = BuildMemo()
+    hinted: BuildMemo[str, ipam_reuse.KeptAllocation] = BuildMemo()
     for _ in range(60):
         name = rng.choice(NAMES)
         move = rng.random()
+        dirty: set[str] | None = {name}
         if move < 0.4:  # add or replace an endpoint, now and then with a static address
             spec = {}
             if rng.random() < (0.15 if crowded else 0.03):
@@ -69,11 +85,13 @@ def test_random_changes_give_what_allocate_gives(seed: int, crowded: bool) -> No
                 held[name].append(A(f"fd00::{rng.randint(1, 15):x}"))
         elif move < 0.9:
             net = network("n", *subnets)  # an equal network, another object
-        expected, reused = _both(world, net, held, memo)
+            dirty = None
+        expected, reused = _both(world, net, held, memo, (hinted, dirty))
         assert reused == expected
         if not crowded and isinstance(expected, dict) and rng.random() < 0.7:
             for done, given in expected.items():  # applied: the kernel shows what was given
                 held[done] = [A(t.split("/")[0]) for t in given if t != "None"]  # type: ignore[attr-defined]
+            _both(world, net, held, memo, (hinted, None))  # every name may have changed
 
 
 def test_an_endpoint_that_claims_nothing_is_added_without_allocating_again(
