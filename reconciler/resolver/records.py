@@ -214,7 +214,9 @@ def config_text(set_name: str, attrs: Mapping[str, AttrValue]) -> str:
         key.removeprefix("names."): list(_strings(value))
         for key, value in sorted(attrs.items()) if key.startswith("names.")
     }
-    return json.dumps(document, indent=0, sort_keys=True) + "\n"
+    # one entry a line, by the C encoder (`indent` makes json use its Python one: some
+    # 20 ms for the 5000 entries of 1000 endpoints, on every change of the records)
+    return json.dumps(document, sort_keys=True, separators=(",\n", ": ")) + "\n"
 
 
 @memoize(maxsize=4)
