@@ -15,7 +15,9 @@ What can change an object's desired resource, and so what is built again:
   network and the placements of its sandbox;
 * an allocation that gives an endpoint another `Assignment` object: that endpoint
   and its sandbox (its `hosts` file names the sandbox's own addresses);
-* any of the above: the resolver (its records are every endpoint's names).
+* any of the above: the resolver (its records are every endpoint's names; the changed
+  endpoints' and sandboxes' entries are taken out and put in again,
+  `resolver/records_delta.py`).
 
 Anything else (other networks' allocations, the other sandboxes' placements,
 their resources) is taken from the last build as it is. With caches off
@@ -44,6 +46,7 @@ from reconciler.ipam_reuse import allocate_network
 from reconciler.model import Endpoint, Manifests
 from reconciler.pools import AddressPool, assign_default_pools
 from reconciler.resolver.records import KIND as RESOLVER
+from reconciler.resolver.records_delta import updated_attrs
 from reconciler.state import Resource, ResourceKey, State
 
 
@@ -109,10 +112,16 @@ def rebuild(manifests: Manifests, set_name: str, observed: State,
             resources[key] = built
     if sandboxes or endpoints or reassigned:
         resolver = ResourceKey(RESOLVER, set_name)
-        resources.pop(resolver, None)
-        for built in resolver_resources(set_name, manifests, joined_endpoints(manifests),
-                                        assignments, last.serving, memo, caches.records):
-            resources[built.key] = built
+        previous = resources.pop(resolver, None)
+        attrs = None if previous is None else updated_attrs(
+            previous.attrs, (old, last.assignments), (manifests, assignments), last.serving,
+            endpoints | reassigned, sandboxes)
+        if attrs is not None:
+            resources[resolver] = Resource(resolver, set_name, attrs)
+        else:
+            for built in resolver_resources(set_name, manifests, joined_endpoints(manifests),
+                                            assignments, last.serving, memo, caches.records):
+                resources[built.key] = built
     memo.keep_unused()
     desired = State(set_name, resources)
     caches.last_build = LastBuild(set_name, pools, manifests, observed_endpoints, desired,

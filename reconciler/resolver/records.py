@@ -90,7 +90,7 @@ def resolver_attrs(
         inputs = (endpoint, sandbox, assignment)
         part = memo.get(endpoint.metadata.name, inputs) if memo is not None else None
         if part is None:
-            part = _entries(endpoint.metadata.name, tuple(endpoint.spec.aliases),
+            part = endpoint_entries(endpoint.metadata.name, tuple(endpoint.spec.aliases),
                             tuple(sandbox_names(sandbox)), assignment.texts)
             if memo is not None:
                 memo.put(endpoint.metadata.name, inputs, part)
@@ -119,7 +119,7 @@ def resolver_attrs(
 
 
 @memoize(maxsize=1 << 16)
-def _entries(endpoint: str, aliases: tuple[str, ...], sandbox: tuple[str, ...],
+def endpoint_entries(endpoint: str, aliases: tuple[str, ...], sandbox: tuple[str, ...],
              addresses: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """An endpoint's `names.<network>` entries and its `clients` entries (cached: `cnm
     watch` builds the same thousand again on every reconcile)."""
