@@ -70,6 +70,8 @@ def rebuild(manifests: Manifests, set_name: str, observed: State,
     held = _changed(last.observed_endpoints, observed_endpoints)
     if not (sandboxes or endpoints or held):
         return last.desired
+    if len(sandboxes) + len(endpoints | held) > max(64, len(manifests.endpoints) // 4):
+        return None  # most changed (a fresh observation: every object new): build it all
     reached = [e for name in endpoints | held
                for e in (old.endpoints.get(name), manifests.endpoints.get(name)) if e is not None]
     assignments, reassigned = _allocate(manifests, last, observed_endpoints, caches,
