@@ -17,7 +17,15 @@ from pydantic import ValidationError
 
 from reconciler.error_wording import did_you_mean, error_message, error_path, is_plain
 from reconciler.errors import ManifestError, ManifestProblem, show
-from reconciler.model import API_VERSION, MODELS, Manifest, Manifests, ManifestSource
+from reconciler.model import (
+    API_VERSION,
+    MODELS,
+    Endpoint,
+    Manifest,
+    Manifests,
+    ManifestSource,
+    Network,
+)
 from reconciler.resource_key import ResourceKey
 from reconciler.validation import validate
 from reconciler.yaml_documents import Document
@@ -50,17 +58,25 @@ def objects_of(documents: list[Document], problems: list[ManifestProblem]) -> tu
 
 def validated(objects: Objects, field_lines: Mapping[tuple[ResourceKey, str], int],
               problems: list[ManifestProblem],
-              memo: BuildMemo[ResourceKey, bool] | None = None) -> Manifests:
+              memo: BuildMemo[ResourceKey, bool] | None = None, *,
+              elsewhere: Mapping[str, Network] | None = None,
+              external_networks: bool = False) -> Manifests:
     """The manifests of `objects`, unless they or the problems so far say otherwise.
 
     `problems` so far are those of documents that did not load (or of files): the
     rules across objects still run on the rest, and all problems go out together.
-    `memo`: see `validation.validate` (a `LoadCache` passes its own).
+    `memo`: see `validation.validate` (a `LoadCache` passes its own). `elsewhere`
+    and `external_networks`: see `loader.load`.
     """
+    if elsewhere:
+        defined = {o.metadata.name for o, _ in objects if isinstance(o, Network)}
+        named = {o.spec.network for o, _ in objects if isinstance(o, Endpoint)}
+        objects = [*objects, *((elsewhere[n], ManifestSource("<kernel>", 0, None))
+                               for n in sorted(named - defined) if n in elsewhere)]
     manifests = Manifests.build(objects)
     unloaded = _unloaded(problems)
     problems = [*problems, *validate(manifests, field_lines=field_lines, unloaded=unloaded,
-                                     memo=memo)]
+                                     memo=memo, external_networks=external_networks)]
     if problems:
         raise ManifestError(problems)
     return manifests

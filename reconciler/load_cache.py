@@ -11,7 +11,7 @@ from reconciler.caching import BuildMemo
 from reconciler.document_objects import Objects, objects_of, validated
 from reconciler.errors import ManifestProblem
 from reconciler.manifest_files import expand_stat, printable, read_file
-from reconciler.model import Manifest, Manifests, ManifestSource
+from reconciler.model import Manifest, Manifests, ManifestSource, Network
 from reconciler.resource_key import ResourceKey
 from reconciler.yaml_documents import parse
 
@@ -48,7 +48,7 @@ class LoadCache:
 
     def __init__(self) -> None:
         self._files: dict[str, _LoadedFile] = {}
-        self._last: tuple[tuple[tuple[str, tuple[int, ...]], ...], Manifests] | None = None
+        self._last: tuple[object, Manifests] | None = None
         self._stale: set[str] = set()
         #: Files parsed again or gone in the last `load()` (for "what changed" reports).
         self.changed: list[str] = []
@@ -63,7 +63,10 @@ class LoadCache:
             self._stale.add(path)
         self._last = None
 
-    def load(self, paths: Sequence[str]) -> Manifests:
+    def load(self, paths: Sequence[str],
+             elsewhere: Mapping[str, Network] | None = None) -> Manifests:
+        """`loader.load` of `paths`, parsing again only the files that changed
+        (`elsewhere`: other apply sets' networks an endpoint may join, as there)."""
         problems: list[ManifestProblem] = []
         loaded: list[_LoadedFile] = []
         stamps: list[tuple[str, tuple[int, ...]]] = []
@@ -87,14 +90,15 @@ class LoadCache:
         for gone in sorted(set(self._files) - seen):
             del self._files[gone]
             self.changed.append(gone)
-        key = tuple(stamps)
+        key = (tuple(stamps), tuple(sorted((elsewhere or {}).items())))
         if caching.ENABLED and not problems and self._last is not None and self._last[0] == key:
             return self._last[1]
         objects: Objects = []
         for entry in loaded:
             problems += entry.problems
             objects += entry.objects
-        manifests = validated(objects, _FieldLines(loaded), problems, self._valid)
+        manifests = validated(objects, _FieldLines(loaded), problems, self._valid,
+                              elsewhere=elsewhere)
         self._last = (key, manifests)
         return manifests
 

@@ -37,23 +37,26 @@ def validate(
     field_lines: Mapping[tuple[ResourceKey, str], int] | None = None,
     unloaded: frozenset[ResourceKey] | None = frozenset(),
     memo: BuildMemo[ResourceKey, bool] | None = None,
+    external_networks: bool = False,
 ) -> list[ManifestProblem]:
     """Every rule that a single value cannot check alone; empty when the manifests are good.
 
     `field_lines` maps (object key, dotted camelCase path) to a line, so problems
     point at the offending field rather than at the document. `unloaded`: objects
     whose documents did not load (None: possibly any), so a reference to them is
-    not reported as unknown.
+    not reported as unknown. `external_networks`: nor is a network the manifests do
+    not define (another apply set's, which only plan and apply can look for).
 
     `memo` (its owner: `loader.LoadCache`): the objects the previous validation found
     without a problem of their own, by the inputs of their rules (the object itself,
-    and for an endpoint the network it names and whether its sandbox exists); an
-    object whose inputs are the very same is not checked again. Only "no problem"
-    is remembered, and only when no document failed to load and no name is
-    duplicated (then a problem's wording and line could depend on other files).
-    The rules across objects always run, on everything.
+    and for an endpoint the network it names, whether its sandbox exists and
+    `external_networks`); an object whose inputs are the very same is not checked
+    again. Only "no problem" is remembered, and only when no document failed to load
+    and no name is duplicated (then a problem's wording and line could depend on
+    other files). The rules across objects always run, on everything.
     """
-    report = Reporter(manifests, {} if field_lines is None else field_lines, unloaded)
+    report = Reporter(manifests, {} if field_lines is None else field_lines, unloaded,
+                      external_networks)
     check_duplicate_names(report)
     if memo is not None and not manifests.duplicates and unloaded == frozenset():
         memo = memo.next_build()
@@ -69,7 +72,7 @@ def validate(
     for endpoint in manifests.endpoints.values():
         spec = endpoint.spec
         inputs = (endpoint, networks.get(spec.network),
-                  spec.sandbox is None or spec.sandbox in sandboxes)
+                  spec.sandbox is None or spec.sandbox in sandboxes, external_networks)
         if not _known_good(memo, endpoint.key, inputs):
             _remember(report, memo, endpoint.key, inputs, check_endpoint, endpoint)
     for check in CROSS_CHECKS:
