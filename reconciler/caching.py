@@ -25,7 +25,7 @@ import functools
 import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from reconciler.state import Resource, ResourceKey
@@ -69,14 +69,27 @@ class BuildMemo(Generic[K, V]):
         self._previous, self._current = self._current or self._previous, {}
         return self
 
+    def keep_unused(self) -> None:
+        """End a build that looked only at what changed: the entries it did not ask for
+        are kept for the next one (their inputs did not change)."""
+        if ENABLED:
+            self._current = {**self._previous, **self._current}
+
     def get(self, key: K, inputs: tuple[object, ...]) -> V | None:
         if not ENABLED:
             return None
         entry = self._previous.get(key)
         if entry is None or entry[0] != inputs:
             return None
-        self._current[key] = entry
+        # kept with today's inputs: equal now, they are the same objects next time,
+        # compared by identity alone
+        self._current[key] = (inputs, entry[1])
         return entry[1]
+
+    def last(self, key: K) -> tuple[tuple[object, ...], V] | None:
+        """The previous build's inputs and result for `key`, whatever the inputs now: for
+        an owner that can bring an old result up to date more cheaply than build it."""
+        return self._previous.get(key) if ENABLED else None
 
     def put(self, key: K, inputs: tuple[object, ...], value: V) -> V:
         if ENABLED:
@@ -91,3 +104,21 @@ class PlanCaches:
 
     #: desired Sandbox and Endpoint resources (`desired.build_desired`)
     desired: BuildMemo[ResourceKey, Resource] = field(default_factory=BuildMemo)
+    # The values' types are their owners' (this module imports none of them: they
+    # import it):
+    #: each network's address allocation (`ipam_reuse.KeptAllocation`, by
+    #: `ipam_reuse.allocate_reusing`)
+    allocation: BuildMemo[str, Any] = field(default_factory=BuildMemo)
+    #: each sandbox's interface names and default routes (endpoint name ->
+    #: `interface_defaults.Placement`, by `interface_defaults.placements`)
+    placement: BuildMemo[str, Any] = field(default_factory=BuildMemo)
+    #: each endpoint's share of the resolver's records (`resolver.records.resolver_attrs`)
+    records: BuildMemo[str, tuple[object, ...]] = field(default_factory=BuildMemo)
+    #: the pairs of desired and observed resources `plan.make_plan` found in sync
+    in_sync: BuildMemo[ResourceKey, bool] = field(default_factory=BuildMemo)
+    #: the kernel names each desired resource needs, and its driver (`plan.check_conflicts`)
+    names: BuildMemo[ResourceKey, Any] = field(default_factory=BuildMemo)
+    #: the last full or partial build (`desired.LastBuild`), where `desired_delta.rebuild`
+    #: starts from; the last plan (`plan_delta.LastPlan`), where `plan_delta.replan` does
+    last_build: Any = None
+    last_plan: Any = None

@@ -11,6 +11,7 @@ would only echo the problem already reported there.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -28,6 +29,9 @@ from reconciler.model import (
 from reconciler.resource_key import ResourceKey
 from reconciler.validation import validate
 from reconciler.yaml_documents import Document
+
+if TYPE_CHECKING:
+    from reconciler.caching import BuildMemo
 
 #: (object, where it was written) pairs, and the line of each (object key, field path).
 Objects = list[tuple[Manifest, ManifestSource]]
@@ -52,15 +56,17 @@ def objects_of(documents: list[Document], problems: list[ManifestProblem]) -> tu
     return objects, field_lines
 
 
-def validated(objects: Objects, field_lines: FieldLines,
-              problems: list[ManifestProblem], *,
+def validated(objects: Objects, field_lines: Mapping[tuple[ResourceKey, str], int],
+              problems: list[ManifestProblem],
+              memo: BuildMemo[ResourceKey, bool] | None = None, *,
               elsewhere: Mapping[str, Network] | None = None,
               external_networks: bool = False) -> Manifests:
     """The manifests of `objects`, unless they or the problems so far say otherwise.
 
     `problems` so far are those of documents that did not load (or of files): the
     rules across objects still run on the rest, and all problems go out together.
-    `elsewhere` and `external_networks`: see `loader.load`.
+    `memo`: see `validation.validate` (a `LoadCache` passes its own). `elsewhere`
+    and `external_networks`: see `loader.load`.
     """
     if elsewhere:
         defined = {o.metadata.name for o, _ in objects if isinstance(o, Network)}
@@ -70,7 +76,7 @@ def validated(objects: Objects, field_lines: FieldLines,
     manifests = Manifests.build(objects)
     unloaded = _unloaded(problems)
     problems = [*problems, *validate(manifests, field_lines=field_lines, unloaded=unloaded,
-                                     external_networks=external_networks)]
+                                     memo=memo, external_networks=external_networks)]
     if problems:
         raise ManifestError(problems)
     return manifests

@@ -14,6 +14,7 @@ from typing import TextIO
 from reconciler import pipeline, shared_networks
 from reconciler.caching import PlanCaches
 from reconciler.desired import build_desired
+from reconciler.desired_delta import rebuild
 from reconciler.errors import CnmError
 from reconciler.kernel.live import LiveObservation
 from reconciler.kernel.session import KernelSession, require_privileges
@@ -30,6 +31,7 @@ from reconciler.pipeline import (
     verify,
 )
 from reconciler.plan import Planned, make_plan
+from reconciler.plan_delta import make_plan_reusing
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.progress import Progress
 from reconciler.state import Resource, ResourceKey, State
@@ -61,11 +63,14 @@ def compute_plan(
     manifests = single_host_share(manifests)
     manifests = shared_networks.borrowed_now(manifests, observed)
     manifests = shared_networks.reserve_shared(manifests, observed)
-    memo = caches.desired if caches is not None else None
-    desired = build_desired(manifests, observed.set_name, observed, pools, memo)
+    desired = rebuild(manifests, observed.set_name, observed, pools, caches) \
+        if caches is not None else None
+    if desired is None:
+        desired = build_desired(manifests, observed.set_name, observed, pools, caches=caches)
     if observed.host_firewall is not None:
         desired = host_firewall_desired(manifests, desired, observed)
-    plan = make_plan(desired, observed)
+    plan = make_plan_reusing(desired, observed, caches) if caches is not None \
+        else make_plan(desired, observed)
     shared_networks.refuse_shared_deletes([(a.verb, a.key) for a in plan.actions], observed)
     unjoined = tuple(sorted(e.metadata.name for e in manifests.endpoints.values()
                             if e.spec.sandbox is None))

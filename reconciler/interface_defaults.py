@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
+from reconciler.caching import BuildMemo
 from reconciler.drivers import is_cluster_scoped
 from reconciler.state import ResourceKey, State
 
@@ -134,19 +135,53 @@ def held_names(observed: State, endpoints: Iterable[Endpoint]) -> dict[str, str]
 
 
 def placements(
-    manifests: Manifests, joined: Sequence[Endpoint], observed: State
+    manifests: Manifests, joined: Sequence[Endpoint], observed: State,
+    memo: BuildMemo[str, dict[str, Placement]] | None = None,
+    observed_endpoints: Mapping[str, object] | None = None,
 ) -> dict[str, Placement]:
     """Endpoint name -> its placement, for the endpoints that get an interface (`joined`:
-    their networks already hold their address pools, defaults included)."""
+    their networks already hold their address pools, defaults included).
+
+    `memo` (its owner: `caching.PlanCaches`): each sandbox's placements of the last
+    build, reused when its endpoints, their networks and their observed resources
+    (`observed_endpoints`: endpoint name -> its resource in `observed`) are the very
+    same objects; a placement is a function of those alone.
+    """
     by_sandbox: dict[str, list[Endpoint]] = defaultdict(list)
     for endpoint in joined:
         by_sandbox[str(endpoint.spec.sandbox)].append(endpoint)
+    if observed_endpoints is None:
+        memo = None
+    elif memo is not None:
+        memo = memo.next_build()
     result: dict[str, Placement] = {}
-    for members in by_sandbox.values():
-        held = held_names(observed, members)
-        if len(members) == 1:
-            name = members[0].metadata.name
-            result[name] = place_alone(member_of(members[0], manifests), held.get(name))
-            continue
-        result.update(place_sandbox((member_of(e, manifests) for e in members), held))
+    for sandbox, members in by_sandbox.items():
+        result.update(place_members(manifests, sandbox, members, observed, memo,
+                                    observed_endpoints))
     return result
+
+
+def place_members(
+    manifests: Manifests, sandbox: str, members: Sequence[Endpoint], observed: State,
+    memo: BuildMemo[str, dict[str, Placement]] | None,
+    observed_endpoints: Mapping[str, object] | None,
+) -> dict[str, Placement]:
+    """The placements of one sandbox's joined endpoints (`placements` for one sandbox;
+    with `memo`, the caller has started the build)."""
+    inputs: tuple[object, ...] = ()
+    if memo is not None and observed_endpoints is not None:
+        networks = manifests.networks
+        for e in members:
+            inputs += (e, networks[e.spec.network], observed_endpoints.get(e.metadata.name))
+        kept = memo.get(sandbox, inputs)
+        if kept is not None:
+            return kept
+    held = held_names(observed, members)
+    if len(members) == 1:
+        name = members[0].metadata.name
+        mine = {name: place_alone(member_of(members[0], manifests), held.get(name))}
+    else:
+        mine = place_sandbox((member_of(e, manifests) for e in members), held)
+    if memo is not None and observed_endpoints is not None:
+        memo.put(sandbox, inputs, mine)
+    return mine

@@ -18,8 +18,9 @@ addresses come only from `ipRange` when it is set.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.caching import memoize
@@ -43,6 +44,11 @@ class Assignment:
     def for_family(self, version: int) -> IPInterface | None:
         return self.ipv4 if version == 4 else self.ipv6
 
+    @functools.cached_property
+    def texts(self) -> tuple[str, ...]:
+        """The addresses as text, IPv4 first (not a field: equality ignores it)."""
+        return tuple(str(i.ip) for i in (self.ipv4, self.ipv6) if i is not None)
+
 
 class AllocationError(Exception):
     """A pool ran out of addresses; carries the problem to report."""
@@ -62,27 +68,13 @@ def reserved_addresses(pool: IpamPool) -> set[IPAddress]:
     return reserved
 
 
-def _candidates(pool: IpamPool) -> Iterator[IPAddress]:
-    source = pool.ip_range if pool.ip_range is not None else pool.subnet
-    first = int(source.network_address)
-    last = int(source.broadcast_address)
-    for value in range(first, min(last, first + _MAX_SCAN) + 1):
-        yield ipaddress.ip_address(value)
+def _span(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[int, int]:
+    """First and last address of `network`, as integers."""
+    return int(network.network_address), int(network.broadcast_address)
 
 
 def _pools_of(network: Network, version: int) -> list[IpamPool]:
     return [p for p in network.spec.ipam if p.subnet.version == version]
-
-
-def _pool_holding(pools: Sequence[IpamPool], address: IPAddress) -> IpamPool | None:
-    return next((p for p in pools if address in p.subnet), None)
-
-
-def _in_dynamic_range(pools: Sequence[IpamPool], address: IPAddress) -> bool:
-    """True when cnm could have handed out `address` itself (inside ipRange, or the subnet)."""
-    return any(
-        address in (p.ip_range if p.ip_range is not None else p.subnet) for p in pools
-    )
 
 
 def _static_address(endpoint: Endpoint, version: int) -> IPAddress | None:
@@ -99,23 +91,134 @@ def allocate(
     `held` maps an endpoint name to the addresses its interface shows now.
     Raises AllocationError when a pool has no free address left.
     """
-    result: dict[str, dict[int, IPInterface]] = {name: {} for name in sorted(joined)}
+    joined_set = set(joined)
+    result: dict[str, Assignment] = {}
     for network_name, network in manifests.networks.items():
         members = manifests.endpoints_of_network(network_name)
-        for version in (4, 6):
-            pools = _pools_of(network, version)
-            if not pools:
+        choices = [choose_family(manifests, pools, members, held, version, joined_set)
+                   for version, pools in family_pools(network)]
+        result.update(assignments_of(choices, members, joined_set))
+    return {name: result.get(name) or Assignment() for name in sorted(joined_set)}
+
+
+def family_pools(network: Network) -> list[tuple[int, list[IpamPool]]]:
+    """(IP version, the network's pools of it), for each version it has pools of."""
+    return [(v, pools) for v in (4, 6) if (pools := _pools_of(network, v))]
+
+
+@dataclass(frozen=True)
+class FamilyChoice:
+    """How one network's endpoints got their addresses of one IP version.
+
+    `chosen`: every member's address as an integer (static ones of members that are
+    not joined too); `fresh`: the members that got the lowest free address (rule 3);
+    `contested`: some member skipped a held address because another claimed it.
+    """
+
+    version: int
+    pools: tuple[IpamPool, ...]
+    chosen: dict[str, int]
+    fresh: frozenset[str]
+    contested: bool
+
+
+def choose_family(
+    manifests: Manifests,
+    pools: Sequence[IpamPool],
+    members: Sequence[Endpoint],
+    held: Mapping[str, Sequence[IPAddress]],
+    version: int,
+    joined: Container[str],
+) -> FamilyChoice:
+    """Addresses of one family for the members of one network (rules 1-3 above).
+
+    Addresses are compared as integers (all of one family here): hashing and
+    range checks of `ipaddress` objects run in Python, a thousand times a build.
+    """
+    dynamic = [_span(p.ip_range if p.ip_range is not None else p.subnet) for p in pools]
+    taken = reserved_integers(pools)
+    chosen: dict[str, int] = {}
+    contested = False
+    # 1. static addresses, across every endpoint of the network (joined or not)
+    for endpoint in members:
+        static = _static_address(endpoint, version)
+        if static is not None:
+            chosen[endpoint.metadata.name] = int(static)
+    claimed = set(chosen.values())  # static claims, then kept addresses as they are kept
+    # 2. keep what is held, first come in name order
+    for endpoint in members:
+        name = endpoint.metadata.name
+        if name in chosen or name not in joined:
+            continue
+        for address in held.get(name, ()):
+            if address.version != version:
                 continue
-            assigned = _allocate_family(manifests, pools, members, held, version, set(result))
-            for name, iface in assigned.items():
-                result[name][version] = iface
-    return {
-        name: Assignment(
-            ipv4=_as_v4(families.get(4)),
-            ipv6=_as_v6(families.get(6)),
-        )
-        for name, families in result.items()
-    }
+            value = int(address)
+            if value in taken or not _inside(value, dynamic):
+                continue
+            if value in claimed:
+                contested = True
+                continue
+            chosen[name] = value
+            claimed.add(value)
+            break
+    taken |= claimed
+    # 3. lowest free address for the rest, in name order
+    fresh = [e for e in members if e.metadata.name not in chosen and e.metadata.name in joined]
+    chosen.update(lowest_free(manifests, pools, fresh, taken, version))
+    return FamilyChoice(version, tuple(pools), chosen,
+                        frozenset(e.metadata.name for e in fresh), contested)
+
+
+def reserved_integers(pools: Sequence[IpamPool]) -> set[int]:
+    """`reserved_addresses` of every pool, as integers."""
+    taken: set[int] = set()
+    for pool in pools:
+        taken.update(int(a) for a in reserved_addresses(pool))
+    return taken
+
+
+def lowest_free(manifests: Manifests, pools: Sequence[IpamPool], endpoints: Sequence[Endpoint],
+                taken: set[int], version: int) -> dict[str, int]:
+    """The lowest free address for each of `endpoints`, in their order (rule 3)."""
+    free = _free_addresses(pools, taken)
+    chosen: dict[str, int] = {}
+    for endpoint in endpoints:
+        found = next(free, None)
+        if found is None:
+            source = manifests.source_of(endpoint.key)
+            listed = ", ".join(str(p.subnet) for p in pools)
+            raise AllocationError(
+                ManifestProblem(
+                    source.file, source.line, str(endpoint.key), "spec.network",
+                    f"no free IPv{version} address left in {listed} of network "
+                    f"'{endpoint.spec.network}' (widen the subnet or ipRange)",
+                )
+            )
+        chosen[endpoint.metadata.name] = found
+    return chosen
+
+
+def assignments_of(choices: Sequence[FamilyChoice], members: Sequence[Endpoint],
+                   joined: Container[str]) -> dict[str, Assignment]:
+    """The `Assignment` of each joined one of `members`, from its network's choices."""
+    spans = [[(_span(p.subnet), p.subnet.prefixlen) for p in c.pools] for c in choices]
+    result: dict[str, Assignment] = {}
+    for member in members:
+        name = member.metadata.name
+        if name not in joined:
+            continue
+        mine: dict[int, IPInterface] = {}
+        for choice, subnets in zip(choices, spans, strict=True):
+            value = choice.chosen.get(name)
+            if value is None:
+                continue
+            prefix = next((length for (low, high), length in subnets if low <= value <= high),
+                          None)
+            if prefix is not None:
+                mine[choice.version] = _interface(value, choice.version, prefix)
+        result[name] = Assignment(ipv4=_as_v4(mine.get(4)), ipv6=_as_v6(mine.get(6)))
+    return result
 
 
 def _as_v4(iface: IPInterface | None) -> ipaddress.IPv4Interface | None:
@@ -126,76 +229,26 @@ def _as_v6(iface: IPInterface | None) -> ipaddress.IPv6Interface | None:
     return iface if isinstance(iface, ipaddress.IPv6Interface) else None
 
 
-def _allocate_family(
-    manifests: Manifests,
-    pools: Sequence[IpamPool],
-    members: Sequence[Endpoint],
-    held: Mapping[str, Sequence[IPAddress]],
-    version: int,
-    joined: set[str],
-) -> dict[str, IPInterface]:
-    """Addresses of one family for the joined members of one network."""
-    taken: set[IPAddress] = set()
-    for pool in pools:
-        taken |= reserved_addresses(pool)
-    chosen: dict[str, IPAddress] = {}
-    # 1. static addresses, across every endpoint of the network (joined or not)
-    for endpoint in members:
-        static = _static_address(endpoint, version)
-        if static is not None:
-            chosen[endpoint.metadata.name] = static
-    claimed = set(chosen.values())  # static claims, then kept addresses as they are kept
-    # 2. keep what is held, first come in name order
-    for endpoint in members:
-        name = endpoint.metadata.name
-        if name in chosen or name not in joined:
-            continue
-        for address in held.get(name, ()):
-            if (
-                address.version == version
-                and address not in taken
-                and address not in claimed
-                and _in_dynamic_range(pools, address)
-            ):
-                chosen[name] = address
-                claimed.add(address)
-                break
-    taken |= claimed
-    # 3. lowest free address for the rest, in name order
-    free = _free_addresses(pools, taken)
-    for endpoint in members:
-        name = endpoint.metadata.name
-        if name in chosen or name not in joined:
-            continue
-        found = next(free, None)
-        if found is None:
-            source = manifests.source_of(endpoint.key)
-            subnets = ", ".join(str(p.subnet) for p in pools)
-            raise AllocationError(
-                ManifestProblem(
-                    source.file, source.line, str(endpoint.key), "spec.network",
-                    f"no free IPv{version} address left in {subnets} of network "
-                    f"'{endpoint.spec.network}' (widen the subnet or ipRange)",
-                )
-            )
-        chosen[name] = found
-    result: dict[str, IPInterface] = {}
-    for name, address in chosen.items():
-        holder = _pool_holding(pools, address)
-        if name in joined and holder is not None:
-            result[name] = _interface(address, holder.subnet.prefixlen)
-    return result
+def _inside(value: int, spans: Sequence[tuple[int, int]]) -> bool:
+    return any(first <= value <= last for first, last in spans)
 
 
 @memoize(maxsize=1 << 16)
-def _interface(address: IPAddress, prefixlen: int) -> IPInterface:
+def _interface(value: int, version: int, prefixlen: int) -> IPInterface:
     """address/prefixlen as an interface (cached: `cnm watch` builds the same ones each time)."""
+    address = ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
     return ipaddress.ip_interface(f"{address}/{prefixlen}")
 
 
-def _free_addresses(pools: Sequence[IpamPool], taken: set[IPAddress]) -> Iterator[IPAddress]:
-    """Free addresses in ascending order, pool by pool; one pass, so allocation stays linear."""
+def _free_addresses(pools: Sequence[IpamPool], taken: set[int]) -> Iterator[int]:
+    """Free addresses in ascending order, pool by pool; one pass, so allocation stays linear.
+
+    Each pool's candidates are its `ipRange` (else its subnet), at most `_MAX_SCAN`
+    of them, that lie inside its subnet."""
     for pool in pools:
-        for address in _candidates(pool):
-            if address not in taken and address in pool.subnet:
-                yield address
+        source = pool.ip_range if pool.ip_range is not None else pool.subnet
+        first, last = _span(source)
+        low, high = _span(pool.subnet)
+        for value in range(first, min(last, first + _MAX_SCAN) + 1):
+            if value not in taken and low <= value <= high:
+                yield value

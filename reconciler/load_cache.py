@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler import caching
-from reconciler.document_objects import FieldLines, Objects, objects_of, validated
+from reconciler.caching import BuildMemo
+from reconciler.document_objects import Objects, objects_of, validated
 from reconciler.errors import ManifestProblem
-from reconciler.manifest_files import expand, printable, read_file
+from reconciler.manifest_files import expand_stat, printable, read_file
 from reconciler.model import Manifest, Manifests, ManifestSource, Network
 from reconciler.resource_key import ResourceKey
 from reconciler.yaml_documents import parse
@@ -25,12 +26,14 @@ class _LoadedFile:
     problems: tuple[ManifestProblem, ...]
 
 
-def _stamp(path: str) -> tuple[int, ...] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
+def _stamp(path: str, found: os.stat_result | None = None) -> tuple[int, ...] | None:
+    """The file's stat stamp (`found`: its stat, when the caller has it already)."""
+    if found is None:
+        try:
+            found = os.stat(path)
+        except OSError:
+            return None
+    return (found.st_mtime_ns, found.st_ctime_ns, found.st_size, found.st_ino, found.st_dev)
 
 
 class LoadCache:
@@ -49,6 +52,8 @@ class LoadCache:
         self._stale: set[str] = set()
         #: Files parsed again or gone in the last `load()` (for "what changed" reports).
         self.changed: list[str] = []
+        #: the objects the last validation found without a problem (`validation.validate`)
+        self._valid: BuildMemo[ResourceKey, bool] = BuildMemo()
 
     def forget(self, path: str | None = None) -> None:
         """Reparse `path` next time (every file when None)."""
@@ -69,8 +74,8 @@ class LoadCache:
         self.changed = []
         stale, self._stale = self._stale, set()
         for path in paths:
-            for file in expand(path, problems):
-                stamp = _stamp(file)
+            for file, found in expand_stat(path, problems):
+                stamp = _stamp(file, found)
                 cached = self._files.get(file)
                 fresh = stamp is None or cached is None or cached.stamp != stamp or file in stale
                 if cached is None or fresh or not caching.ENABLED:
@@ -89,13 +94,11 @@ class LoadCache:
         if caching.ENABLED and not problems and self._last is not None and self._last[0] == key:
             return self._last[1]
         objects: Objects = []
-        field_lines: FieldLines = {}
         for entry in loaded:
             problems += entry.problems
             objects += entry.objects
-            for where, line in entry.field_lines.items():
-                field_lines.setdefault(where, line)
-        manifests = validated(objects, field_lines, problems, elsewhere=elsewhere)
+        manifests = validated(objects, _FieldLines(loaded), problems, self._valid,
+                              elsewhere=elsewhere)
         self._last = (key, manifests)
         return manifests
 
@@ -106,3 +109,34 @@ class LoadCache:
         documents = parse(text, printable(file), problems) if text is not None else []
         objects, field_lines = objects_of(documents, problems)
         return _LoadedFile(stamp or (), tuple(objects), field_lines, tuple(problems))
+
+
+class _FieldLines(Mapping[tuple[ResourceKey, str], int]):
+    """The field lines of every file, the first file's where several have one: what
+    merging them into one dict gives, but looked up only when a problem is located
+    (merging some 10 000 entries on every load cost more than the rest of it)."""
+
+    def __init__(self, loaded: Sequence[_LoadedFile]) -> None:
+        self._loaded = loaded
+        self._merged: dict[tuple[ResourceKey, str], int] | None = None
+
+    def __getitem__(self, where: tuple[ResourceKey, str]) -> int:
+        for entry in self._loaded:
+            line = entry.field_lines.get(where)
+            if line is not None:
+                return line
+        raise KeyError(where)
+
+    def _all(self) -> dict[tuple[ResourceKey, str], int]:
+        if self._merged is None:
+            self._merged = {}
+            for entry in self._loaded:
+                for where, line in entry.field_lines.items():
+                    self._merged.setdefault(where, line)
+        return self._merged
+
+    def __iter__(self) -> Iterator[tuple[ResourceKey, str]]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())

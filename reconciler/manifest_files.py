@@ -53,8 +53,16 @@ def read_all(
 
 def expand(path: str, problems: list[ManifestProblem]) -> list[str]:
     """A file as is; a directory's `*.yaml` / `*.yml` files, recursively, hidden ones skipped."""
+    return [file for file, _ in expand_stat(path, problems)]
+
+
+def expand_stat(path: str, problems: list[ManifestProblem]
+                ) -> list[tuple[str, os.stat_result | None]]:
+    """`expand`, each file with the `os.stat` that found it regular (None for a `path`
+    that is not a directory: taken as is, not looked at), so that a caller comparing
+    stat stamps (`LoadCache`) need not stat each file again."""
     if not os.path.isdir(path):
-        return [path]
+        return [(path, None)]
     found: list[str] = []
 
     def on_error(error: OSError) -> None:
@@ -67,27 +75,29 @@ def expand(path: str, problems: list[ManifestProblem]) -> list[str]:
             for f in files
             if f.endswith(YAML_SUFFIXES) and not f.startswith(".")
         ]
-    return [f for f in sorted(found) if _is_regular(f, problems)]
+    regular = ((f, _regular_stat(f, problems)) for f in sorted(found))
+    return [(f, st) for f, st in regular if st is not None]
 
 
 _SPECIAL = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
             stat.S_IFBLK: "a device", stat.S_IFDIR: "a directory"}
 
 
-def _is_regular(path: str, problems: list[ManifestProblem]) -> bool:
-    """Only regular files are read from a directory: a FIFO there would block forever."""
+def _regular_stat(path: str, problems: list[ManifestProblem]) -> os.stat_result | None:
+    """Only regular files are read from a directory: a FIFO there would block forever.
+    The file's stat when it is one; else None, after recording why not."""
     try:
-        mode = os.stat(path).st_mode
+        found = os.stat(path)
     except OSError as error:
         problems.append(file_problem(path, f"cannot read: {error.strerror or error}"))
-        return False
-    if stat.S_ISREG(mode):
-        return True
-    what = _SPECIAL.get(stat.S_IFMT(mode), "not a regular file")
+        return None
+    if stat.S_ISREG(found.st_mode):
+        return found
+    what = _SPECIAL.get(stat.S_IFMT(found.st_mode), "not a regular file")
     problems.append(file_problem(
         path, f"is not a regular file ({what}); a manifest directory may hold only files"
     ))
-    return False
+    return None
 
 
 def read_file(path: str, problems: list[ManifestProblem]) -> str | None:

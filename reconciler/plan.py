@@ -12,8 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from reconciler.caching import PlanCaches
 from reconciler.diff import Change, diff_resources
-from reconciler.drivers import REPLACEMENT_FIELDS, driver_of, kernel_names
+from reconciler.drivers import REPLACEMENT_FIELDS, Driver, driver_of, kernel_names
 from reconciler.errors import ConflictError
 from reconciler.firewall import needed_tables
 from reconciler.host_settings import settings_changes
@@ -127,44 +128,65 @@ class Plan:
         return iter(self.actions)
 
 
-def _display_key(action: Action) -> tuple[int, int, ResourceKey]:
+def display_key(action: Action) -> tuple[int, int, ResourceKey]:
     verb_rank = DISPLAY_ORDER.index(action.verb)
     step: StepVerb = "create" if action.verb == "replace" else action.verb
     return (verb_rank, phase_of(step, action.key.kind), action.key)
 
 
-def check_conflicts(desired: State, observed: State) -> None:
-    """Refuse to create anything whose kernel name something else already holds."""
+def check_conflicts(desired: State, observed: State, caches: PlanCaches | None = None) -> None:
+    """Refuse to create anything whose kernel name something else already holds.
+    `caches`: a planner's own, keeping each resource's kernel names (`PlanCaches.names`)."""
     problems: list[str] = []
+    memo = caches.names.next_build() if caches is not None else None
+    drivers: list[tuple[Resource, Driver]] = []
+    occupied = observed.occupied
     for resource in desired:
-        mine = observed.get(resource.key)
-        for name in [*kernel_names(resource), *needed_tables(resource)]:
-            holder = observed.occupied.get(name)
+        known = memo.get(resource.key, (resource,)) if memo is not None else None
+        if known is None:
+            known = ((*kernel_names(resource), *needed_tables(resource)), driver_of(resource))
+            if memo is not None:
+                memo.put(resource.key, (resource,), known)
+        names, driver = known
+        if driver is not None:
+            drivers.append((resource, driver))
+        for name in names:
+            holder = occupied.get(name)
             if holder is None or name in observed.orphans:
                 continue
+            mine = observed.get(resource.key)
             if mine is not None and name in kernel_names(mine):
                 continue
             problems.append(f"{resource.key}: {name.replace(':', ' ', 1)} is taken by {holder}")
-    for resource in desired:  # what the driver needs of the kernel (a macvlan's parent)
-        driver = driver_of(resource)
-        if driver is not None:
-            problems += driver.kernel_problems(resource, observed)
+    for resource, driver in drivers:  # what the driver needs of the kernel (a macvlan's parent)
+        problems += driver.kernel_problems(resource, observed)
     if problems:
         raise ConflictError("; ".join(problems))
 
 
-def make_plan(desired: State, observed: State) -> Plan:
-    """Compare desired with observed (same set) and order the actions."""
-    check_conflicts(desired, observed)
+def make_plan(desired: State, observed: State, caches: PlanCaches | None = None) -> Plan:
+    """Compare desired with observed (same set) and order the actions.
+
+    `caches`: a planner's own (`caching.PlanCaches`), so that a pair of desired and
+    observed resources found in sync last time, the very same objects with the same
+    marker digests, is not compared again (`PlanCaches.in_sync`)."""
+    check_conflicts(desired, observed, caches)
     actions: dict[ResourceKey, Action] = {}
     in_sync: list[ResourceKey] = []
-    for key in sorted(set(desired.resources) | set(observed.resources), key=key_order):
+    memo = caches.in_sync.next_build() if caches is not None else None
+    digests, applied = desired.applied_digests, observed.applied_digests
+    # keys are (kind, name) tuples: their own order is `key_order`'s
+    for key in sorted(desired.resources.keys() | observed.resources.keys()):
         want, have = desired.get(key), observed.get(key)
         if have is None and want is not None:
             actions[key] = Action("create", key, desired=want)
         elif want is None and have is not None:
             actions[key] = Action("delete", key, observed=have)
         elif want is not None and have is not None:
+            inputs = (want, have, digests.get(key), applied.get(key))
+            if memo is not None and memo.get(key, inputs):
+                in_sync.append(key)
+                continue
             changes = tuple(diff_resources(want, have)) + _marker_change(key, desired, observed)
             forced = tuple(c.path for c in changes if c.path in REPLACEMENT_FIELDS[key.kind])
             outside = bool(changes) and observed.applied_digests.get(key) == attrs_digest(want) \
@@ -175,8 +197,10 @@ def make_plan(desired: State, observed: State) -> Plan:
                 actions[key] = Action("update", key, changes, (), want, have, outside)
             else:
                 in_sync.append(key)
+                if memo is not None:
+                    memo.put(key, inputs, True)
     _cascade_replacements(actions, desired, observed)
-    ordered = tuple(sorted(actions.values(), key=_display_key))
+    ordered = tuple(sorted(actions.values(), key=display_key))
     settings = settings_changes(desired, observed) if ordered else ()
     return Plan(desired.set_name, ordered, tuple(k for k in in_sync if k not in actions),
                 settings, len(observed), problems=_host_problems(desired, observed))

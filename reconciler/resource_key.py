@@ -8,12 +8,16 @@ validate` loads this small module, not state.py's types, enum and regex.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, order=True)
-class ResourceKey:
-    """Identity of a CNM object inside one apply set."""
+class ResourceKey(NamedTuple):
+    """Identity of a CNM object inside one apply set.
+
+    A named tuple, not a dataclass: hashing and comparing it is then done in C, and
+    a reconcile of `cnm watch` at 1000 endpoints looks keys up some 40 000 times
+    (a dataclass's generated `__hash__` runs in Python). Ordered as (kind, name).
+    """
 
     kind: str
     name: str
@@ -26,7 +30,6 @@ class ResourceKey:
 #: of a big host sorts thousands of keys each time it is built.
 key_order = operator.attrgetter("kind", "name")
 
-
-def item_order(item: tuple[ResourceKey, object]) -> tuple[str, str]:
-    """Sort key of a (ResourceKey, value) pair: `key_order` of its key."""
-    return (item[0].kind, item[0].name)
+#: Sort key of a (ResourceKey, value) pair: `key_order` of its key (the key itself, a
+#: tuple ordered as (kind, name); picked in C).
+item_order = operator.itemgetter(0)

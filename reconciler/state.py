@@ -22,6 +22,7 @@ for plans, `thaw()` for JSON documents (`cnm observe`, saved plans), and
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -251,9 +252,15 @@ def applied_marker(
     return f"{base} d={recorded or attrs_digest(resource)}"
 
 
+#: Element types a list or tuple of which `freeze` takes as it is.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def freeze(value: object) -> AttrValue:
     """Turn lists into tuples recursively so attribute values are hashable and comparable."""
     if isinstance(value, (list, tuple)):
+        if set(map(type, value)) <= _PLAIN:  # no nesting: checked in C (a resolver's
+            return tuple(value)               # records are thousands of texts)
         return tuple(freeze(v) for v in value)
     if value is None or isinstance(value, (str, int, bool, Drift, MtuPair)):
         return value
@@ -417,7 +424,16 @@ class State:
         return self.resources.get(key)
 
     def of_kind(self, kind: str) -> list[Resource]:
-        return [r for r in self.resources.values() if r.key.kind == kind]
+        return list(self._by_kind.get(kind, ()))
+
+    @functools.cached_property
+    def _by_kind(self) -> dict[str, list[Resource]]:
+        """The resources of each kind, indexed on first use (a state of a big host is
+        asked for its networks or endpoints a dozen times a reconcile)."""
+        index: dict[str, list[Resource]] = {}
+        for resource in self.resources.values():
+            index.setdefault(resource.key.kind, []).append(resource)
+        return index
 
     def to_json(self) -> dict[str, object]:
         document: dict[str, object] = {

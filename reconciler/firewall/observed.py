@@ -5,7 +5,8 @@ rules cnm writes for it; rules that fit no value make it a `Drift`."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from reconciler.caching import BuildMemo
 from reconciler.firewall.network_rules import (
@@ -27,10 +28,15 @@ NO_RULES = Drift(DriftReason.NO_RULES)
 RULES_DIFFER = Drift(DriftReason.RULES_DIFFER)
 
 
-def _choose(actual: Counter[Rule], candidates: Sequence[tuple[AttrValue, list[Rule]]]) -> AttrValue:
-    """The value whose rules are exactly the ones present; None if no value fits."""
+def _choose(actual: Counter[Rule],
+            candidates: Sequence[tuple[AttrValue, Callable[[], list[Rule]]]]) -> AttrValue:
+    """The value whose rules are exactly the ones present; None if no value fits.
+
+    Each candidate's rules are made only when the ones before it did not fit: the
+    usual value comes first, and the other may be costly (`icc: false` lists every
+    port of the bridge)."""
     for value, rules in candidates:
-        if actual == Counter(rules):
+        if actual == Counter(rules()):
             return value
     return None
 
@@ -130,18 +136,20 @@ def _network_view(
         return comment_of(owner, item)
 
     internal = _choose(mine.get("isolation", none), [
-        (value, isolation_rules(comment("isolation"), bridge, subnets, value))
+        (value, partial(isolation_rules, comment("isolation"), bridge, subnets, value))
         for value in (False, True)
     ])
     icc = _choose(mine.get("icc", none), [
-        (value, icc_rules(comment("icc"), bridge, veths, value)) for value in (True, False)
+        (value, partial(icc_rules, comment("icc"), bridge, veths, value))
+        for value in (True, False)
     ])
     masquerade = _choose(mine.get("masquerade", none), [
-        (value, masquerade_rules(comment("masquerade"), bridge, subnets, value))
+        (value, partial(masquerade_rules, comment("masquerade"), bridge, subnets, value))
         for value in (False, True)
     ])
     localhost = _choose(mine.get("localhost", none), [
-        (value, localhost_rules(comment("localhost"), bridge, value)) for value in (False, True)
+        (value, partial(localhost_rules, comment("localhost"), bridge, value))
+        for value in (False, True)
     ])
     strays = bool(set(mine) - {"isolation", "icc", "masquerade", "localhost"})
     if strays:

@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.caching import memoize
 from reconciler.drivers import HOST_END_KINDS, endpoint_driver, network_link_driver
 from reconciler.drivers.names import DEFAULT
 from reconciler.kernel import files, netns
@@ -98,6 +99,19 @@ def default_gateways(reader: Rtnl) -> dict[tuple[int, int], list[str]]:
     return {key: sorted(values) for key, values in result.items()}
 
 
+@memoize(maxsize=1 << 16)
+def _owner_of(alias: str | None) -> Owner | None:
+    """`Owner.parse` of a link's alias (cached: observation reads the same thousand
+    markers again whenever the host changes; an `Owner` is immutable)."""
+    return Owner.parse(alias)
+
+
+@memoize(maxsize=1 << 16)
+def _digest_of(alias: str | None) -> str | None:
+    """`marker_digest` of a link's alias (cached as `_owner_of`)."""
+    return marker_digest(alias)
+
+
 def _describe_holder(owner: Owner | None, what: str) -> str:
     if owner is None:
         return f"{what} (not owned by cnm)"
@@ -105,7 +119,7 @@ def _describe_holder(owner: Owner | None, what: str) -> str:
 
 
 def _keep_digest(seen: Fragment, owner: Owner, alias: str | None) -> None:
-    digest = marker_digest(alias)
+    digest = _digest_of(alias)
     if digest is not None:
         seen.applied_digests.setdefault(owner.key, digest)
 
@@ -118,7 +132,7 @@ def read_host(seen: Fragment, reader: Rtnl) -> None:
     seen.host_link_names = {link.index: link.name for link in links}
     vxlans: dict[int, str] = {}  # owned VXLAN devices -> their network
     for link in links:
-        owner = Owner.parse(link.alias)
+        owner = _owner_of(link.alias)
         if owner is None and link.group == CNM_LINK_GROUP and not link.alias:
             seen.orphans.add(f"link:{link.name}")
         mine = owner is not None and owner.set_name == seen.set_name
@@ -207,7 +221,7 @@ def read_netns(
     files out (a worker process reading for another one: see kernel/parallel.py)."""
     links = reader.links()
     loopback = next((link for link in links if link.name == "lo"), None)
-    owner = Owner.parse(loopback.alias) if loopback is not None else None
+    owner = _owner_of(loopback.alias) if loopback is not None else None
     identities[name] = (netns.identity(name), loopback.alias if loopback is not None else None)
     if owner is None or owner.kind != "Sandbox" or owner.set_name != seen.set_name:
         seen.occupied[f"netns:{name}"] = _describe_holder(owner, f"netns {name}")
@@ -221,7 +235,7 @@ def read_netns(
     seen.add("Sandbox", owner.name, attrs)
     endpoint_links = []
     for link in links:
-        link_owner = Owner.parse(link.alias)
+        link_owner = _owner_of(link.alias)
         if (
             link.name != "lo"
             and link_owner is not None

@@ -13,16 +13,22 @@ on objects it built itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.errors import ManifestProblem
-from reconciler.model import Manifests
+from reconciler.model import Endpoint, Manifests, Network, Sandbox
 from reconciler.resource_key import ResourceKey
 from reconciler.validation.across import CROSS_CHECKS, check_duplicate_names
 from reconciler.validation.objects import check_endpoint, check_network, check_sandbox
 from reconciler.validation.report import Reporter
 
+if TYPE_CHECKING:
+    from reconciler.caching import BuildMemo
+
 __all__ = ["validate"]
+
+_Object = TypeVar("_Object", Network, Sandbox, Endpoint)
 
 
 def validate(
@@ -30,6 +36,7 @@ def validate(
     *,
     field_lines: Mapping[tuple[ResourceKey, str], int] | None = None,
     unloaded: frozenset[ResourceKey] | None = frozenset(),
+    memo: BuildMemo[ResourceKey, bool] | None = None,
     external_networks: bool = False,
 ) -> list[ManifestProblem]:
     """Every rule that a single value cannot check alone; empty when the manifests are good.
@@ -39,15 +46,51 @@ def validate(
     whose documents did not load (None: possibly any), so a reference to them is
     not reported as unknown. `external_networks`: nor is a network the manifests do
     not define (another apply set's, which only plan and apply can look for).
+
+    `memo` (its owner: `loader.LoadCache`): the objects the previous validation found
+    without a problem of their own, by the inputs of their rules (the object itself,
+    and for an endpoint the network it names, whether its sandbox exists and
+    `external_networks`); an object whose inputs are the very same is not checked
+    again. Only "no problem" is remembered, and only when no document failed to load
+    and no name is duplicated (then a problem's wording and line could depend on
+    other files). The rules across objects always run, on everything.
     """
-    report = Reporter(manifests, field_lines or {}, unloaded, external_networks)
+    report = Reporter(manifests, {} if field_lines is None else field_lines, unloaded,
+                      external_networks)
     check_duplicate_names(report)
+    if memo is not None and not manifests.duplicates and unloaded == frozenset():
+        memo = memo.next_build()
+    else:
+        memo = None
     for network in manifests.networks.values():
-        check_network(report, network)
+        if not _known_good(memo, network.key, (network,)):
+            _remember(report, memo, network.key, (network,), check_network, network)
     for sandbox in manifests.sandboxes.values():
-        check_sandbox(report, sandbox)
+        if not _known_good(memo, sandbox.key, (sandbox,)):
+            _remember(report, memo, sandbox.key, (sandbox,), check_sandbox, sandbox)
+    networks, sandboxes = manifests.networks, manifests.sandboxes
     for endpoint in manifests.endpoints.values():
-        check_endpoint(report, endpoint)
+        spec = endpoint.spec
+        inputs = (endpoint, networks.get(spec.network),
+                  spec.sandbox is None or spec.sandbox in sandboxes, external_networks)
+        if not _known_good(memo, endpoint.key, inputs):
+            _remember(report, memo, endpoint.key, inputs, check_endpoint, endpoint)
     for check in CROSS_CHECKS:
         check(report)
     return report.problems
+
+
+def _known_good(memo: BuildMemo[ResourceKey, bool] | None, key: ResourceKey,
+                inputs: tuple[object, ...]) -> bool:
+    """True when the last validation found `key` without a problem for these inputs."""
+    return memo is not None and memo.get(key, inputs) is not None
+
+
+def _remember(report: Reporter, memo: BuildMemo[ResourceKey, bool] | None, key: ResourceKey,
+              inputs: tuple[object, ...], check: Callable[[Reporter, _Object], None],
+              obj: _Object) -> None:
+    """Run one object's rules; remember the object as good when they found nothing."""
+    before = len(report.problems)
+    check(report, obj)
+    if memo is not None and len(report.problems) == before:
+        memo.put(key, inputs, True)

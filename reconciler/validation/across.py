@@ -68,9 +68,16 @@ def _check_subnet_overlaps(report: Reporter) -> None:
 
 def _check_host_sandboxes(report: Reporter) -> None:
     """A sandbox on a host network is the host namespace itself: it cannot join others."""
-    networks = report.manifests.networks
-    for sandbox in report.manifests.sandboxes.values():
-        joined = report.manifests.endpoints_of_sandbox(sandbox.metadata.name)
+    manifests = report.manifests
+    networks = manifests.networks
+    # only a sandbox with an endpoint on a host network can break the rule: look at those
+    host_networks = [name for name, network in networks.items()
+                     if driver_for(network.spec.driver).shares_host_namespace]
+    candidates = {str(e.spec.sandbox) for name in host_networks
+                  for e in manifests.endpoints_of_network(name) if e.spec.sandbox is not None}
+    for name in sorted(candidates & manifests.sandboxes.keys()):
+        sandbox = manifests.sandboxes[name]
+        joined = manifests.endpoints_of_sandbox(name)
         shares_host = {
             e.metadata.name: driver_for(networks[e.spec.network].spec.driver)
             .shares_host_namespace
@@ -79,10 +86,18 @@ def _check_host_sandboxes(report: Reporter) -> None:
         if any(shares_host.values()) and len(shares_host) > 1:
             others = sorted(name for name, shares in shares_host.items() if not shares)
             hosts = sorted(name for name, shares in shares_host.items() if shares)
-            culprit = report.manifests.endpoints[(others or hosts[1:])[0]]
+            culprit = manifests.endpoints[(others or hosts[1:])[0]]
             report.add(culprit.key, "spec.sandbox",
                        f"{sandbox.key} joins a host network (Endpoint/{hosts[0]}), so it is the "
                        "host namespace and cannot join other networks; use another sandbox")
+
+
+def _sandboxes_with(report: Reporter, wanted: Callable[[Endpoint], bool]) -> list[str]:
+    """The sandboxes (in name order) holding an endpoint for which `wanted` is true: the
+    rules below only look at such endpoints, so other sandboxes cannot fail them."""
+    sandboxes = report.manifests.sandboxes
+    return sorted({str(e.spec.sandbox) for e in report.manifests.endpoints.values()
+                   if e.spec.sandbox in sandboxes and wanted(e)})
 
 
 def _check_bridge_names(report: Reporter) -> None:
@@ -120,7 +135,12 @@ def _check_netns_names(report: Reporter) -> None:
 
 
 def _check_duplicate_addresses(report: Reporter) -> None:
+    # only static addresses can clash: networks without one are skipped
+    static = {e.spec.network for e in report.manifests.endpoints.values()
+              if e.spec.ipv4_address is not None or e.spec.ipv6_address is not None}
     for name in report.manifests.networks:
+        if name not in static:
+            continue
         holders: dict[IPAddress, Endpoint] = {}
         for endpoint in report.manifests.endpoints_of_network(name):
             spec = endpoint.spec
@@ -172,7 +192,7 @@ def _check_host_ports(report: Reporter) -> None:
 
 def _check_ifnames_in_sandbox(report: Reporter) -> None:
     """Hand-written names only: the defaults (interface_defaults) avoid those and each other."""
-    for name in report.manifests.sandboxes:
+    for name in _sandboxes_with(report, lambda e: e.spec.ifname is not None):
         holders: dict[str, Endpoint] = {}
         for endpoint in report.manifests.endpoints_of_sandbox(name):
             if endpoint.spec.ifname is None:
@@ -192,7 +212,7 @@ def _check_gateways(report: Reporter) -> None:
     """`gateway: true` is an explicit override: once per sandbox and IP version, and never
     on an internal network (which gives no default route)."""
     manifests = report.manifests
-    for name in manifests.sandboxes:
+    for name in _sandboxes_with(report, lambda e: e.spec.gateway is True):
         carriers: dict[int, Endpoint] = {}
         for endpoint in manifests.endpoints_of_sandbox(name):
             if endpoint.spec.gateway is not True:
