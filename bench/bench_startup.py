@@ -7,7 +7,9 @@ examples/quickstart`, each a fresh `python -m reconciler` from the repository,
 started from the same interpreter and environment as the bare one (whose own
 start-up includes whatever site-packages' .pth files do). Wall-clock medians
 and user+system CPU medians, each with its ratio to the bare interpreter's;
-the CPU figures move less when other processes share the machine.
+the CPU figures move less when other processes share the machine. A row
+"libraries" times bench/startup_floor.py: pydantic and PyYAML doing the least a
+`validate` needs of them, no cnm code, the floor under `validate`'s ratio.
 
 The repository's bytecode is compiled first: an installed cnm has it, and
 without it (PYTHONDONTWRITEBYTECODE) every run would compile the sources again.
@@ -35,6 +37,10 @@ from pathlib import Path
 from common import REPO
 
 BARE = ("-c", "pass")
+#: The libraries `validate` stands on, alone (bench/startup_floor.py): what no change to
+#: cnm's own code can take away
+FLOOR_NAME = "pydantic + PyYAML alone (bench/startup_floor.py)"
+FLOOR = (str(REPO / "bench" / "startup_floor.py"),)
 #: (row name, arguments after the interpreter, the issue's target as a ratio to bare)
 COMMANDS: tuple[tuple[str, tuple[str, ...], float], ...] = (
     ("cnm --version", ("-m", "reconciler", "--version"), 2.0),
@@ -66,12 +72,16 @@ def measure(checkouts: dict[str, Path], repeat: int) -> tuple[Timings, dict[tupl
     runs: dict[tuple[str, str], Timings] = {
         (label, name): [] for label in checkouts for name, _, _ in COMMANDS
     }
+    runs[("libraries", FLOOR_NAME)] = []
     failed: set[tuple[str, str]] = set()
     for _ in range(repeat):
         timing = run_once(BARE, REPO)
         if timing is None:
             raise SystemExit(f"{sys.executable} -c pass failed")
         bare.append(timing)
+        floor = run_once(FLOOR, REPO)
+        if floor is not None:
+            runs[("libraries", FLOOR_NAME)].append(floor)
         for label, root in checkouts.items():
             for name, arguments, _ in COMMANDS:
                 if (label, name) in failed:
@@ -94,6 +104,12 @@ def report(bare: Timings, runs: dict[tuple[str, str], Timings], checkouts: dict[
     print("|---|---|---|---|---|---|---|")
     print(f"| | bare interpreter ({Path(sys.executable).name} -c pass) | {bare_wall * 1000:.0f} "
           f"| 1 | {bare_cpu * 1000:.0f} | 1 | |")
+    floor = runs[("libraries", FLOOR_NAME)]
+    if floor:
+        wall = statistics.median(w for w, _ in floor)
+        cpu = statistics.median(c for _, c in floor)
+        print(f"| libraries | {FLOOR_NAME} | {wall * 1000:.0f} | {wall / bare_wall:.2f} | "
+              f"{cpu * 1000:.0f} | {cpu / bare_cpu:.2f} | |")
     for label in checkouts:
         for name, _, target in COMMANDS:
             timings = runs[(label, name)]
@@ -126,6 +142,9 @@ def report_instructions(checkouts: dict[str, Path]) -> None:
     print("| checkout | command | instructions (millions) | × bare | target |")
     print("|---|---|---|---|---|")
     print(f"| | bare interpreter ({Path(sys.executable).name} -c pass) | {bare / 1e6:.0f} | 1 | |")
+    floor = instructions(FLOOR, REPO)
+    if floor is not None:
+        print(f"| libraries | {FLOOR_NAME} | {floor / 1e6:.0f} | {floor / bare:.2f} | |")
     for label, root in checkouts.items():
         for name, arguments, target in COMMANDS:
             count = instructions(arguments, root)

@@ -18,9 +18,12 @@ import importlib
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from reconciler import __version__
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 #: The exit code of a usage error (docs/cli.md, "Exit codes").
 EXIT_USAGE = 1
@@ -51,6 +54,13 @@ class CnmArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        """Help, usage and version written like any other output: a reader that went away
+        (`cnm --help | head -1`) ends the command with 1 on every Python. (argparse of
+        3.11.2 lets the BrokenPipeError through, later 3.11 releases drop it silently.)"""
+        if message:
+            (file if file is not None else sys.stderr).write(message)
 
 
 class CommandParser(CnmArgumentParser):

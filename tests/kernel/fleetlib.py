@@ -50,7 +50,9 @@ class SimHost:
         self.run("ip", "link", "set", "eth0", "up")
 
     def prefix(self) -> list[str]:
-        return ["nsenter", "-t", str(self.process.pid), "-n", "-m", "--"]
+        # --root and --wd: the host process's own root, which is not / when the suite runs
+        # in a chroot (tools/fresh-machine): entering a mount namespace resets both
+        return ["nsenter", "-t", str(self.process.pid), "-n", "-m", "--root", "--wd", "--"]
 
     def run(self, *args: str, check: bool = True,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

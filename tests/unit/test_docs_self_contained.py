@@ -7,6 +7,7 @@ on the machine)."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,9 +25,24 @@ WINDOW = 12
 
 
 def _tracked() -> list[Path]:
-    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    return [ROOT / name for name in names if name and (ROOT / name).is_file()]
+    """The project's files: git's list in a clone; in a copy without git (a tarball, or a
+    fresh machine that installed only what the README asks), every file but what
+    .gitignore leaves out."""
+    if shutil.which("git") is not None and (ROOT / ".git").exists():
+        names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                               check=True).stdout.decode().split("\0")
+        return [ROOT / name for name in names if name and (ROOT / name).is_file()]
+    return sorted(path for path in ROOT.rglob("*")
+                  if path.is_file() and not _ignored(path.relative_to(ROOT)))
+
+
+def _ignored(relative: Path) -> bool:
+    """What the project's .gitignore leaves out (directory patterns and *.egg-info)."""
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".gitignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    return relative.parts[0] == ".git" or any(
+        part in ignored or (part.endswith(".egg-info") and "*.egg-info" in ignored)
+        for part in relative.parts)
 
 
 def _text(path: Path) -> str | None:
