@@ -22,6 +22,7 @@ from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
 from reconciler.resolver.records import KIND as RESOLVER
 from reconciler.resolver.records import resolver_attrs, resolver_resource, serving_networks
 from reconciler.sandbox_files import hostname_file, hosts_file, resolv_conf_file
+from reconciler.shared_networks import is_borrowed, owner_set
 from reconciler.state import AttrValue, Resource, ResourceKey, State
 
 
@@ -87,6 +88,8 @@ def build_desired(
         raise ManifestError([exc.problem]) from exc
     resources: list[Resource] = []
     for network in manifests.networks.values():
+        if is_borrowed(network):  # another apply set's: its endpoints only are this set's
+            continue
         attrs = driver_for(network.spec.driver).network_attrs(network)
         if attrs is not None:
             resources.append(Resource(network.key, set_name, attrs))
@@ -126,6 +129,10 @@ def build_desired(
             endpoint_attrs = driver_for(network.spec.driver).endpoint_attrs(ctx)
             if endpoint_attrs is None:
                 continue
+            if is_borrowed(network):  # the plan line names the network's set
+                endpoint_attrs["network_set"] = owner_set(network, set_name)
+                if network.spec.icc is False:  # the owner's drop lists its own ports only
+                    endpoint_attrs["icc"] = False
             resource = memo.put(endpoint.key, inputs,
                                 Resource(endpoint.key, set_name, endpoint_attrs))
         resources.append(resource)

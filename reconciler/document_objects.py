@@ -10,11 +10,21 @@ would only echo the problem already reported there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import ValidationError
 
 from reconciler.error_wording import did_you_mean, error_message, error_path, is_plain
 from reconciler.errors import ManifestError, ManifestProblem, show
-from reconciler.model import API_VERSION, MODELS, Manifest, Manifests, ManifestSource
+from reconciler.model import (
+    API_VERSION,
+    MODELS,
+    Endpoint,
+    Manifest,
+    Manifests,
+    ManifestSource,
+    Network,
+)
 from reconciler.resource_key import ResourceKey
 from reconciler.validation import validate
 from reconciler.yaml_documents import Document
@@ -43,15 +53,24 @@ def objects_of(documents: list[Document], problems: list[ManifestProblem]) -> tu
 
 
 def validated(objects: Objects, field_lines: FieldLines,
-              problems: list[ManifestProblem]) -> Manifests:
+              problems: list[ManifestProblem], *,
+              elsewhere: Mapping[str, Network] | None = None,
+              external_networks: bool = False) -> Manifests:
     """The manifests of `objects`, unless they or the problems so far say otherwise.
 
     `problems` so far are those of documents that did not load (or of files): the
     rules across objects still run on the rest, and all problems go out together.
+    `elsewhere` and `external_networks`: see `loader.load`.
     """
+    if elsewhere:
+        defined = {o.metadata.name for o, _ in objects if isinstance(o, Network)}
+        named = {o.spec.network for o, _ in objects if isinstance(o, Endpoint)}
+        objects = [*objects, *((elsewhere[n], ManifestSource("<kernel>", 0, None))
+                               for n in sorted(named - defined) if n in elsewhere)]
     manifests = Manifests.build(objects)
     unloaded = _unloaded(problems)
-    problems = [*problems, *validate(manifests, field_lines=field_lines, unloaded=unloaded)]
+    problems = [*problems, *validate(manifests, field_lines=field_lines, unloaded=unloaded,
+                                     external_networks=external_networks)]
     if problems:
         raise ManifestError(problems)
     return manifests

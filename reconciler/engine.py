@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from reconciler import pipeline
+from reconciler import pipeline, shared_networks
 from reconciler.caching import PlanCaches
 from reconciler.desired import build_desired
 from reconciler.errors import CnmError
@@ -59,11 +59,14 @@ def compute_plan(
     """Pure planning: manifests + observed state -> plan. A planner that plans again
     (verification, watch, the API) passes its `caches` to reuse unchanged results."""
     manifests = single_host_share(manifests)
+    manifests = shared_networks.borrowed_now(manifests, observed)
+    manifests = shared_networks.reserve_shared(manifests, observed)
     memo = caches.desired if caches is not None else None
     desired = build_desired(manifests, observed.set_name, observed, pools, memo)
     if observed.host_firewall is not None:
         desired = host_firewall_desired(manifests, desired, observed)
     plan = make_plan(desired, observed)
+    shared_networks.refuse_shared_deletes([(a.verb, a.key) for a in plan.actions], observed)
     unjoined = tuple(sorted(e.metadata.name for e in manifests.endpoints.values()
                             if e.spec.sandbox is None))
     if unjoined:  # visible, not silently left out (plan_lines.py)
@@ -133,6 +136,7 @@ def deletion_plan(manifests: Manifests, observed: State, *, placed: bool = False
     desired = State(observed.set_name, {r.key: r for r in observed if kept(r)})
     desired = _resolver_kept(desired, observed)
     plan = dataclasses.replace(make_plan(desired, observed), prunes=False)  # asked for
+    shared_networks.refuse_shared_deletes([(a.verb, a.key) for a in plan.actions], observed)
     return Planned(plan, desired, observed)
 
 

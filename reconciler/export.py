@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +29,13 @@ from reconciler.drivers import driver_of, rebuild_networks
 from reconciler.drivers.common import text_values
 from reconciler.errors import ManifestError
 from reconciler.loader import dump_yaml, load_text
+from reconciler.model import Network
 from reconciler.plan import make_plan
 from reconciler.render import format_attr
 from reconciler.resolver.records import KIND as RESOLVER
 from reconciler.resolver.records import resolver_aliases, upstreams_of
 from reconciler.sandbox_files import HOSTS_HEADER
+from reconciler.shared_networks import networks_of
 from reconciler.state import Resource, ResourceKey, State
 
 API_VERSION = "cnm/v1"
@@ -47,6 +50,8 @@ class Export:
 
     documents: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: other sets' networks the endpoints are on, for loading the export back
+    elsewhere: Mapping[str, Network] = field(default_factory=dict)
 
     def yaml(self, set_name: str) -> str:
         head = (f"# Exported by `cnm export` from apply set '{set_name}'.\n"
@@ -166,9 +171,10 @@ def export_state(observed: State, *, with_mac: bool = False) -> Export:
     networks = {r.key.name: r for r in observed.of_kind("Network")}
     networks.update(rebuild_networks(observed))
     sandboxes = {r.key.name: r for r in observed.of_kind("Sandbox")}
+    joinable = {**observed.borrowable, **networks}  # other sets' too (shared_networks.py)
     endpoints: list[Resource] = []
     for endpoint in observed.of_kind("Endpoint"):
-        if endpoint.get("network") in networks and endpoint.get("sandbox") in sandboxes:
+        if endpoint.get("network") in joinable and endpoint.get("sandbox") in sandboxes:
             endpoints.append(endpoint)
         else:
             result.warnings.append(f"{endpoint.key}: not exported: its veth pair is not attached "
@@ -212,10 +218,11 @@ def export_state(observed: State, *, with_mac: bool = False) -> Export:
     network_docs = [_document("Network", n, _network_spec(r)) for n, r in sorted(networks.items())]
     endpoint_docs = [
         _document("Endpoint", e.key.name, _endpoint_spec(
-            e, networks.get(str(e.get("network"))), aliases.get(e.key.name, []), with_mac))
+            e, joinable.get(str(e.get("network"))), aliases.get(e.key.name, []), with_mac))
         for e in endpoints
     ]
     result.documents = [*network_docs, *sandbox_docs, *endpoint_docs]
+    result.elsewhere = networks_of(observed.borrowable)
     _pin_addresses(result, endpoints, observed.set_name)
     for doc in endpoint_docs:
         doc["spec"] = {k: doc["spec"][k] for k in _ENDPOINT_FIELDS if k in doc["spec"]}
@@ -224,7 +231,7 @@ def export_state(observed: State, *, with_mac: bool = False) -> Export:
 
 
 def _load(result: Export, set_name: str) -> Any:
-    return load_text(result.yaml(set_name), name="<export>")
+    return load_text(result.yaml(set_name), name="<export>", elsewhere=result.elsewhere)
 
 
 def _pin_addresses(result: Export, endpoints: list[Resource], set_name: str) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler import caching
 from reconciler.document_objects import FieldLines, Objects, objects_of, validated
 from reconciler.errors import ManifestProblem
 from reconciler.manifest_files import expand, printable, read_file
-from reconciler.model import Manifest, Manifests, ManifestSource
+from reconciler.model import Manifest, Manifests, ManifestSource, Network
 from reconciler.resource_key import ResourceKey
 from reconciler.yaml_documents import parse
 
@@ -45,7 +45,7 @@ class LoadCache:
 
     def __init__(self) -> None:
         self._files: dict[str, _LoadedFile] = {}
-        self._last: tuple[tuple[tuple[str, tuple[int, ...]], ...], Manifests] | None = None
+        self._last: tuple[object, Manifests] | None = None
         self._stale: set[str] = set()
         #: Files parsed again or gone in the last `load()` (for "what changed" reports).
         self.changed: list[str] = []
@@ -58,7 +58,10 @@ class LoadCache:
             self._stale.add(path)
         self._last = None
 
-    def load(self, paths: Sequence[str]) -> Manifests:
+    def load(self, paths: Sequence[str],
+             elsewhere: Mapping[str, Network] | None = None) -> Manifests:
+        """`loader.load` of `paths`, parsing again only the files that changed
+        (`elsewhere`: other apply sets' networks an endpoint may join, as there)."""
         problems: list[ManifestProblem] = []
         loaded: list[_LoadedFile] = []
         stamps: list[tuple[str, tuple[int, ...]]] = []
@@ -82,7 +85,7 @@ class LoadCache:
         for gone in sorted(set(self._files) - seen):
             del self._files[gone]
             self.changed.append(gone)
-        key = tuple(stamps)
+        key = (tuple(stamps), tuple(sorted((elsewhere or {}).items())))
         if caching.ENABLED and not problems and self._last is not None and self._last[0] == key:
             return self._last[1]
         objects: Objects = []
@@ -92,7 +95,7 @@ class LoadCache:
             objects += entry.objects
             for where, line in entry.field_lines.items():
                 field_lines.setdefault(where, line)
-        manifests = validated(objects, field_lines, problems)
+        manifests = validated(objects, field_lines, problems, elsewhere=elsewhere)
         self._last = (key, manifests)
         return manifests
 

@@ -15,7 +15,7 @@ no input, however broken or hostile, ends in a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from reconciler.document_objects import objects_of, validated
@@ -29,7 +29,7 @@ from reconciler.manifest_files import (
     read_all,
     too_big,
 )
-from reconciler.model import Manifests
+from reconciler.model import Manifests, Network
 from reconciler.yaml_documents import MAX_DEPTH, MAX_NODES, Document, dump_yaml, parse
 
 __all__ = [
@@ -38,24 +38,33 @@ __all__ = [
 ]
 
 
-def load(paths: Sequence[str], *, stdin: TextIO | None = None) -> Manifests:
+def load(
+    paths: Sequence[str], *, stdin: TextIO | None = None,
+    elsewhere: Mapping[str, Network] | None = None, external_networks: bool = False,
+) -> Manifests:
     """Load every manifest under `paths` (files, directories, `-` for stdin).
 
     Raises ManifestError listing every problem found; returns only valid manifests.
+    `elsewhere`: networks other apply sets own (shared_networks.py), added when an
+    endpoint names one the manifests do not define; `external_networks`: such a
+    reference is not a problem (`cnm validate`, which cannot read the kernel).
     """
     problems: list[ManifestProblem] = []
     documents: list[Document] = []
     for name, text in read_all(paths, stdin, problems):
         documents += parse(text, name, problems)
-    return validated(*objects_of(documents, problems), problems)
+    return validated(*objects_of(documents, problems), problems, elsewhere=elsewhere,
+                     external_networks=external_networks)
 
 
-def load_text(text: str, name: str = "<text>") -> Manifests:
-    """Load manifests from a string, reported under the file name `name`."""
+def load_text(text: str, name: str = "<text>",
+              elsewhere: Mapping[str, Network] | None = None) -> Manifests:
+    """Load manifests from a string, reported under the file name `name` (`elsewhere`:
+    as in `load`)."""
     problems: list[ManifestProblem] = []
     documents: list[Document] = []
     if len(text) > MAX_FILE_BYTES:
         problems.append(file_problem(name, too_big()))
     else:
         documents = parse(text.removeprefix("\ufeff"), name, problems)
-    return validated(*objects_of(documents, problems), problems)
+    return validated(*objects_of(documents, problems), problems, elsewhere=elsewhere)

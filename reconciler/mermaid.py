@@ -114,12 +114,15 @@ def plan_diagram(plan: Plan) -> str:
     for action in plan.actions[:MAX_NODES]:
         if action.key.kind != "Endpoint":
             continue
-        network, sandbox = _links(action.desired if action.desired is not None
-                                  else action.observed)
+        resource = action.desired if action.desired is not None else action.observed
+        network, sandbox = _links(resource)
+        owner = resource.get("network_set") if resource is not None else None
         for kind, name in (("Network", network), ("Sandbox", sandbox)):
             if name is not None and (kind, name) not in nodes:
-                nodes[(kind, name)] = _Node(plan.set_name, kind, name, "kept",
-                                            _label(None, kind, name))
+                home = str(owner) if kind == "Network" and owner else plan.set_name
+                label = _label(None, kind, name) + (  # another set's (shared_networks.py)
+                    f" (set {home})" if home != plan.set_name else "")
+                nodes[(kind, name)] = _Node(home, kind, name, "kept", label)
         endpoints.append((action.key.name, network, sandbox))
     ordered, edges = _graph(plan.set_name, nodes, endpoints)
     return _render([(None, ordered, edges)], max(0, len(plan.actions) - MAX_NODES))
@@ -145,5 +148,10 @@ def host_diagram(states: Sequence[State]) -> str:
             if key.kind == "Endpoint":
                 endpoints.append((key.name, *_links(resource)))
         ordered, edges = _graph(state.set_name, nodes, endpoints)
+        for resource in state.of_kind("Endpoint"):  # on another set's network
+            owner, network = resource.get("network_set"), resource.get("network")
+            if owner and ("Endpoint", resource.key.name) in nodes:
+                edges.append((nodes[("Endpoint", resource.key.name)].ident,
+                              _Node(str(owner), "Network", str(network), "", "").ident))
         groups.append((state.set_name, ordered, edges))
     return _render(groups, left_out)

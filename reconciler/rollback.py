@@ -78,6 +78,7 @@ def restore_target(snapshot: State) -> tuple[State, frozenset[ResourceKey]]:
             attrs["process"] = "serving"
         kept[resource.key] = Resource(resource.key, resource.set_name, attrs)
     target = State(snapshot.set_name, kept, reserved_prefixes=snapshot.reserved_prefixes,
+                   borrowable=snapshot.borrowable,  # the networks its endpoints join
                    applied_digests={k: d for k, d in snapshot.applied_digests.items()
                                     if k in kept})  # the markers as they were, too
     return target, frozenset(broken)

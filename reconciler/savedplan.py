@@ -53,6 +53,8 @@ class AlreadyAppliedError(CnmError):
 def relevant_state(observed: State, desired: State) -> State:
     """What a plan depends on: the set's owned objects and the names its objects claim."""
     names = {n for state in (observed, desired) for r in state for n in kernel_names(r)}
+    joined = {r.get("network") for state in (observed, desired) for r in state
+              if r.get("network_set")}  # other sets' networks its endpoints are on
     return State(
         observed.set_name,
         dict(observed.resources),
@@ -60,6 +62,7 @@ def relevant_state(observed: State, desired: State) -> State:
         frozenset(o for o in observed.orphans if o in names),
         host_settings=observed.host_settings,  # a plan turns them on: it depends on them
         applied_digests=observed.applied_digests,  # they decide the drift marks
+        borrowable={k: r for k, r in observed.borrowable.items() if k in joined},
     )
 
 

@@ -386,6 +386,15 @@ class State:
     #: observation read it; None when not observed (planning from a file, tests).
     #: Typed loosely so that this module imports nothing.
     host_firewall: object = None
+    #: Networks other apply sets own, by name (each Resource's `set_name` is its owner),
+    #: as the host namespace shows their links: what this set's endpoints may join
+    #: (`shared_networks.py`). One set's network of a name when several sets own one.
+    borrowable: Mapping[str, Resource] = field(default_factory=dict)
+    #: "<owner set>/<network>" -> the endpoints of other sets than the network's owner
+    #: on it and, seen from a set that is not the owner, the owner's endpoints too:
+    #: (set, endpoint name, its addresses "address/prefix"), sorted.
+    sharers: Mapping[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = field(
+        default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -422,6 +431,11 @@ class State:
             document["host_settings"] = {k: thaw(v) for k, v in self.host_settings.items()}
         if self.applied_digests:
             document["applied_digests"] = {str(k): v for k, v in self.applied_digests.items()}
+        if self.borrowable:  # left out when empty, like the two above
+            document["borrowable"] = [r.to_json() for r in self.borrowable.values()]
+        if self.sharers:
+            document["sharers"] = {k: [[s, e, list(a)] for s, e, a in v]
+                                   for k, v in self.sharers.items()}
         return document
 
     @classmethod
@@ -439,6 +453,10 @@ class State:
         if not isinstance(settings, Mapping) or not isinstance(digests, Mapping):
             raise TypeError("malformed state")
         resources = [Resource.from_json(r) for r in raw]
+        borrowable = [Resource.from_json(_mapping(r)) for r in _list(data.get("borrowable", []))]
+        sharers = data.get("sharers", {})
+        if not isinstance(sharers, Mapping):
+            raise TypeError("malformed state")
         return cls(
             str(data["set"]),
             {r.key: r for r in resources},
@@ -447,5 +465,24 @@ class State:
             frozenset(str(r) for r in reserved),
             {str(k): freeze(v) for k, v in settings.items()},
             {ResourceKey(*str(k).split("/", 1)): str(v) for k, v in digests.items()},
+            borrowable={r.key.name: r for r in borrowable},
+            sharers={str(k): tuple(_sharer(u) for u in _list(v)) for k, v in sharers.items()},
         )
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise TypeError("malformed state")
+    return value
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise TypeError("malformed state")
+    return value
+
+
+def _sharer(value: object) -> tuple[str, str, tuple[str, ...]]:
+    user_set, endpoint, held = _list(value)
+    return str(user_set), str(endpoint), tuple(str(a) for a in _list(held))
 

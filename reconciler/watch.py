@@ -66,6 +66,7 @@ from reconciler.plan import Plan, Planned, Verb
 from reconciler.progress import DebrisRemoved, ProgressEvent, StepStarted
 from reconciler.render import SYMBOLS
 from reconciler.rollback import ApplyFailedError
+from reconciler.shared_networks import networks_of
 from reconciler.state import State
 from reconciler.watch_paths import WatchedPaths
 
@@ -399,7 +400,13 @@ class Watcher:
     def _manifests(self) -> tuple[Manifests | None, str | None]:
         """The manifests to converge on: the files now, else the last good ones (and why)."""
         try:
-            manifests = self.cache.load(self.options.paths)
+            try:
+                manifests = self.cache.load(self.options.paths)
+            except ManifestError as exc:  # an endpoint may join another set's network
+                if not any(p.field == "spec.network" for p in exc.problems):
+                    raise
+                elsewhere = networks_of(self.observation.state().borrowable)
+                manifests = self.cache.load(self.options.paths, elsewhere)
         except ManifestError as exc:
             return self.good, " | ".join(str(p) for p in exc.problems)
         emptied = self._emptied_files(manifests)

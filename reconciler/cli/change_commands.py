@@ -19,7 +19,6 @@ from reconciler.cli.output import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
-    load,
     load_for_set,
     note_debris,
     observed_from_file,
@@ -293,7 +292,7 @@ def report_result(result: engine.ApplyResult | engine.Planned, output: str, what
 def cmd_delete(args: argparse.Namespace) -> int:
     from reconciler import engine
 
-    manifests = load(args.paths)
+    manifests = load_for_set(args)
     require_privileges(args)
     args.output = "text"
     result = _apply_with_progress(

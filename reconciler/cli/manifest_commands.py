@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from reconciler.cli.options import add_files
-from reconciler.cli.output import EXIT_OK, load
+from reconciler.cli.output import EXIT_OK, say
 from reconciler.cli.parser import Commands
 
 
@@ -16,7 +17,8 @@ def register(commands: Commands) -> None:
         description="Check the manifests: the schema of every object and the rules between "
                     "objects (names, addresses, references). Every problem is reported at once, "
                     "as file:line: object: field: what is wrong. Reads no kernel state and needs "
-                    "no privileges.",
+                    "no privileges, so a network no manifest defines (another apply set's, "
+                    "which plan and apply look for in the kernel) is accepted and noted.",
         example="cnm validate -f manifests/\ncat network.yaml | cnm validate -f -",
     )
     add_files(validate)
@@ -31,10 +33,21 @@ def register(commands: Commands) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    manifests = load(args.paths)
+    from reconciler.loader import load as load_manifests
+
+    # A network no manifest defines may be another apply set's, which only plan and
+    # apply can look for in the kernel: valid here, and said so (docs/contract.md).
+    manifests = load_manifests(args.paths, stdin=sys.stdin, external_networks=True)
     count = len(manifests.networks) + len(manifests.sandboxes) + len(manifests.endpoints)
     print(f"Valid: {count} objects ({len(manifests.networks)} networks, "
           f"{len(manifests.sandboxes)} sandboxes, {len(manifests.endpoints)} endpoints).")
+    for endpoint in manifests.endpoints.values():
+        if endpoint.spec.network not in manifests.networks:
+            source = manifests.source_of(endpoint.key)
+            where = source.file if source.line is None else f"{source.file}:{source.line}"
+            say(f"{where}: {endpoint.key}: spec.network: network \"{endpoint.spec.network}\" is "
+                "not in these manifests; plan and apply look for it among the networks "
+                "other apply sets own in the kernel")
     return EXIT_OK
 
 

@@ -33,16 +33,25 @@ def load(paths: Sequence[str]) -> Manifests:
 
 
 def load_for_set(args: argparse.Namespace) -> Manifests:
-    """`load` for a command that plans against the kernel: an unknown network that
-    another apply set owns is named with its set (kernel/foreign_networks.py)."""
-    try:
+    """`load` for a command that plans against the kernel: an endpoint may join a network
+    another apply set owns there (kernel/foreign_networks.py, shared_networks.py)."""
+    if getattr(args, "observed", None):  # offline: the host is not the one planned
         return load(args.paths)
-    except ManifestError as exc:
-        if getattr(args, "observed", None):  # offline: the host is not the one planned
-            raise
-        from reconciler.kernel.foreign_networks import naming_other_sets
+    if "-" not in args.paths:  # (stdin can be read only once)
+        try:  # the kernel is read only when the manifests need it (a big host's dump)
+            return load(args.paths)
+        except ManifestError as exc:
+            if not any(p.field == "spec.network" and p.message.startswith("unknown network")
+                       for p in exc.problems):
+                raise
+    from reconciler.kernel.foreign_networks import naming_no_set, networks_elsewhere
+    from reconciler.loader import load as load_manifests
 
-        raise naming_other_sets(exc, args.set_name) from None
+    try:
+        return load_manifests(args.paths, stdin=sys.stdin,
+                              elsewhere=networks_elsewhere(args.set_name))
+    except ManifestError as exc:
+        raise naming_no_set(exc) from None
 
 
 def require_privileges(args: argparse.Namespace) -> None:

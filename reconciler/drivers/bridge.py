@@ -317,6 +317,8 @@ def _bridge_index(ctx: StepContext, network: str) -> int:
     from reconciler.state import ResourceKey
 
     resource = ctx.desired.get(ResourceKey("Network", network))
+    if resource is None:  # another apply set's network (shared_networks.py): its marker
+        resource = ctx.observed.borrowable.get(network) or ctx.desired.borrowable.get(network)
     if resource is None:
         raise KernelError(f"Network/{network} is not known")
     link = ctx.claim_link(None, str(resource.get("bridge")), resource.owner)

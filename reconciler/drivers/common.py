@@ -103,7 +103,9 @@ def interface_summary(resource: Resource, link: str) -> str:
     if resource.get("sandbox") is not None:
         text += f" -> {resource.get('sandbox')}:{resource.get('ifname')}"
     held = [str(external(a, resource.get(a))) for a in ("ipv4", "ipv6") if resource.get(a)]
-    return f"{text}  {', '.join(held)}" if held else text
+    text = f"{text}  {', '.join(held)}" if held else text
+    owner = resource.get("network_set")  # on another apply set's network (shared_networks.py)
+    return f"{text}  (network {resource.get('network')} of set '{owner}')" if owner else text
 
 
 def int_attr(resource: Resource, attr: str) -> int:

@@ -71,6 +71,14 @@ def icc_rules(comment: str, bridge: str, veths: Sequence[str], icc: bool) -> lis
     return rules
 
 
+def icc_port_rules(comment: str, veth: str) -> list[Rule]:
+    """The `icc: false` drop of one endpoint on another apply set's network: the owner's
+    bridge rule lists only the owner's ports (shared_networks.py); its same-bridge IP
+    drop matches the bridge, so it already covers this port."""
+    return [Rule.of("bridge", "forward", comment, match(meta("iifname"), interfaces([veth])),
+                    DROP)]
+
+
 def masquerade_rules(
     comment: str, bridge: str, subnets: Sequence[str], masquerade: bool
 ) -> list[Rule]:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from reconciler.caching import BuildMemo
 from reconciler.firewall.network_rules import (
+    icc_port_rules,
     icc_rules,
     isolation_rules,
     localhost_rules,
@@ -85,6 +86,7 @@ def attach(
         else:
             attrs = {"ports": sorted_ports(
                 Drift(DriftReason.RULES_DIFFER, item.removeprefix("port ")) for item in items[key]
+                if item != "icc"
             )}
         resources[key] = Resource(key, state.set_name, attrs)
     for key, resource in sorted(resources.items()):
@@ -103,6 +105,10 @@ def attach(
             view = memo.get(key, inputs)
             if view is None:
                 extra = {"ports": _ports_view(resource, mine), "hairpin": port_on}
+                if "icc" in mine:  # on another set's network (shared_networks.py)
+                    extra["icc"] = False if veth is not None and mine["icc"] == Counter(
+                        icc_port_rules(comment_of(resource.owner, "icc"), veth)) \
+                        else RULES_DIFFER
                 view = memo.put(key, inputs, resource.extended(extra))
             resources[key] = view
             continue
@@ -110,7 +116,7 @@ def attach(
             resources[key] = resource.extended(extra)
     return State(
         state.set_name, resources, {**state.occupied, **occupied(ruleset)}, state.orphans,
-        state.reserved_prefixes,
+        state.reserved_prefixes, borrowable=state.borrowable, sharers=state.sharers,
     )
 
 
@@ -155,6 +161,8 @@ def _ports_view(resource: Resource, mine: Mapping[str, Counter[Rule]]) -> tuple[
     addresses = addresses_of(resource)
     values: list[str | Drift] = []
     for item, present in mine.items():
+        if item == "icc":
+            continue  # not a port: an endpoint's icc drop (attach)
         text = item.removeprefix("port ")
         port = PortMap.parse(text) if item.startswith("port ") else None
         expected = port_rules(comment_of(resource.owner, item), port, addresses) if port else None

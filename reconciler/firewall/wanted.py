@@ -7,6 +7,7 @@ import ipaddress
 from collections import defaultdict
 
 from reconciler.firewall.network_rules import (
+    icc_port_rules,
     icc_rules,
     isolation_rules,
     localhost_rules,
@@ -101,6 +102,10 @@ def wanted_rules(state: State) -> Wanted:
                     localhost_rules(comment_of(owner, "localhost"), bridge, localhost)
                     if isinstance(localhost, bool) else None
                 )
+        veth = text_attr(resource, "veth")
+        if resource.key.kind == "Endpoint" and resource.get("icc") is False and veth:
+            wanted[(resource.key, "icc")] = icc_port_rules(comment_of(resource.owner, "icc"),
+                                                           veth)
         ports = resource.get("ports")
         if resource.key.kind == "Endpoint" and isinstance(ports, tuple) and ports:
             owner = resource.owner

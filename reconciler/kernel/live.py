@@ -24,7 +24,7 @@ from reconciler.firewall.host_accept import with_host_firewall
 from reconciler.host_settings import forwarding_settings
 from reconciler.kernel import brport, host_firewall, netns, nft, resolver, sysctl
 from reconciler.kernel.events import HostTable
-from reconciler.kernel.observe import Fragment, assemble_endpoints, read_host
+from reconciler.kernel.observe import Fragment, assemble_endpoints, read_host, sharers
 from reconciler.kernel.parallel import read_namespaces, with_files_read
 from reconciler.kernel.rtnl import Rtnl
 from reconciler.kernel.session import KernelSession
@@ -67,6 +67,8 @@ class LiveObservation:
         self._host_firewall = HostFirewall()  # the other tables, read with `_ruleset`
         #: (base state, firewall inputs, observed state) of the last `_with_firewall`
         self._final: tuple[State, tuple[object, ...], State] | None = None
+        #: (state, ruleset, the state with other sets' icc) of `_with_shared_icc`
+        self._icc_view: tuple[State, object, State] | None = None
         #: endpoint views of the last `firewall.attach` (see there)
         self._views: BuildMemo[ResourceKey, Resource] = BuildMemo()
         #: the set's resolver as last read, and (base, resolver, state) of the last merge
@@ -197,8 +199,30 @@ class LiveObservation:
         self.last_reads = reads
         if changed or self._last is None or not caching.ENABLED:
             self._last = self._assemble()
-        self._state = self._merged(self._with_firewall(self._last))
+        self._state = self._with_shared_icc(self._merged(self._with_firewall(self._last)))
         return self._state
+
+    def _with_shared_icc(self, state: State) -> State:
+        """`state` with `icc: False` on the other sets' networks whose icc rules say so: an
+        endpoint of this set on one needs a drop of its own (shared_networks.py).
+        The same object when there is none, or for the same `state` as last time."""
+        if not state.borrowable or self._ruleset is None:
+            return state
+        previous = self._icc_view
+        if previous is not None and previous[0] is state and previous[1] is self._ruleset:
+            return previous[2]
+        off = set()
+        for rule in self._ruleset.rules:
+            parsed = firewall.parse_comment(rule.comment)
+            if parsed is not None and parsed[1] == "icc" and parsed[0].kind == "Network":
+                off.add((parsed[0].set_name, parsed[0].name))
+        marked = {name: network.extended({"icc": False})
+                  for name, network in state.borrowable.items()
+                  if (network.set_name, name) in off}
+        shared = dataclasses.replace(state, borrowable={**state.borrowable, **marked}) \
+            if marked else state
+        self._icc_view = (state, self._ruleset, shared)
+        return shared
 
     def _read_resolver(self) -> None:
         """Read the set's resolver (its files, its process, one status query); keep the
@@ -315,21 +339,28 @@ class LiveObservation:
             merged.peer_ends.update(part.peer_ends)
             for key, digest in part.applied_digests.items():
                 merged.applied_digests.setdefault(key, digest)
+            merged.foreign_bridges.update(part.foreign_bridges)
+            merged.borrowable.update(part.borrowable)
+            merged.foreign_ports.update(part.foreign_ports)
+            merged.foreign_ends.update(part.foreign_ends)
         self._assemble_endpoints(merged)
         return State(self.set_name, merged.resources, merged.occupied, frozenset(merged.orphans),
                      frozenset(merged.reserved_prefixes),
                      applied_digests={k: d for k, d in merged.applied_digests.items()
-                                      if k in merged.resources})
+                                      if k in merged.resources},
+                     borrowable=merged.borrowable, sharers=sharers(merged))
 
     def _assemble_endpoints(self, merged: Fragment) -> None:
         """Endpoints from their two ends; one whose ends were not read again is reused."""
         todo = Fragment(self.set_name)
         todo.bridge_networks = merged.bridge_networks
+        todo.foreign_bridges = merged.foreign_bridges
         todo.host_link_names = merged.host_link_names
         inputs: dict[str, tuple[object, object, object, object]] = {}
         for name in set(merged.host_ends) | set(merged.peer_ends):
             host, peer = merged.host_ends.get(name), merged.peer_ends.get(name)
-            network = merged.bridge_networks.get(host.master or -1) if host is not None else None
+            master = (host.master or -1) if host is not None else -1
+            network = merged.bridge_networks.get(master) or merged.foreign_bridges.get(master)
             parent = merged.host_link_names.get(peer.link.peer_index or -1) if peer else None
             inputs[name] = (host, peer, network, parent)
             # Identity of both ends (see `_keep`) and equality of the two lookups the
@@ -377,4 +408,4 @@ def _sandboxes_swapped(
     # the firewall stage's and unchanged; the marker digests are the new base's
     return dataclasses.replace(
         old_final, resources=resources, occupied={**base.occupied, **firewall.occupied(ruleset)},
-        applied_digests=base.applied_digests)
+        applied_digests=base.applied_digests, borrowable=base.borrowable, sharers=base.sharers)

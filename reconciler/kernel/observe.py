@@ -61,6 +61,14 @@ class Fragment:
     peer_ends: dict[str, PeerEnd] = field(default_factory=dict)
     #: the digest of the applied desired attributes each object's marker carries
     applied_digests: dict[ResourceKey, str] = field(default_factory=dict)
+    #: other sets' networks (shared_networks.py): ifindex of each one's bridge -> (its set,
+    #: its name), and the network resources by name (their `set_name` the owner's)
+    foreign_bridges: dict[int, tuple[str, str]] = field(default_factory=dict)
+    borrowable: dict[str, Resource] = field(default_factory=dict)
+    #: other sets' endpoints: (set, name) -> ifindex of the bridge their host end is a
+    #: port of; and (set, name) -> the addresses their sandbox end holds
+    foreign_ports: dict[tuple[str, str], int] = field(default_factory=dict)
+    foreign_ends: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
     def add(self, kind: str, name: str, attrs: dict[str, AttrValue]) -> None:
         key = ResourceKey(kind, name)
@@ -128,9 +136,26 @@ def read_host(seen: Fragment, reader: Rtnl) -> None:
             seen.host_ends[owner.name] = link
         else:
             seen.occupied[f"link:{link.name}"] = _describe_holder(owner, f"link {link.name}")
+            if owner is not None and not mine:
+                _note_foreign(seen, owner, link, driver, addresses.get(link.index, []))
     _reserve_host_prefixes(seen, reader, addresses)
     if vxlans:
         _read_remote_entries(seen, vxlans)
+
+
+def _note_foreign(
+    seen: Fragment, owner: Owner, link: Link, driver: Any, addresses: list[str]
+) -> None:
+    """Another set's network link (which this set's endpoints may join) or endpoint host
+    end (a user of a network: shared_networks.py)."""
+    if owner.kind == "Network" and driver is not None and link.vxlan is None:
+        seen.foreign_bridges[link.index] = (owner.set_name, owner.name)
+        known = seen.borrowable.get(owner.name)
+        if known is None or owner.set_name < known.set_name:
+            seen.borrowable[owner.name] = Resource(
+                owner.key, owner.set_name, driver.observe_network(link, addresses))
+    elif owner.kind == "Endpoint" and link.kind in HOST_END_KINDS and link.master:
+        seen.foreign_ports[(owner.set_name, owner.name)] = link.master
 
 
 def _add_network(seen: Fragment, name: str, attrs: dict[str, AttrValue]) -> None:
@@ -186,6 +211,8 @@ def read_netns(
     identities[name] = (netns.identity(name), loopback.alias if loopback is not None else None)
     if owner is None or owner.kind != "Sandbox" or owner.set_name != seen.set_name:
         seen.occupied[f"netns:{name}"] = _describe_holder(owner, f"netns {name}")
+        if owner is not None:
+            _read_foreign_ends(seen, reader, links)
         return
     _keep_digest(seen, owner, loopback.alias if loopback is not None else None)
     attrs: dict[str, AttrValue] = {"netns": name, "lo_up": loopback is not None and loopback.up}
@@ -216,11 +243,47 @@ def read_netns(
         )
 
 
+def _read_foreign_ends(seen: Fragment, reader: Rtnl, links: list[Link]) -> None:
+    """The addresses of another set's endpoints in its sandbox: a network shared between
+    sets must not hand them out twice (read only where such endpoints are)."""
+    ends = [(link, owner) for link in links if link.name != "lo"
+            and (owner := Owner.parse(link.alias)) is not None and owner.kind == "Endpoint"]
+    if not ends:
+        return
+    addresses = global_addresses(reader)
+    for link, owner in ends:
+        seen.foreign_ends[(owner.set_name, owner.name)] = tuple(addresses.get(link.index, []))
+
+
+def network_links(seen: Fragment) -> dict[int, str]:
+    """ifindex -> network name of every network link an endpoint of this set may be a
+    port of: the set's own, and other sets' (shared_networks.py)."""
+    return {**{i: name for i, (_, name) in seen.foreign_bridges.items()},
+            **seen.bridge_networks}
+
+
 def assemble_endpoints(seen: Fragment) -> None:
     """Endpoints from their ends, each turned into a resource by the driver of its links."""
+    networks = network_links(seen)
     for name in sorted(set(seen.host_ends) | set(seen.peer_ends)):
         host, peer = seen.host_ends.get(name), seen.peer_ends.get(name)
         driver = endpoint_driver(host.kind if host is not None else None,
                                  peer.link.kind if peer is not None else None)
-        seen.add("Endpoint", name, driver.observe_endpoint(
-            host, peer, seen.bridge_networks, seen.host_link_names))
+        attrs = driver.observe_endpoint(host, peer, networks, seen.host_link_names)
+        shared = seen.foreign_bridges.get(host.master or -1) if host is not None else None
+        if shared is not None and (host is None or host.master not in seen.bridge_networks):
+            attrs["network_set"] = shared[0]  # a port of another set's network
+        seen.add("Endpoint", name, attrs)
+
+
+def sharers(seen: Fragment) -> dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]]:
+    """`State.sharers`: "<owner set>/<network>" -> the other sets' endpoints that are
+    ports of its link, with the addresses their sandbox end holds."""
+    found: dict[str, list[tuple[str, str, tuple[str, ...]]]] = defaultdict(list)
+    for (user_set, endpoint), master in seen.foreign_ports.items():
+        own = seen.bridge_networks.get(master)
+        network = (seen.set_name, own) if own is not None else seen.foreign_bridges.get(master)
+        if network is not None:
+            found[f"{network[0]}/{network[1]}"].append(
+                (user_set, endpoint, seen.foreign_ends.get((user_set, endpoint), ())))
+    return {key: tuple(sorted(users)) for key, users in sorted(found.items())}

@@ -25,6 +25,7 @@ from reconciler.caching import memoize
 from reconciler.drivers import driver_for
 from reconciler.ipam import Assignment
 from reconciler.model import Endpoint, Manifests, Sandbox
+from reconciler.shared_networks import is_borrowed
 from reconciler.state import AttrValue, Resource, ResourceKey
 
 KIND = "Resolver"
@@ -49,6 +50,7 @@ def serving_networks(manifests: Manifests) -> dict[str, tuple[str, ...]]:
         name: tuple(sorted(str(p.effective_gateway()) for p in network.spec.ipam))
         for name, network in manifests.networks.items()
         if driver_for(network.spec.driver).serves_names and network.spec.ipam
+        and not is_borrowed(network)  # another set's: names do not cross sets
     }
 
 

@@ -30,15 +30,17 @@ def validate(
     *,
     field_lines: Mapping[tuple[ResourceKey, str], int] | None = None,
     unloaded: frozenset[ResourceKey] | None = frozenset(),
+    external_networks: bool = False,
 ) -> list[ManifestProblem]:
     """Every rule that a single value cannot check alone; empty when the manifests are good.
 
     `field_lines` maps (object key, dotted camelCase path) to a line, so problems
     point at the offending field rather than at the document. `unloaded`: objects
     whose documents did not load (None: possibly any), so a reference to them is
-    not reported as unknown.
+    not reported as unknown. `external_networks`: nor is a network the manifests do
+    not define (another apply set's, which only plan and apply can look for).
     """
-    report = Reporter(manifests, field_lines or {}, unloaded)
+    report = Reporter(manifests, field_lines or {}, unloaded, external_networks)
     check_duplicate_names(report)
     for network in manifests.networks.values():
         check_network(report, network)

@@ -219,7 +219,9 @@ def check_endpoint(report: Reporter, endpoint: Endpoint) -> None:
     """An endpoint's references, names, addresses and ports, against the network it joins."""
     key, spec = endpoint.key, endpoint.spec
     manifests = report.manifests
-    _check_reference(report, key, "spec.network", "Network", spec.network, manifests.networks)
+    if not report.external_networks:
+        _check_reference(report, key, "spec.network", "Network", spec.network,
+                         manifests.networks)
     if spec.sandbox is not None:
         _check_reference(report, key, "spec.sandbox", "Sandbox", spec.sandbox, manifests.sandboxes)
     if spec.ifname is not None:

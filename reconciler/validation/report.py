@@ -15,12 +15,15 @@ class Reporter:
     def __init__(
         self, manifests: Manifests, field_lines: Mapping[tuple[ResourceKey, str], int],
         unloaded: frozenset[ResourceKey] | None = frozenset(),
+        external_networks: bool = False,
     ) -> None:
         self.manifests = manifests
         self.field_lines = field_lines
         self.problems: list[ManifestProblem] = []
         #: objects whose documents did not load (None: any may be one)
         self.unloaded = unloaded
+        #: a network no manifest defines may be another apply set's (shared_networks.py)
+        self.external_networks = external_networks
 
     def may_be_unloaded(self, key: ResourceKey) -> bool:
         """True when `key` may be an object whose document had problems of its own."""

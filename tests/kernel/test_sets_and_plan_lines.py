@@ -147,7 +147,9 @@ def test_every_problem_in_one_run_and_nothing_changed(tmp_path: Path) -> None:
     assert netns_names() == [] and list(links()) == ["lo"]
 
 
-def test_a_network_of_another_set_is_named_with_its_set(tmp_path: Path) -> None:
+def test_an_unknown_network_refuses_the_whole_apply(tmp_path: Path) -> None:
+    """Another set's network may be joined (test_shared_network.py), but one no set owns
+    is an error naming file, object and field, and nothing of the set is applied."""
     infra = write_manifests(tmp_path / "infra", INFRA)
     cnm("apply", "-f", str(infra), "--set", "infra", "--yes", check=True)
     guest = write_manifests(tmp_path / "guest", (
@@ -160,10 +162,7 @@ def test_a_network_of_another_set_is_named_with_its_set(tmp_path: Path) -> None:
     for command in (("plan",), ("apply", "--yes")):
         refused = cnm(*command[:1], "-f", str(guest), "--set", "apps", *command[1:])
         assert refused.returncode == 1 and refused.stdout == ""
-        shared, typo = refused.stderr.splitlines()
-        assert shared.startswith(f"{guest}/m.yaml:8: Endpoint/guest-shared: spec.network: ")
-        assert "apply set 'infra' owns a Network of that name" in shared
-        assert "--set infra" in shared
+        (typo,) = refused.stderr.splitlines()  # guest-shared may join infra's network
         assert typo.startswith(f"{guest}/m.yaml:13: Endpoint/guest-typo: spec.network: unknown "
                                "network")
         assert typo.endswith("nor does any apply set own one in the kernel")
