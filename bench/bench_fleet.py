@@ -13,7 +13,9 @@ bridge with etcd. In turns, in the same run:
 Each host's overlay apply must take <= 1.5x its bridge apply. Then, with
 `cnm watch` running on h1 and h2, h3 applies one more sandbox: the time from
 its apply's return until its MAC is in h1's and h2's forwarding database
-(target <= 1 s). Last, the store round trips of a no-op plan, counted by
+(target <= 1 s). The etcd calls of each round's concurrent applies are
+counted too (etcd's metrics, below): a figure the machine's load does not
+move. Last, the store round trips of a no-op plan, counted by
 etcd's own metrics (gRPC calls the JSON gateway makes), at N and at N/10
 sandboxes per host: O(1) means the same count.
 
@@ -106,14 +108,19 @@ def grpc_calls() -> dict[str, float]:
     return calls
 
 
+def calls_since(before: dict[str, float]) -> int:
+    """etcd's gRPC calls since `before` (a `grpc_calls()`), all methods."""
+    after = grpc_calls()
+    return int(sum(after.get(k, 0.0) - before.get(k, 0.0) for k in after))
+
+
 def plan_round_trips(fleet: Fleet, directory: str) -> int:
     host = fleet.hosts[0]
     before = grpc_calls()
     out = host.cnm("plan", "-f", directory, "--detailed-exitcode", store=fleet.store)
     if out.returncode != 0:
         raise SystemExit(f"the plan is not a no-op:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
-    after = grpc_calls()
-    return int(sum(after.get(k, 0.0) - before.get(k, 0.0) for k in after))
+    return calls_since(before)
 
 
 def watch_latency(fleet: Fleet, work: Path, per_host: int, trials: int) -> list[float]:
@@ -166,12 +173,17 @@ def inside(args: argparse.Namespace) -> None:
         overlay_dir = manifests_dir(work / "overlay", fleet_manifests(OVERLAY, n, fleet.hosts))
         bridge: dict[str, list[float]] = {h.name: [] for h in fleet.hosts}
         overlay: dict[str, list[float]] = {h.name: [] for h in fleet.hosts}
+        store_calls: dict[str, list[int]] = {"bridge": [], "overlay": []}
         for _ in range(args.rounds):
+            before = grpc_calls()
             for name, seconds in concurrent_applies(fleet, bridge_dir).items():
                 bridge[name].append(seconds)
+            store_calls["bridge"].append(calls_since(before))
             delete_all(fleet, bridge_dir)
+            before = grpc_calls()
             for name, seconds in concurrent_applies(fleet, overlay_dir).items():
                 overlay[name].append(seconds)
+            store_calls["overlay"].append(calls_since(before))
             concurrent_applies(fleet, overlay_dir)  # peers converge (untimed)
             delete_all(fleet, overlay_dir)
         print(f"## {n} sandboxes per host, 3 hosts applying at once, {args.rounds} rounds "
@@ -181,6 +193,8 @@ def inside(args: argparse.Namespace) -> None:
         for host in fleet.hosts:
             b, o = statistics.median(bridge[host.name]), statistics.median(overlay[host.name])
             print(f"| {host.name} | {b:.2f} | {o:.2f} | {o / b:.2f} |")
+        print(f"\netcd calls of the three concurrent applies, per round: bridge "
+              f"{store_calls['bridge']}, overlay {store_calls['overlay']}")
         for per_host in (n, max(1, n // 10)):
             directory = manifests_dir(work / f"plan{per_host}",
                                       fleet_manifests(OVERLAY, per_host, fleet.hosts))

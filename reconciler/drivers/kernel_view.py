@@ -8,7 +8,7 @@ kernel/rtnl.py's `Link` and `Rtnl` and kernel/apply.py's `ApplyContext` fit them
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # validation loads the drivers, not the kernel-state model
@@ -95,6 +95,12 @@ class Netlink(Protocol):
     def delete_fdb(self, index: int, mac: str, vtep: str) -> None: ...
     def add_neighbour(self, index: int, address: str, mac: str) -> None: ...
     def delete_neighbour(self, index: int, address: str, mac: str) -> None: ...
+    def change_entries(
+        self, index: int, *, fdb_gone: Iterable[tuple[str, str]] = (),
+        fdb_new: Iterable[tuple[str, str]] = (),
+        neighbours_gone: Iterable[tuple[str, str]] = (),
+        neighbours_new: Iterable[tuple[str, str]] = (),
+    ) -> None: ...
     def set_link(
         self, index: int, *, up: bool | None = None, name: str | None = None,
         mtu: int | None = None, master: int | None = None, mac: str | None = None,

@@ -137,6 +137,28 @@ class HostRecord:
         return "alive" if self.alive else "expired" if self.watched else "none"
 
 
+@dataclass(frozen=True)
+class StoreChanges:
+    """What one host's settle writes to the store, as one batch (`ClusterStore.apply_changes`).
+
+    `withdrawn_endpoints`: (network, host, set, endpoint) of records to remove;
+    `released`: (network, address, holder) of claims to free if still the holder's;
+    `withdrawn_members`: (network, host) of memberships to remove.
+    """
+
+    members: tuple[Member, ...] = ()
+    endpoints: tuple[EndpointRecord, ...] = ()
+    withdrawn_endpoints: tuple[tuple[str, str, str, str], ...] = ()
+    released: tuple[tuple[str, str, Holder], ...] = ()
+    withdrawn_members: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def count(self) -> int:
+        """The keys this batch writes or removes."""
+        return (len(self.members) + len(self.endpoints) + len(self.withdrawn_endpoints)
+                + len(self.released) + len(self.withdrawn_members))
+
+
 K = TypeVar("K")
 V = TypeVar("V")
 

@@ -7,6 +7,8 @@ plan needs (VNIs, addresses: transactions that fail when another holder has
 the key). A lost race changes nothing in the kernel: apply plans again. After
 the kernel is verified, `settle` publishes this host's membership and
 endpoints and releases the claims and records of endpoints that are gone.
+Claims and settling go to the store in batches (a transaction per up to 100
+keys, store.py), so an apply of hundreds of endpoints makes a few round trips.
 
 A kill between a claim and the endpoint's creation leaks nothing: the claim
 names its holder (host, set, endpoint), so the next apply plans that very
@@ -28,7 +30,7 @@ from reconciler.fleet.planner import (
     is_cluster_resource,
     plan_host,
 )
-from reconciler.fleet.records import ClusterView, EndpointRecord, Holder, Member
+from reconciler.fleet.records import ClusterView, EndpointRecord, Holder, Member, StoreChanges
 from reconciler.fleet.store import ClusterStore, VniTaken
 from reconciler.model import Manifests
 from reconciler.plan import Planned
@@ -102,10 +104,12 @@ def claim(store: ClusterStore, plan: FleetPlan, facts: HostFacts) -> None:
         if got != vni:
             raise LostRace(f"network {network} got VNI {got} meanwhile, not {vni}")
     # Every claim is tried, even after one is lost: the won ones are this host's now, and
-    # the next plan keeps them, so each attempt leaves fewer addresses to race for.
-    lost = [item for item in plan.claims
-            if not store.claim_address(item.network, item.address,
-                                       Holder(facts.host, facts.set_name, item.endpoint))]
+    # the next plan keeps them, so each attempt leaves fewer addresses to race for. They
+    # go in batches (a few round trips for hundreds of endpoints: store.claim_addresses).
+    wanted = [(item.network, item.address, Holder(facts.host, facts.set_name, item.endpoint))
+              for item in plan.claims]
+    won = store.claim_addresses(wanted) if wanted else []
+    lost = [item for item, ok in zip(plan.claims, won, strict=True) if not ok]
     if lost:
         raise LostRace(f"{len(lost)} address(es) (first {lost[0].address} on network "
                        f"{lost[0].network}) were claimed by other endpoints meanwhile")
@@ -114,15 +118,23 @@ def claim(store: ClusterStore, plan: FleetPlan, facts: HostFacts) -> None:
 def settle(store: ClusterStore, view: ClusterView, desired: State, facts: HostFacts) -> int:
     """Make the store say what this host now holds (the kernel as `desired` says it):
     publish its membership and endpoints, withdraw and release what is gone.
-    Compares with `view` first, so a host in sync writes nothing. Returns the writes."""
+    Compares with `view` first, so a host in sync writes nothing; the rest goes as one
+    batch (`ClusterStore.apply_changes`). Returns the number of keys written."""
+    changes = store_changes(view, desired, facts)
+    if changes.count:
+        store.apply_changes(changes)
+    return changes.count
+
+
+def store_changes(view: ClusterView, desired: State, facts: HostFacts) -> StoreChanges:
+    """What `settle` writes: the difference between `view` and this host's `desired`."""
     networks = {r.key.name for r in desired.of_kind("Network") if is_cluster_resource(r)}
-    writes = 0
+    members = []
     if facts.advertise is not None:
         for network in sorted(networks):
             member = Member(network, facts.host, facts.advertise)
             if member not in view.members:
-                store.publish_member(member)
-                writes += 1
+                members.append(member)
     records: dict[tuple[str, str], EndpointRecord] = {}
     held: dict[tuple[str, str], Holder] = {}
     for resource in desired.of_kind("Endpoint"):
@@ -138,23 +150,21 @@ def settle(store: ClusterStore, view: ClusterView, desired: State, facts: HostFa
                 held[(network, address)] = Holder(facts.host, facts.set_name, name)
     mine = {(r.network, r.endpoint): r for r in view.endpoints
             if r.host == facts.host and r.set == facts.set_name}
-    for key, record in sorted(records.items()):
-        if mine.get(key) != record:
-            store.publish_endpoint(record)
-            writes += 1
-    for network, endpoint in sorted(set(mine) - set(records)):
-        store.withdraw_endpoint(network, facts.host, facts.set_name, endpoint)
-        writes += 1
-    for (network, address), holder in sorted(view.held_by(facts.host).items()):
-        if holder.set == facts.set_name and held.get((network, address)) != holder:
-            store.release_address(network, address, holder)
-            writes += 1
-    for member in view.members:
-        if member.host == facts.host and member.network not in networks \
-                and not _other_sets_use(view, member.network, facts):
-            store.withdraw_member(member.network, facts.host)
-            writes += 1
-    return writes
+    return StoreChanges(
+        members=tuple(members),
+        endpoints=tuple(record for key, record in sorted(records.items())
+                        if mine.get(key) != record),
+        withdrawn_endpoints=tuple((network, facts.host, facts.set_name, endpoint)
+                                  for network, endpoint in sorted(set(mine) - set(records))),
+        released=tuple((network, address, holder) for (network, address), holder
+                       in sorted(view.held_by(facts.host).items())
+                       if holder.set == facts.set_name
+                       and held.get((network, address)) != holder),
+        withdrawn_members=tuple(
+            (member.network, facts.host) for member in view.members
+            if member.host == facts.host and member.network not in networks
+            and not _other_sets_use(view, member.network, facts)),
+    )
 
 
 def _other_sets_use(view: ClusterView, network: str, facts: HostFacts) -> bool:

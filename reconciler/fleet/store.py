@@ -1,8 +1,11 @@
 """`ClusterStore`: the cluster's shared facts in etcd v3, under one prefix.
 
-Every write that must not race (an address, a VNI) is one etcd transaction
-that compares the key's create revision with 0 ("does not exist") before it
-puts, so two hosts racing for one address get one winner. Reads are one range
+Every write that must not race (an address, a VNI) is made by an etcd
+transaction that compares the key's create revision with 0 ("does not
+exist") before it puts, so two hosts racing for one address get one winner.
+Many such writes go in one transaction of up to `TXN_OPS` keys, each key
+keeping its own verdict (txn.py): an apply claiming 300 addresses makes three
+round trips, not 300, and publishes its records the same way. Reads are one range
 read of the whole prefix (`read()`), so a plan costs O(1) round trips however
 many endpoints the cluster has. A store opened with `read_only=True` (what
 `cnm plan` uses) raises `StoreReadOnly` on any write, before any request.
@@ -15,20 +18,32 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
 from ..errors import CnmError, ConflictError
 from . import keys
-from .gateway import Gateway, GatewayError, Stream, TlsFilesError, b64, prefix_end, unb64
-from .records import ClusterView, EndpointRecord, Holder, Member, StoreConfig
+from .gateway import Gateway, GatewayError, Stream, TlsFilesError, b64, prefix_end
+from .records import ClusterView, EndpointRecord, Holder, Member, StoreChanges, StoreConfig
+from .txn import (
+    Op,
+    UnexpectedReply,
+    Verdict,
+    created,
+    delete,
+    deleted,
+    each_if,
+    kvs,
+    not_exists,
+    put,
+    value_is,
+    write_all,
+)
 
 #: VNIs handed out when a manifest names none: libnetwork's overlay range
 FIRST_VNI = 4096
 LAST_VNI = (1 << 24) - 1
-#: etcd refuses transactions of more than 128 operations (--max-txn-ops)
-TXN_OPS = 100
 
 
 class StoreUnavailable(CnmError):
@@ -54,31 +69,12 @@ class VniTaken(ConflictError):
     """The VNI a manifest asks for is already another network's."""
 
 
-def _not_exists(key: str) -> dict[str, Any]:
-    return {"key": b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+def _absent(key: str, _value: str) -> Op:
+    return not_exists(key)
 
 
-def _value_is(key: str, value: str) -> dict[str, Any]:
-    return {"key": b64(key), "target": "VALUE", "result": "EQUAL", "value": b64(value)}
-
-
-def _put(key: str, value: str, lease: int | None = None) -> dict[str, Any]:
-    request: dict[str, Any] = {"key": b64(key), "value": b64(value)}
-    if lease is not None:
-        request["lease"] = str(lease)
-    return {"request_put": request}
-
-
-def _delete(key: str) -> dict[str, Any]:
-    return {"request_delete_range": {"key": b64(key)}}
-
-
-def _get(key: str) -> dict[str, Any]:
-    return {"request_range": {"key": b64(key)}}
-
-
-def _kvs(reply: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(unb64(kv["key"]), unb64(kv.get("value", ""))) for kv in reply.get("kvs", [])]
+def _delete(key: str, _value: str) -> Op:
+    return delete(key)
 
 
 def _holder_value(holder: Holder) -> str:
@@ -176,7 +172,7 @@ class ClusterStore:
 
     def _put_if_changed(self, key: str, value: str) -> None:
         """Put unless the key holds this very value (a no-op apply leaves the revision alone)."""
-        self._txn([_value_is(key, value)], [], [_put(key, value)])
+        self._txn([value_is(key, value)], [], [put(key, value)])
 
     # --- reading -----------------------------------------------------------------
 
@@ -185,7 +181,7 @@ class ClusterStore:
         prefix = self.config.prefix
         reply = self._call("kv/range", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))})
         revision = int(reply.get("header", {}).get("revision", 0))
-        return keys.decode_view(prefix, revision, _kvs(reply))
+        return keys.decode_view(prefix, revision, kvs(reply))
 
     def watch(self, from_revision: int, tick: float = 1.0) -> Iterator[ClusterView | None]:
         """After each change under the prefix past `from_revision`, a fresh view.
@@ -242,20 +238,45 @@ class ClusterStore:
         True when `holder` now holds it (also when it already did), False
         when someone else does. Never overwrites another holder's claim.
         """
-        self._writing("claim_address")
-        key = keys.address_key(self.config.prefix, network, address)
-        reply = self._txn([_not_exists(key)], [_put(key, _holder_value(holder))], [_get(key)])
-        if reply.get("succeeded"):
-            return True
-        held = [v for r in reply.get("responses", []) for _, v in _kvs(r.get("response_range", {}))]
-        return held == [_holder_value(holder)]
+        return self.claim_addresses([(network, address, holder)])[0]
+
+    def claim_addresses(self, claims: Sequence[tuple[str, str, Holder]]) -> list[bool]:
+        """Claim each (network, address, holder), in transactions of up to `TXN_OPS`.
+
+        Each claim's verdict in order, as `claim_address` gives it: every
+        claim is tried, whatever happens to the others; a claim another
+        holder has is never overwritten. No race: one round trip per chunk;
+        a chunk with taken keys costs one more per attempt (txn.py).
+        """
+        self._writing("claim_addresses")
+        return self._each_if(claims, _absent, put, created)
 
     def release_address(self, network: str, address: str, holder: Holder) -> bool:
         """Delete the claim only if `holder` holds it; True when it was deleted."""
-        self._writing("release_address")
-        key = keys.address_key(self.config.prefix, network, address)
-        return bool(self._txn([_value_is(key, _holder_value(holder))], [_delete(key)])
-                    .get("succeeded"))
+        return self.release_addresses([(network, address, holder)])[0]
+
+    def release_addresses(self, releases: Sequence[tuple[str, str, Holder]]) -> list[bool]:
+        """`release_address` for each (network, address, holder), in batches; the verdicts."""
+        self._writing("release_addresses")
+        return self._each_if(releases, value_is, _delete, deleted)
+
+    def _each_if(self, items: Sequence[tuple[str, str, Holder]],
+                 condition: Callable[[str, str], Op], write: Callable[[str, str], Op],
+                 verdict: Verdict) -> list[bool]:
+        wanted = [(keys.address_key(self.config.prefix, network, address),
+                   _holder_value(holder)) for network, address, holder in items]
+        values: dict[str, str] = {}
+        for key, value in wanted:
+            values.setdefault(key, value)  # a key twice in one transaction: etcd refuses it
+        outcome = self._batched(values, condition, write, verdict)
+        return [outcome[key] and values[key] == value for key, value in wanted]
+
+    def _batched(self, values: dict[str, str], condition: Callable[[str, str], Op],
+                 write: Callable[[str, str], Op], verdict: Verdict) -> dict[str, bool]:
+        try:
+            return each_if(self._txn, values, condition, write, verdict)
+        except UnexpectedReply as exc:
+            raise StoreUnavailable(self.config.url, str(exc)) from None
 
     # --- VNIs ----------------------------------------------------------------------
 
@@ -275,7 +296,7 @@ class ClusterStore:
         for _ in range(64):  # each lost race means another network took a VNI; bounded
             reply = self._call("kv/range", {"key": b64(vni_prefix),
                                             "range_end": b64(prefix_end(vni_prefix))})
-            vnis = keys.decode_view(prefix, 0, _kvs(reply)).vnis
+            vnis = keys.decode_view(prefix, 0, kvs(reply)).vnis
             have = vnis.get(network)
             if have is not None:
                 if wanted is not None and wanted != have:
@@ -291,8 +312,8 @@ class ClusterStore:
             else:
                 candidate = next(v for v in range(FIRST_VNI, LAST_VNI + 1) if v not in owners)
             owner = keys.vni_owner_key(prefix, candidate)
-            reply = self._txn([_not_exists(key), _not_exists(owner)],
-                              [_put(key, str(candidate)), _put(owner, network)])
+            reply = self._txn([not_exists(key), not_exists(owner)],
+                              [put(key, str(candidate)), put(owner, network)])
             if reply.get("succeeded"):
                 return candidate
         raise StoreUnavailable(self.config.url, f"no VNI for network {network} after 64 races")
@@ -325,6 +346,25 @@ class ClusterStore:
         key = keys.endpoint_key(self.config.prefix, network, host, set_, endpoint)
         self._call("kv/deleterange", {"key": b64(key)})
 
+    def apply_changes(self, changes: StoreChanges) -> None:
+        """Write what one host's settle found changed, in as few round trips as etcd allows:
+        records put and withdrawn in transactions of up to `TXN_OPS` keys (a chunk whose
+        records all hold their values already writes nothing), then the releases."""
+        self._writing("apply_changes")
+        prefix = self.config.prefix
+        puts = {keys.member_key(prefix, m.network, m.host): keys.encode({"vtep": m.vtep})
+                for m in changes.members}
+        puts.update({keys.endpoint_key(prefix, r.network, r.host, r.set, r.endpoint):
+                     keys.encode({"mac": r.mac, "ipv4": r.ipv4, "ipv6": r.ipv6})
+                     for r in changes.endpoints})
+        deletes = [keys.endpoint_key(prefix, *gone) for gone in changes.withdrawn_endpoints]
+        deletes += [keys.member_key(prefix, *gone) for gone in changes.withdrawn_members]
+        write_all(self._txn, puts, deletes)
+        # after the records: an address freed while its record still named it could be
+        # claimed and published by another endpoint, and its peers would see it twice
+        if changes.released:
+            self.release_addresses(changes.released)
+
     # --- liveness and cleanup ---------------------------------------------------------
 
     def keep_alive(self, host: str, vtep: str | None, ttl: int) -> Lease:
@@ -346,19 +386,8 @@ class ClusterStore:
         keys.part("host", host)
         prefix = self.config.prefix
         reply = self._call("kv/range", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))})
-        doomed = [(k, v) for k, v in _kvs(reply) if _belongs(prefix, k, v, host)]
-        removed = 0
-        for start in range(0, len(doomed), TXN_OPS):
-            # a batch per transaction, key by key only when a compare of the batch fails
-            batch = doomed[start:start + TXN_OPS]
-            result = self._txn([_value_is(k, v) for k, v in batch], [_delete(k) for k, _ in batch])
-            if result.get("succeeded"):
-                removed += len(batch)
-                continue
-            for key, value in batch:
-                if self._txn([_value_is(key, value)], [_delete(key)]).get("succeeded"):
-                    removed += 1
-        return removed
+        doomed = [(k, v) for k, v in kvs(reply) if _belongs(prefix, k, v, host)]
+        return sum(self._batched(dict(doomed), value_is, _delete, deleted).values())
 
     def close(self) -> None:
         """Drop the connections (idempotent)."""

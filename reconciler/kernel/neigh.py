@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.kernel.netlink import (
@@ -94,12 +95,27 @@ def _body(entry: Neighbour) -> bytes:
     return body
 
 
+def add_request(entry: Neighbour, *, append: bool = False) -> tuple[int, int, bytes]:
+    """The change that creates or replaces the entry; `append` adds one more destination
+    for the same MAC (the all-zero flood entries, one per remote VTEP)."""
+    return RTM_NEWNEIGH, NLM_F_CREATE | (NLM_F_APPEND if append else NLM_F_REPLACE), _body(entry)
+
+
+def delete_request(entry: Neighbour) -> tuple[int, int, bytes]:
+    return RTM_DELNEIGH, 0, _body(entry)
+
+
 def add(netlink: NetlinkSocket, entry: Neighbour, *, append: bool = False) -> None:
-    """Create or replace the entry; `append` adds one more destination for the same MAC
-    (the all-zero flood entries, one per remote VTEP)."""
-    flags = NLM_F_CREATE | (NLM_F_APPEND if append else NLM_F_REPLACE)
-    netlink.exchange(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | flags, _body(entry))
+    """Create or replace the entry (see `add_request`)."""
+    msg_type, flags, body = add_request(entry, append=append)
+    netlink.exchange(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, body)
 
 
 def delete(netlink: NetlinkSocket, entry: Neighbour) -> None:
     netlink.exchange(RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK, _body(entry))
+
+
+def change_all(netlink: NetlinkSocket, changes: Sequence[tuple[int, int, bytes]]) -> None:
+    """Many `add_request`/`delete_request` changes, in order, a few datagrams in all
+    (`NetlinkSocket.request_all`): hundreds of remote entries cost a few round trips."""
+    netlink.request_all(changes)

@@ -5,6 +5,10 @@ rtnetlink (`rtnl.py`, `brport.py`), ctnetlink (`conntrack.py`) and the
 multicast subscriptions of `events.py`. This is the only module that opens
 an `AF_NETLINK` socket (a test keeps it so).
 
+`NetlinkSocket.request_all()` sends many changes in few datagrams (the overlay
+driver's forwarding and neighbour entries: hundreds per network) and waits for
+each one's acknowledgement.
+
 `NetlinkSocket.exchange()` sends one request and returns its replies once the
 kernel has said it is done. It checks that every reply carries the request's
 sequence number and this socket's port id (anything else is an error, except
@@ -57,6 +61,11 @@ DUMP_ATTEMPTS = 10
 #: dump of a small namespace. Replies are copied out at their real size.
 _RECV_BUFFER = 1 << 20
 _buffers = threading.local()
+
+#: Requests per datagram of `request_all`: every one is acknowledged by a datagram of its
+#: own, and the acknowledgements queue up (about 1 KiB of receive buffer each, in the
+#: kernel's accounting) before the first is read; 64 stay far below the default 208 KiB.
+BATCH_REQUESTS = 64
 
 #: A reply: (message type, the message, offset of its payload (16), its end (its length)).
 Reply = tuple[int, bytes, int, int]
@@ -242,6 +251,52 @@ class NetlinkSocket:
                 return replies
             self.interrupted_dumps += 1
         raise DumpInterrupted(msg_type, DUMP_ATTEMPTS)
+
+    def request_all(self, requests: Collection[tuple[int, int, bytes]]) -> None:
+        """Send changes (type, flags, body) that each want an acknowledgement, up to
+        `BATCH_REQUESTS` in one datagram, and wait for every acknowledgement.
+
+        The kernel handles each message of a datagram in turn, whatever happened to
+        the ones before, so the batch is all tried; the first error reply raises
+        OSError(errno) once the datagram's acknowledgements are all read.
+        """
+        pending = list(requests)
+        for start in range(0, len(pending), BATCH_REQUESTS):
+            waiting: set[int] = set()
+            datagram = b""
+            for msg_type, flags, body in pending[start:start + BATCH_REQUESTS]:
+                self._seq = seq = self._seq % 0xFFFFFFFF + 1
+                waiting.add(seq)
+                datagram += message(msg_type, flags | NLM_F_REQUEST | NLM_F_ACK, seq, body)
+            self.sock.send(datagram)
+            failure = self._acknowledged(waiting)
+            if failure:
+                raise OSError(failure, os.strerror(failure))
+
+    def _acknowledged(self, waiting: set[int]) -> int:
+        """Read until every sequence of `waiting` is acknowledged; the first error's errno."""
+        failure = 0
+        try:
+            while waiting:
+                data = receive(self.sock)
+                offset, size = 0, len(data)
+                while offset + 16 <= size:
+                    length, kind, _flags, seq, port = HEADER.unpack_from(data, offset)
+                    if length < 16 or offset + length > size:
+                        raise ProtocolError(f"malformed netlink reply (length {length})")
+                    if port == self.port and seq in self._abandoned:
+                        self.stale_replies += 1
+                    elif port != self.port or seq not in waiting or kind != NLMSG_ERROR:
+                        raise ProtocolError(f"netlink reply of type {kind} with sequence {seq} "
+                                            f"and port id {port} to a batch of port id "
+                                            f"{self.port}")
+                    else:
+                        waiting.discard(seq)
+                        failure = failure or error_code(data, offset + 16)
+                    offset += (length + 3) & ~3
+        finally:
+            self._abandoned |= waiting  # unread acknowledgements: recognise and drop them
+        return failure
 
     def _once(self, msg_type: int, flags: int, body: bytes) -> tuple[list[Reply], bool]:
         self._seq = seq = self._seq % 0xFFFFFFFF + 1

@@ -18,6 +18,7 @@ import ipaddress
 import os
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.caching import memoize
@@ -417,6 +418,22 @@ class Rtnl:
 
     def delete_neighbour(self, index: int, address: str, mac: str) -> None:
         neigh.delete(self.netlink, neigh.neighbour_entry(index, address, mac))
+
+    def change_entries(
+        self, index: int, *, fdb_gone: Iterable[tuple[str, str]] = (),
+        fdb_new: Iterable[tuple[str, str]] = (),
+        neighbours_gone: Iterable[tuple[str, str]] = (),
+        neighbours_new: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Delete, then add, link `index`'s forwarding (MAC, VTEP) and neighbour (IP, MAC)
+        entries, in that order, as batches of requests (`add_fdb` etc. one at a time)."""
+        neigh.change_all(self.netlink, [
+            *(neigh.delete_request(neigh.fdb_entry(index, m, v)) for m, v in fdb_gone),
+            *(neigh.add_request(neigh.fdb_entry(index, m, v), append=True) for m, v in fdb_new),
+            *(neigh.delete_request(neigh.neighbour_entry(index, a, m))
+              for a, m in neighbours_gone),
+            *(neigh.add_request(neigh.neighbour_entry(index, a, m)) for a, m in neighbours_new),
+        ])
 
     def set_link(
         self, index: int, *, up: bool | None = None, name: str | None = None,

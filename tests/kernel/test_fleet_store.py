@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 from etcdlib import Etcd, make_ca
 
-from reconciler.fleet.records import EndpointRecord, Holder, Member, parse_store_url
+from reconciler.fleet.records import (
+    EndpointRecord,
+    Holder,
+    Member,
+    StoreChanges,
+    parse_store_url,
+)
 from reconciler.fleet.store import (
     ClusterStore,
     StoreReadOnly,
@@ -43,6 +49,21 @@ while time.time() < start:
 won = [a for a in addresses if store.claim_address("ov", a, Holder(host, "default", "e-" + a))]
 vnis = {n: store.claim_vni(n) for n in networks}
 print(json.dumps({"won": won, "vnis": vnis}))
+"""
+
+_BATCH_CLAIMER = """
+import json, sys, time
+from reconciler.fleet.records import Holder, parse_store_url
+from reconciler.fleet.store import ClusterStore
+url, host, start, addresses = sys.argv[1], sys.argv[2], float(sys.argv[3]), \\
+    json.loads(sys.argv[4])
+store = ClusterStore.open(parse_store_url(url))
+while time.time() < start:
+    time.sleep(0.001)
+before = store.round_trips
+won = store.claim_addresses([("ov", a, Holder(host, "default", "e-" + a)) for a in addresses])
+print(json.dumps({"won": [a for a, ok in zip(addresses, won) if ok],
+                  "round_trips": store.round_trips - before}))
 """
 
 
@@ -85,6 +106,57 @@ def test_racing_claims_from_several_processes_give_one_winner_each() -> None:
         assert len(set(own) | shared) == 5  # every network its own VNI
         assert etcd.etcdctl("get", "/cnm/v1/vni/shared", "--print-value-only").stdout.strip() \
             == str(shared.pop())
+
+
+def test_batched_claims_racing_from_three_processes_give_one_winner_each() -> None:
+    """300 addresses per process, in transactions of 100, three processes wanting the same
+    addresses in different orders at once: each address has one holder, whoever won it."""
+    with Etcd() as etcd:
+        addresses = [f"10.50.{i // 200}.{i % 200 + 2}" for i in range(300)]
+        start = time.time() + 1.5
+        processes = []
+        for n in range(3):
+            order = addresses[n * 100:] + addresses[:n * 100]
+            processes.append(subprocess.Popen(
+                [sys.executable, "-c", _BATCH_CLAIMER, etcd.store_url, f"h{n}", str(start),
+                 json.dumps(order)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "PYTHONPATH": str(REPO)}))
+        winners: dict[str, list[str]] = {}
+        for n, process in enumerate(processes):
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+            result = json.loads(out)
+            assert result["round_trips"] < 30  # 3 chunks; a lost key costs a retry of its chunk
+            for address in result["won"]:
+                winners.setdefault(address, []).append(f"h{n}")
+        assert sorted(winners) == sorted(addresses)
+        assert all(len(hosts) == 1 for hosts in winners.values()), winners
+        stored = etcd.stored("/cnm/v1/address/")
+        assert len(stored) == len(addresses)
+        for address, (host,) in winners.items():
+            assert json.loads(stored[f"/cnm/v1/address/ov/{address}"])["host"] == host
+
+
+def test_records_in_batches_past_etcds_operation_limit_and_again_nothing() -> None:
+    with Etcd() as etcd, _open(etcd) as store:
+        records = tuple(EndpointRecord("ov", "h1", "default", f"s{i}",
+                                       f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                                       f"10.50.{i // 200}.{i % 200 + 2}") for i in range(300))
+        held = [("ov", r.ipv4 or "", Holder("h1", "default", r.endpoint)) for r in records]
+        assert all(store.claim_addresses(held))
+        before = store.round_trips
+        store.apply_changes(StoreChanges(members=(Member("ov", "h1", "192.0.2.1"),),
+                                         endpoints=records))
+        assert store.round_trips - before == 4  # 301 keys, 100 per transaction
+        assert len(etcd.stored("/cnm/v1/endpoint/")) == 300
+        revision = etcd.revision()
+        store.apply_changes(StoreChanges(endpoints=records))  # the same: writes nothing
+        assert etcd.revision() == revision
+        store.apply_changes(StoreChanges(
+            withdrawn_endpoints=tuple(("ov", "h1", "default", r.endpoint) for r in records),
+            released=tuple(held), withdrawn_members=(("ov", "h1"),)))
+        assert etcd.stored() == {}
 
 
 def test_a_claim_is_kept_by_its_holder_and_released_only_by_it() -> None:

@@ -43,6 +43,31 @@ def _written_by_cnm() -> None:
         assert [n["dst"] for n in ip_json("neigh", "show", "dev", "vx-t")] == ["10.50.0.5"]
 
 
+def _batched_by_cnm() -> None:
+    subprocess.run(["ip", "addr", "add", "192.0.2.1/24", "dev", "lo"], check=True)
+    with Rtnl() as rtnl:
+        rtnl.add_vxlan("vx-b", vni=4098, local="192.0.2.1", port=4789, group=7, mtu=1450)
+        vx = rtnl.link("vx-b")
+        assert vx is not None
+        macs = [f"02:42:0a:32:{i >> 8:02x}:{i & 255:02x}" for i in range(300)]
+        fdb = [("00:00:00:00:00:00", "192.0.2.2"), ("00:00:00:00:00:00", "192.0.2.3")]
+        fdb += [(mac, f"192.0.2.{2 + i % 2}") for i, mac in enumerate(macs)]
+        neighbours = [(f"10.50.{i >> 8}.{i & 255}", mac) for i, mac in enumerate(macs)]
+        rtnl.change_entries(vx.index, fdb_new=fdb, neighbours_new=neighbours)  # 602 changes
+        shown = sorted((e["mac"], e["dst"]) for e in ip_json_bridge("vx-b") if "dst" in e)
+        assert shown == sorted(fdb)
+        neigh = sorted((n["dst"], n["lladdr"]) for n in ip_json("neigh", "show", "dev", "vx-b"))
+        assert neigh == sorted(neighbours)
+        rtnl.change_entries(vx.index, fdb_gone=fdb[1:151], neighbours_gone=neighbours[:149],
+                            fdb_new=[("02:42:0a:33:00:01", "192.0.2.4")],
+                            neighbours_new=[("10.51.0.1", "02:42:0a:33:00:01")])
+        shown = sorted((e["mac"], e["dst"]) for e in ip_json_bridge("vx-b") if "dst" in e)
+        assert shown == sorted([fdb[0], *fdb[151:], ("02:42:0a:33:00:01", "192.0.2.4")])
+        neigh = sorted((n["dst"], n["lladdr"]) for n in ip_json("neigh", "show", "dev", "vx-b"))
+        assert neigh == sorted([*neighbours[149:], ("10.51.0.1", "02:42:0a:33:00:01")])
+        assert rtnl.neighbour_entries(vx.index) == neigh
+
+
 def ip_json_bridge(device: str) -> list[dict[str, str]]:
     import json
 
@@ -71,6 +96,10 @@ def _written_by_iproute2() -> None:
 
 def test_vxlan_fdb_and_neighbours_written_by_cnm() -> None:
     run_isolated(_written_by_cnm)
+
+
+def test_hundreds_of_fdb_and_neighbour_entries_in_batches() -> None:
+    run_isolated(_batched_by_cnm)
 
 
 def test_vxlan_written_by_iproute2_decodes_as_pyroute2_reads_it() -> None:

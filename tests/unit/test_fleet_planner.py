@@ -11,7 +11,7 @@ from reconciler import engine
 from reconciler.errors import CnmError, ConflictError
 from reconciler.fleet.placement import host_share
 from reconciler.fleet.planner import HostFacts, plan_host
-from reconciler.fleet.records import ClusterView, EndpointRecord, Holder, Member
+from reconciler.fleet.records import ClusterView, EndpointRecord, Holder, Member, StoreChanges
 from reconciler.fleet.session import FleetPlanner, LostRace, settle
 from reconciler.loader import load_text
 from reconciler.state import ResourceKey, State
@@ -115,6 +115,25 @@ class FakeStore:
     def withdraw_endpoint(self, network: str, host: str, set_: str, endpoint: str) -> None:
         self.endpoints.pop((network, host, set_, endpoint), None)
         self._write()
+
+    # the batches session.py sends (their chunking against etcd: test_fleet_txn.py)
+
+    def claim_addresses(self, claims: list[tuple[str, str, Holder]]) -> list[bool]:
+        return [self.claim_address(*claim) for claim in claims]
+
+    def release_addresses(self, releases: list[tuple[str, str, Holder]]) -> list[bool]:
+        return [self.release_address(*release) for release in releases]
+
+    def apply_changes(self, changes: StoreChanges) -> None:
+        for member in changes.members:
+            self.publish_member(member)
+        for record in changes.endpoints:
+            self.publish_endpoint(record)
+        for gone in changes.withdrawn_endpoints:
+            self.withdraw_endpoint(*gone)
+        self.release_addresses(list(changes.released))
+        for network, host in changes.withdrawn_members:
+            self.withdraw_member(network, host)
 
 
 def manifests():  # type: ignore[no-untyped-def]
