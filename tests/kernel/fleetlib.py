@@ -21,7 +21,7 @@ from typing import Any
 
 from etcdlib import Etcd
 
-from helpers import REPO
+from helpers import REPO, iproute2_json
 
 SWITCH_ADDRESS = "192.0.2.254"
 PRIVATE = ("/run/netns", "/etc/netns", "/run/cnm", "/var/lib/cnm")
@@ -83,7 +83,7 @@ class SimHost:
         return result
 
     def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args).stdout or "[]")
+        return iproute2_json(self.run(*args).stdout)
 
     def fdb(self, device: str) -> list[tuple[str, str]]:
         """(MAC, dst) of the device's permanent forwarding entries, as `bridge -j` shows."""

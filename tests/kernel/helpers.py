@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import subprocess
 import sys
 import time
@@ -49,7 +50,22 @@ def cnm(
 def ip_json(*args: str, netns: str | None = None) -> Any:
     prefix = ["ip", "-n", netns] if netns else ["ip"]
     out = subprocess.run([*prefix, "-j", *args], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout or "[]")
+    return iproute2_json(out.stdout)
+
+
+#: Ubuntu 24.04's iproute2 (6.1, patched for Ubuntu's "fan" networking) prints
+#: `"id":42fan-map ,` inside a VXLAN's details, which is not JSON
+_UBUNTU_FAN_MAP = re.compile(r"(?<=[0-9])fan-map *(?=,)")
+
+
+def iproute2_json(text: str) -> Any:
+    """`ip -j`/`bridge -j` output as data; Ubuntu's stray VXLAN `fan-map` text dropped."""
+    try:
+        return json.loads(text or "[]")
+    except json.JSONDecodeError:
+        if "fan-map" not in text:
+            raise
+        return json.loads(_UBUNTU_FAN_MAP.sub("", text))
 
 
 def links(netns: str | None = None) -> dict[str, dict[str, Any]]:
