@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import signal
 import subprocess
 import traceback
 from collections.abc import Callable
@@ -33,6 +34,15 @@ def end_with_test() -> None:
     itself killed (a timeout, an interrupted run) leaves no daemon behind in its
     namespace. A normal teardown still stops it first, by PID."""
     _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+
+
+def signals_as_typed() -> None:
+    """`preexec_fn` for a cnm command a test interrupts (Ctrl-C, a hang-up): it starts
+    with SIGINT, SIGHUP and SIGTERM at their defaults, as a command typed at a terminal
+    does, whatever this test run inherited (`nohup` ignores SIGHUP, and a script's
+    `cmd &` ignores SIGINT, which Python and cnm rightly keep ignoring)."""
+    for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
 
 
 def enter_fresh_namespaces() -> None:

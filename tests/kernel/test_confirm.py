@@ -22,6 +22,7 @@ from faultlib import (
 )
 
 from helpers import REPO
+from isolation import signals_as_typed
 
 KEEP = "Applied and verified. Keep these changes? Run `cnm confirm` within"
 
@@ -37,6 +38,7 @@ def _trying(b: str, seconds: int) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "apply", "-f", b, "--yes", "--confirm", str(seconds)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=signals_as_typed,
     )
     assert process.stderr is not None
     for line in process.stderr:

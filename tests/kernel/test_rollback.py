@@ -29,7 +29,7 @@ from faultlib import (
 )
 
 from helpers import REPO, wait_for
-from isolation import run_isolated
+from isolation import run_isolated, signals_as_typed
 
 ROLLED_BACK = re.compile(
     r"^cnm: (?:apply|delete) failed (at step \[\d+/\d+\] \w+ \w+/[\w-]+|before the first step"
@@ -184,7 +184,7 @@ def _interrupted_cycle(a: str, b: str, expected: dict[str, Any], scratch: Path,
     env = {**os.environ, "CNM_FAULT": f"hang@{hang_at}", "CNM_FAULT_TRACE": str(trace)}
     process = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "-f", b, "--yes"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=signals_as_typed)
     assert wait_for(lambda: trace.exists() and len(trace.read_text().splitlines()) >= hang_at,
                     30)
     os.kill(process.pid, signal.SIGINT)  # Ctrl-C in the middle of the apply

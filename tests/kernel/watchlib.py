@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers import EXAMPLE, REPO
+from isolation import signals_as_typed
 
 
 class Watch:
@@ -26,7 +27,7 @@ class Watch:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconciler", "watch", *args],
             cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=signals_as_typed,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -54,11 +54,12 @@ def test_signals_are_recorded_while_installed(tmp_path: Path) -> None:
     import signal
 
     interrupts = Interrupts()
+    before = signal.getsignal(signal.SIGHUP)  # SIG_IGN under nohup
     with interrupts.installed():
         os.kill(os.getpid(), signal.SIGHUP)
         time.sleep(0.01)
     assert interrupts.received == "SIGHUP"
-    assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGHUP) == before
 
 
 def test_a_dead_waiter_is_reported_and_forgotten(tmp_path: Path) -> None:
