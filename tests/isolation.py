@@ -97,30 +97,53 @@ def end_resolvers() -> None:
             continue
 
 
+def _run_child(
+    parent: int,
+    read_fd: int,
+    write_fd: int,
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """The forked child's whole life: it dies with the test run (a killed run leaves
+    no test behind), runs func in fresh namespaces and reports through the pipe."""
+    _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the runner died before the line above took effect
+        os._exit(1)
+    os.close(read_fd)
+    status = 0
+    try:
+        enter_fresh_namespaces()
+        result: tuple[str, Any] = ("ok", func(*args, **kwargs))
+    except BaseException as exc:  # report everything, including pytest's outcomes
+        status = 1
+        result = ("error", (type(exc).__name__, str(exc), traceback.format_exc()))
+    finally:
+        end_resolvers()
+    try:
+        payload = pickle.dumps(result)
+    except Exception:
+        payload = pickle.dumps(("ok", None)) if status == 0 else pickle.dumps(
+            ("error", ("Error", "unpicklable", ""))
+        )
+    with os.fdopen(write_fd, "wb") as pipe:
+        pipe.write(payload)
+    os._exit(status)
+
+
 def run_isolated(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call func(*args, **kwargs) in a child with fresh namespaces; re-raise its failure here."""
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child
-        os.close(read_fd)
-        status = 0
         try:
-            enter_fresh_namespaces()
-            result: tuple[str, Any] = ("ok", func(*args, **kwargs))
-        except BaseException as exc:  # report everything, including pytest's outcomes
-            status = 1
-            result = ("error", (type(exc).__name__, str(exc), traceback.format_exc()))
+            _run_child(parent, read_fd, write_fd, func, args, kwargs)
         finally:
-            end_resolvers()
-        try:
-            payload = pickle.dumps(result)
-        except Exception:
-            payload = pickle.dumps(("ok", None)) if status == 0 else pickle.dumps(
-                ("error", ("Error", "unpicklable", ""))
-            )
-        with os.fdopen(write_fd, "wb") as pipe:
-            pipe.write(payload)
-        os._exit(status)
+            # Never return into pytest: a child whose report cannot be written (its
+            # runner was killed, so the pipe is broken) would otherwise carry on
+            # running the rest of the session as an orphan, in the test's namespaces.
+            os._exit(1)
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
         payload = pipe.read()
