@@ -16,6 +16,7 @@ from reconciler.caching import PlanCaches
 from reconciler.desired import build_desired
 from reconciler.desired_delta import rebuild
 from reconciler.errors import CnmError
+from reconciler.kernel.applying import ApplyObservation
 from reconciler.kernel.live import LiveObservation
 from reconciler.kernel.session import KernelSession, require_privileges
 from reconciler.loader import load
@@ -177,13 +178,15 @@ def apply_planned(
     confirm_seconds: float | None = None,
     operation: str = "apply",
 ) -> ApplyResult | Planned:
-    """`pipeline.run` on a fresh observation of `set_name`. Returns the plan if not confirmed."""
+    """`pipeline.run` on a fresh observation of `set_name` (`kernel/applying.py`: a small
+    plan is verified from the host's notifications). Returns the plan if not confirmed."""
     require_privileges("changing the kernel")
-    return pipeline.run(
-        LiveObservation(set_name), planner,
-        ApplyOptions(lock_timeout, rollback, confirm_seconds, operation),
-        Hooks(confirm, progress, notify),
-    )
+    with ApplyObservation(set_name) as observation:
+        return pipeline.run(
+            observation, planner,
+            ApplyOptions(lock_timeout, rollback, confirm_seconds, operation),
+            Hooks(confirm, progress, notify),
+        )
 
 
 def check_not_empty(manifests: Manifests, observed: State, allow_empty: bool) -> None:

@@ -84,6 +84,15 @@ class LiveObservation:
         self._host = None
         self._state = None
 
+    def follow_host_events(self) -> None:
+        """From now on `host_table` is kept current from the host's notifications by the
+        caller (`kernel/applying.py`): marking the host reads it from the table."""
+        self._host_events = True
+
+    def host_links(self) -> int:
+        """How many links the host had when last dumped (0 before the first dump)."""
+        return len(self.host_table.links()) if self.host_table.valid else 0
+
     def reload_host(self) -> None:
         """Dump the host namespace again, whatever the notifications said (they lag
         behind the kernel: see `pipeline.verify`)."""
