@@ -73,18 +73,12 @@ def isolate() -> None:
 
 
 def _end_resolvers() -> None:
-    """End the resolvers cnm started here (pid files on this namespace's private
-    /run/cnm), by pid: a process would outlive the benchmark's namespace."""
-    import glob
-    import signal
+    """End the resolvers cnm started here, by pid (a process would outlive the
+    benchmark's namespace): the kernel tests' own helper does it."""
+    use_test_helpers()
+    from isolation import end_resolvers
 
-    for pidfile in glob.glob("/run/cnm/resolver/*/pid"):
-        try:
-            pid = int(Path(pidfile).read_text().strip())
-            if b"reconciler.resolver.server" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, signal.SIGTERM)
-        except (OSError, ValueError):
-            continue
+    end_resolvers()
 
 
 def timed(command: list[str], stdin: str | None = None) -> float:

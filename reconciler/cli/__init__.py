@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from reconciler.cli import plugin_scan
 from reconciler.cli.output import EXIT_ERROR, say
 from reconciler.cli.parser import build_parser
 from reconciler.errors import CnmError, ManifestError
@@ -35,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         complete(build_parser())
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
         code: int = args.handler(args)
         return code
     except BrokenPipeError:
@@ -72,6 +73,7 @@ def run() -> NoReturn:
     # the first model reads the metadata of every installed distribution to look for
     # plugins (~3 % of `cnm validate`). A user's own setting still wins.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    plugin_scan.skip_import()  # nor import the scanner that would do nothing
     try:
         code = main()
     except SystemExit as leaving:  # argparse: --help, --version, a usage error

@@ -18,7 +18,7 @@ import importlib
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from reconciler import __version__
 
@@ -106,11 +106,33 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
-class Commands:
-    """What a command group registers into: one `add` per command."""
+class _Unbuilt:
+    """Stands in for the parser of a command this run does not invoke: whatever its
+    command group adds to it (flags, groups, nested verbs) is dropped, unbuilt."""
 
-    def __init__(self, subparsers: argparse._SubParsersAction[CommandParser]) -> None:
+    def __getattr__(self, name: str) -> Callable[..., _Unbuilt]:
+        return self._dropped
+
+    def _dropped(self, *_: object, **__: object) -> _Unbuilt:
+        return self
+
+
+class Commands:
+    """What a command group registers into: one `add` per command.
+
+    With `only`, just that command gets a parser of its own; the others are not
+    built (building every command's flags was most of what parsing cost, and a
+    command line invokes one). `built` says which were.
+    """
+
+    def __init__(self, subparsers: argparse._SubParsersAction[CommandParser],
+                 only: str | None = None) -> None:
         self._subparsers = subparsers
+        self._only = only
+
+    def built(self, name: str) -> CommandParser | None:
+        """The parser of command `name`, if this parser built it."""
+        return self._subparsers.choices.get(name)
 
     def add(self, name: str, handler: Handler, *, summary: str, description: str = "",
             example: str = "") -> CommandParser:
@@ -120,6 +142,8 @@ class Commands:
         and `example` (one or more command lines, `# comments` allowed) make its own
         `cnm NAME --help` (tests/unit/test_cli_help.py wants both for every command).
         """
+        if self._only is not None and name != self._only:
+            return cast(CommandParser, _Unbuilt())
         lines = example.strip("\n").splitlines()
         epilog = "example:\n" + "\n".join("  " + line for line in lines) if lines else None
         parser = self._subparsers.add_parser(
@@ -130,7 +154,27 @@ class Commands:
         return parser
 
 
-def build_parser() -> CnmArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> CnmArgumentParser:
+    """`cnm`'s parser. Given the command line it will parse (`argv`), it builds only
+    the command that line invokes, which parses that line exactly as the whole
+    parser does: `cnm` itself has no option that takes a value, so the command is
+    the first argument unless an option (`--help`, `--version`) comes first, and
+    then, as for a name that is no command, every command is built."""
+    invoked = argv[0] if argv and not argv[0].startswith("-") else None
+    parser = _build(invoked)
+    if invoked is not None and invoked not in _command_names(parser):
+        parser = _build(None)  # "invalid choice": its message lists every command
+    return parser
+
+
+def _command_names(parser: CnmArgumentParser) -> set[str]:
+    subparsers = parser._subparsers
+    actions = subparsers._group_actions if subparsers is not None else []
+    return {name for action in actions if isinstance(action.choices, dict)
+            for name in action.choices}
+
+
+def _build(only: str | None) -> CnmArgumentParser:
     parser = CnmArgumentParser(
         prog="cnm", formatter_class=_HelpFormatter,
         description="Declarative container networks: Network, Sandbox and Endpoint manifests "
@@ -146,7 +190,7 @@ def build_parser() -> CnmArgumentParser:
     parser.add_argument("--version", action="version", version=f"cnm {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                        parser_class=CommandParser)
-    commands = Commands(subparsers)
+    commands = Commands(subparsers, only)
     for module in COMMAND_GROUPS:
         importlib.import_module(module).register(commands)
     return parser

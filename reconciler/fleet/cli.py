@@ -49,9 +49,10 @@ def register(commands: Any) -> None:
     """The fleet's part of the parser (one line in cli/parser.py's COMMAND_GROUPS, after
     the groups that register plan, apply, delete and watch): their fleet options and the
     routing of their handlers."""
-    subparsers = commands._subparsers
     for name in FLEET_COMMANDS:
-        parser = subparsers.choices[name]
+        parser = commands.built(name)
+        if parser is None:  # not invoked: not built (cli/parser.py)
+            continue
         add_arguments(parser)
         parser.set_defaults(handler=_routed(parser.get_default("handler")))
 
