@@ -57,6 +57,15 @@ class KernelSession:
             self._sockets[namespace] = sock
         return sock
 
+    def adopt(self, namespace: str, sock: Rtnl) -> None:
+        """Make `sock`, opened inside `namespace`, that namespace's socket (the one that
+        labelled a new namespace's `lo`: kept, it spares the next step into that
+        namespace a setns and a socket of its own)."""
+        previous = self._sockets.get(namespace)
+        if previous is not None and previous is not sock:
+            previous.close()
+        self._sockets[namespace] = sock
+
     def forget(self, namespace: str) -> None:
         """Close the socket into `namespace` so that removing it really frees it."""
         sock = self._sockets.pop(namespace, None)
