@@ -99,27 +99,40 @@ def _serving(attrs: dict[str, AttrValue], text: str) -> str:
 
 
 def status(address: str, timeout: float = 1.0, attempts: int = 2) -> str | None:
-    """The digest the resolver at `address` serves, or None without an answer."""
+    """The digest the resolver at `address` serves, or None without an answer.
+
+    It is given `attempts` × `timeout` seconds. A query that is refused or cannot be
+    sent (nothing bound there, no route: a moment's state, as while a link or the
+    resolver's sockets are being replaced) is sent again after a short pause, not at
+    once: two back-to-back refusals once made a serving resolver look "not answering"
+    for a whole plan.
+    """
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     query_id = int.from_bytes(os.urandom(2), "big")  # (the `secrets` module costs ~10 ms to load)
     question = b"".join(bytes([len(p)]) + p.encode() for p in STATUS_NAME.split(".") if p)
     packet = (query_id.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
               + question + b"\x00\x00\x10\x00\x01")  # TXT, IN
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect((address, _PORT))
-        except OSError:
+    deadline = time.monotonic() + timeout * attempts
+    pause = 0.01
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
             return None
-        for _ in range(attempts):
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(min(timeout, left))
             try:
+                sock.connect((address, _PORT))
                 sock.send(packet)
                 answer = sock.recv(512)
-            except (TimeoutError, OSError):
+            except TimeoutError:
+                continue  # asked again, on a fresh socket
+            except OSError:  # refused, unreachable: wait a little, then ask again
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                pause = min(pause * 2, 0.2)
                 continue
-            if answer[:2] == packet[:2] and len(answer) > len(packet) + 33:
-                return answer[-32:].decode("ascii", errors="replace")  # the TXT string
-    return None
+        if answer[:2] == packet[:2] and len(answer) > len(packet) + 33:
+            return answer[-32:].decode("ascii", errors="replace")  # the TXT string
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))  # not its answer
 
 
 def ensure(set_name: str, attrs: dict[str, AttrValue], standby: Standby | None = None) -> None:

@@ -41,7 +41,8 @@ def _check_invariants(then: tuple[str, ...], expected: dict[str, Any]) -> None:
         code, out, _ = inproc("plan", *then[1:3], "--detailed-exitcode")
         assert code == 0, f"re-plan is not empty:\n{out}\n{resolver_diagnosis()}"
         _, out, err = inproc(*then)
-        assert "No changes" in out and "removed" not in err, "a third run still changed things"
+        assert "No changes" in out and "removed" not in err, \
+            f"a third run still changed things:\n{out}\n{resolver_diagnosis()}"
 
 
 def _crash_cycle(
