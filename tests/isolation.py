@@ -92,6 +92,9 @@ def end_resolvers() -> None:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 if b"reconciler.resolver.server" not in cmdline.read():
                     continue
+            directory = os.path.dirname(pidfile)
+            if not os.path.samefile(f"/proc/{pid}/root{directory}", directory):
+                continue  # a reused pid: another test's resolver (the same path elsewhere)
             os.kill(pid, signal.SIGKILL)
         except (OSError, ValueError):
             continue

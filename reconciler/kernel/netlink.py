@@ -32,7 +32,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 from reconciler.errors import KernelError
 from reconciler.kernel import netns
@@ -277,26 +277,40 @@ class NetlinkSocket:
         """Read until every sequence of `waiting` is acknowledged; the first error's errno."""
         failure = 0
         try:
-            while waiting:
-                data = receive(self.sock)
-                offset, size = 0, len(data)
-                while offset + 16 <= size:
-                    length, kind, _flags, seq, port = HEADER.unpack_from(data, offset)
-                    if length < 16 or offset + length > size:
-                        raise ProtocolError(f"malformed netlink reply (length {length})")
-                    if port == self.port and seq in self._abandoned:
-                        self.stale_replies += 1
-                    elif port != self.port or seq not in waiting or kind != NLMSG_ERROR:
-                        raise ProtocolError(f"netlink reply of type {kind} with sequence {seq} "
-                                            f"and port id {port} to a batch of port id "
-                                            f"{self.port}")
-                    else:
-                        waiting.discard(seq)
-                        failure = failure or error_code(data, offset + 16)
-                    offset += (length + 3) & ~3
+            replies = self._replies(waiting.__contains__, f"a batch of port id {self.port}")
+            for kind, _flags, seq, data, offset, _length in replies:
+                if kind != NLMSG_ERROR:
+                    raise ProtocolError(f"netlink reply of type {kind} with sequence {seq} "
+                                        f"to a batch of port id {self.port}")
+                waiting.discard(seq)
+                failure = failure or error_code(data, offset + 16)
+                if not waiting:
+                    break
         finally:
             self._abandoned |= waiting  # unread acknowledgements: recognise and drop them
         return failure
+
+    def _replies(self, wanted: Callable[[int], bool], asked: str
+                 ) -> Iterator[tuple[int, int, int, bytes, int, int]]:
+        """(type, flags, sequence, datagram, offset, length) of each reply this socket
+        receives for a sequence `wanted` accepts, read datagram by datagram for as long
+        as the caller takes them. A late reply to an abandoned request is dropped (and
+        counted); any other reply is a ProtocolError naming what was `asked`."""
+        while True:
+            data = receive(self.sock)
+            offset, size = 0, len(data)
+            while offset + 16 <= size:
+                length, kind, flags, seq, port = HEADER.unpack_from(data, offset)
+                if length < 16 or offset + length > size:
+                    raise ProtocolError(f"malformed netlink reply (length {length})")
+                if port == self.port and wanted(seq):
+                    yield kind, flags, seq, data, offset, length
+                elif port == self.port and seq in self._abandoned:
+                    self.stale_replies += 1
+                else:
+                    raise ProtocolError(f"netlink reply with sequence {seq} and port id "
+                                        f"{port} to {asked}")
+                offset += (length + 3) & ~3
 
     def _once(self, msg_type: int, flags: int, body: bytes) -> tuple[list[Reply], bool]:
         self._seq = seq = self._seq % 0xFFFFFFFF + 1
@@ -307,36 +321,23 @@ class NetlinkSocket:
         seen_flags = 0  # every reply's flags, or-ed: NLM_F_DUMP_INTR may mark any part
         finished = False
         try:
+            incoming = self._replies(seq.__eq__, f"request {seq} of port id {self.port}")
             while True:
-                data = receive(self.sock)
-                offset, size = 0, len(data)
-                while offset + 16 <= size:
-                    length, kind, reply_flags, reply_seq, port = HEADER.unpack_from(data, offset)
-                    if length < 16 or offset + length > size:
-                        raise ProtocolError(f"malformed netlink reply (length {length})")
-                    if reply_seq != seq or port != self.port:
-                        if port == self.port and reply_seq in self._abandoned:
-                            self.stale_replies += 1
-                            offset += (length + 3) & ~3
-                            continue
-                        raise ProtocolError(
-                            f"netlink reply with sequence {reply_seq} and port id {port} to "
-                            f"request {seq} of port id {self.port}")
-                    seen_flags |= reply_flags
-                    if kind == NLMSG_ERROR:
-                        code = error_code(data, offset + 16)
-                        finished = True
-                        if code:
-                            raise OSError(code, os.strerror(code))
-                        return replies, bool(seen_flags & NLM_F_DUMP_INTR)
-                    if kind == NLMSG_DONE:
-                        finished = True
-                        return replies, bool(seen_flags & NLM_F_DUMP_INTR)
-                    replies.append((kind, data[offset : offset + length], 16, length))
-                    if not ends_with_done and not ends_with_ack:
-                        finished = True
-                        return replies, False
-                    offset += (length + 3) & ~3
+                kind, reply_flags, _seq, data, offset, length = next(incoming)
+                seen_flags |= reply_flags
+                if kind == NLMSG_ERROR:
+                    code = error_code(data, offset + 16)
+                    finished = True
+                    if code:
+                        raise OSError(code, os.strerror(code))
+                    return replies, bool(seen_flags & NLM_F_DUMP_INTR)
+                if kind == NLMSG_DONE:
+                    finished = True
+                    return replies, bool(seen_flags & NLM_F_DUMP_INTR)
+                replies.append((kind, data[offset : offset + length], 16, length))
+                if not ends_with_done and not ends_with_ack:
+                    finished = True
+                    return replies, False
         finally:
             if not finished:  # its remaining replies may still come: recognise and drop them
                 self._abandoned.add(seq)

@@ -65,14 +65,22 @@ def observe(set_name: str) -> Resource | None:
 
 
 def running_pid(directory: str) -> int | None:
-    """The pid of the resolver serving `directory`, when it is alive (not a zombie)."""
+    """The pid of the resolver serving `directory`, when it is alive (not a zombie).
+
+    The pid file's process must be a resolver named for `directory` that sees this
+    very directory there: a resolver of another mount namespace (a test's, a
+    container's: the same path, other files) that was given a reused pid is not
+    this one.
+    """
     try:
         pid = int(Path(f"{directory}/pid").read_text(encoding="ascii").strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        elsewhere = not os.path.samefile(f"/proc/{pid}/root{directory}", directory)
     except (OSError, ValueError):
         return None
-    if b"reconciler.resolver.server" not in cmdline or directory.encode() not in cmdline:
+    if b"reconciler.resolver.server" not in cmdline or directory.encode() not in cmdline \
+            or elsewhere:
         return None  # the pid was reused by another process: not ours to signal
     if stat[stat.rfind(")") + 2:].startswith(("Z", "X")):
         return None

@@ -289,3 +289,30 @@ def stray_files() -> list[str]:
     stray = [str(p) for p in root.iterdir() if p.name not in names] if root.exists() else []
     stray += [str(p) for p in root.rglob(".*cnm-tmp")] if root.exists() else []
     return sorted(stray)
+
+
+def resolver_diagnosis(set_name: str = "default") -> str:
+    """What a failed check says about the set's resolver: its pid file, whether that
+    process counts as it, who listens on UDP port 53, the end of its log. (A re-plan
+    once found it "running, not answering" under heavy load; this makes the next time
+    say why.)"""
+    from reconciler.kernel import resolver
+
+    directory = resolver.directory_of(set_name)
+    lines = []
+    for name in ("pid", "log"):
+        try:
+            text = Path(f"{directory}/{name}").read_text(errors="replace")
+        except OSError as exc:
+            text = f"({exc.strerror})"
+        lines.append(f"{name}: {text.strip()[-1500:]}")
+    pid = resolver.running_pid(directory)
+    lines.append(f"running_pid: {pid}")
+    if pid is not None:
+        with contextlib.suppress(OSError):
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            lines.append(f"state: {state}")
+    sockets = subprocess.run(["ss", "-uapn", "sport", "= :53"], capture_output=True, text=True)
+    lines.append(f"udp :53: {sockets.stdout.strip()}")
+    return "\n".join(lines)
+

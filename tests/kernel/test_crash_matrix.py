@@ -29,6 +29,7 @@ from faultlib import (
     inproc,
     ok,
     record_count,
+    resolver_diagnosis,
 )
 
 from isolation import run_isolated
@@ -38,7 +39,7 @@ def _check_invariants(then: tuple[str, ...], expected: dict[str, Any]) -> None:
     assert_converged(expected, "after the crash and a second run")
     if then[0] == "apply":
         code, out, _ = inproc("plan", *then[1:3], "--detailed-exitcode")
-        assert code == 0, f"re-plan is not empty:\n{out}"
+        assert code == 0, f"re-plan is not empty:\n{out}\n{resolver_diagnosis()}"
         _, out, err = inproc(*then)
         assert "No changes" in out and "removed" not in err, "a third run still changed things"
 
