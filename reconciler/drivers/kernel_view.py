@@ -81,10 +81,7 @@ class Netlink(Protocol):
     def add_veth(
         self, name: str, *, mtu: int, group: int, master: int, up: bool,
         peer_name: str, peer_netns: str, peer_mac: str | None,
-    ) -> LinkInfo | None:
-        """The host end as the kernel echoed its creation (its `peer_index`: the peer's
-        ifindex), or None from a kernel that does not echo (before Linux 6.2)."""
-        ...
+    ) -> None: ...
     def add_macvlan(
         self, name: str, *, parent: int, mode: str, netns_name: str, group: int,
         mtu: int | None, mac: str | None,

@@ -28,12 +28,10 @@ from reconciler.kernel.netlink import (
     NLM_F_ACK,
     NLM_F_CREATE,
     NLM_F_DUMP,
-    NLM_F_ECHO,
     NLM_F_EXCL,
     NLM_F_REPLACE,
     NLM_F_REQUEST,
     NetlinkSocket,
-    Reply,
     attr,
     nested,
     pick_attributes,
@@ -279,16 +277,6 @@ def _default_route_body(index: int, gateway: str, protocol: int = RTPROT_STATIC)
     return header + attr(RTA_GATEWAY, address.packed) + u32_attr(RTA_OIF, index)
 
 
-def _echoed_link(replies: list[Reply], name: str) -> Link | None:
-    """The link `name` among a request's replies: the kernel's echo of its creation."""
-    for kind, data, offset, end in replies:
-        if kind == RTM_NEWLINK:
-            link = decode_link(data, offset, end)
-            if link.name == name:
-                return link
-    return None
-
-
 #: The one dump request body of links: statistics skipped in the kernel.
 _LINKS_REQUEST = _ifinfo() + u32_attr(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
 _ADDRESSES_REQUEST = IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
@@ -364,27 +352,17 @@ class Rtnl:
     def add_veth(
         self, name: str, *, mtu: int, group: int, master: int, up: bool,
         peer_name: str, peer_netns: str, peer_mac: str | None,
-    ) -> Link | None:
-        """A veth pair whose peer is created directly inside netns `peer_netns` (no move).
-
-        Returns the host end as the kernel announced its creation (its index, and
-        the peer's index in `peer_netns` as `peer_index`), asked for with
-        NLM_F_ECHO in the same request: no read-back needed. Linux honours the
-        echo for a created link since 6.2; an older kernel (Debian 12's 6.1)
-        sends only the acknowledgement, and then this returns None.
-        """
+    ) -> None:
+        """A veth pair whose peer is created directly inside netns `peer_netns` (no move)."""
         fd = os.open(netns.netns_path(peer_netns), os.O_RDONLY)
         try:
             peer = _ifinfo() + _link_attrs(name=peer_name, mtu=mtu, group=group, mac=peer_mac)
             peer += u32_attr(IFLA_NET_NS_FD, fd)
             info = _linkinfo("veth", attr(VETH_INFO_PEER, peer))
             body = _ifinfo(up=up) + _link_attrs(name=name, mtu=mtu, group=group, master=master)
-            replies = self.netlink.exchange(
-                RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO | NLM_F_CREATE | NLM_F_EXCL,
-                body + info)
+            self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body + info)
         finally:
             os.close(fd)
-        return _echoed_link(replies, name)
 
     def add_macvlan(
         self, name: str, *, parent: int, mode: str, netns_name: str, group: int,

@@ -150,8 +150,7 @@ def test_add_veth_with_its_peer_in_a_namespace(
                     peer_netns="sb", peer_mac=mac)
     peer_attrs = [*_link_attrs(name=peer, mtu=mtu, group=group, mac=mac),
                   ("IFLA_NET_NS_FD", NETNS_FD)]
-    # NLM_F_ECHO: the kernel sends the created host end back (rtnl.add_veth)
-    assert sent.last() == theirs(ifinfmsg, rtnl.RTM_NEWLINK, NEW | netlink.NLM_F_ECHO, _up(up), [
+    assert sent.last() == theirs(ifinfmsg, rtnl.RTM_NEWLINK, NEW, _up(up), [
         *_link_attrs(name=name, mtu=mtu, group=group, master=master),
         ("IFLA_LINKINFO", {"attrs": [
             ("IFLA_INFO_KIND", "veth"),
