@@ -4,8 +4,8 @@ cnm uses no pydantic plugin, so the command turns pydantic's scan for them off
 (`PYDANTIC_DISABLE_PLUGINS=__all__`, unless the user set that variable). Off,
 the scan does nothing, yet building the first model still imports the module
 that would do it, and with it `importlib.metadata` and what that needs (email,
-csv, zipfile): a third of a bare interpreter's start-up, in every command that
-validates a manifest (docs/performance.md, "Start-up").
+csv, zipfile): more than a bare interpreter's whole start-up, in every command
+that validates a manifest (docs/performance.md, "Start-up").
 
 `skip_import()` puts a stand-in under that module's name before pydantic is
 imported. Its `get_plugins()` returns no plugin while the scan is off, as
