@@ -30,8 +30,9 @@ EXTRA_PAIR = (
 
 def use_test_helpers() -> None:
     """Let a benchmark import the kernel tests' helpers (etcd, fleet, peers), which
-    themselves import `tests/isolation.py`: both directories go on the path."""
-    for folder in (REPO / "tests", REPO / "tests" / "kernel"):
+    themselves import `tests/isolation.py` and cnm: the three directories go on the
+    path."""
+    for folder in (REPO, REPO / "tests", REPO / "tests" / "kernel"):
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
 

@@ -8,6 +8,7 @@ empty namespace.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import pickle
@@ -30,9 +31,10 @@ SIGKILL = 9
 
 def end_with_test() -> None:
     """`preexec_fn` for a daemon a test starts (etcd, dockerd, containerd, dbus,
-    firewalld): the kernel kills it when the test's process ends, so a test that is
-    itself killed (a timeout, an interrupted run) leaves no daemon behind in its
-    namespace. A normal teardown still stops it first, by PID."""
+    firewalld), and the first call of an isolated test's child: the kernel kills it
+    when its parent ends, so a test that is itself killed (a timeout, an interrupted
+    run) leaves no daemon, and no test, behind in its namespace. A normal teardown
+    still stops a daemon first, by PID."""
     _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
 
 
@@ -81,23 +83,18 @@ def set_bridge_nf(on: bool) -> None:
 
 def end_resolvers() -> None:
     """End the resolvers cnm started in this test (their pid files are on the test's
-    private /run/cnm), by pid, whether or not the test deleted its networks."""
+    private /run/cnm), by pid, whether or not the test deleted its networks. Which
+    process is a set's resolver is cnm's own verdict (`running_pid`: a reused pid of
+    another test's resolver, the same path elsewhere, is not this one)."""
     import glob
-    import signal
+
+    from reconciler.kernel.resolver import running_pid
 
     for pidfile in glob.glob("/run/cnm/resolver/*/pid"):
-        try:
-            with open(pidfile, encoding="ascii") as file:
-                pid = int(file.read().strip())
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                if b"reconciler.resolver.server" not in cmdline.read():
-                    continue
-            directory = os.path.dirname(pidfile)
-            if not os.path.samefile(f"/proc/{pid}/root{directory}", directory):
-                continue  # a reused pid: another test's resolver (the same path elsewhere)
-            os.kill(pid, signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
+        pid = running_pid(os.path.dirname(pidfile))
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _run_child(
@@ -110,7 +107,7 @@ def _run_child(
 ) -> None:
     """The forked child's whole life: it dies with the test run (a killed run leaves
     no test behind), runs func in fresh namespaces and reports through the pipe."""
-    _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+    end_with_test()
     if os.getppid() != parent:  # the runner died before the line above took effect
         os._exit(1)
     os.close(read_fd)
