@@ -161,20 +161,13 @@ def build_parser(argv: Sequence[str] | None = None) -> CnmArgumentParser:
     the first argument unless an option (`--help`, `--version`) comes first, and
     then, as for a name that is no command, every command is built."""
     invoked = argv[0] if argv and not argv[0].startswith("-") else None
-    parser = _build(invoked)
-    if invoked is not None and invoked not in _command_names(parser):
-        parser = _build(None)  # "invalid choice": its message lists every command
+    parser, commands = _build(invoked)
+    if invoked is not None and commands.built(invoked) is None:
+        parser, _ = _build(None)  # "invalid choice": its message lists every command
     return parser
 
 
-def _command_names(parser: CnmArgumentParser) -> set[str]:
-    subparsers = parser._subparsers
-    actions = subparsers._group_actions if subparsers is not None else []
-    return {name for action in actions if isinstance(action.choices, dict)
-            for name in action.choices}
-
-
-def _build(only: str | None) -> CnmArgumentParser:
+def _build(only: str | None) -> tuple[CnmArgumentParser, Commands]:
     parser = CnmArgumentParser(
         prog="cnm", formatter_class=_HelpFormatter,
         description="Declarative container networks: Network, Sandbox and Endpoint manifests "
@@ -193,5 +186,5 @@ def _build(only: str | None) -> CnmArgumentParser:
     commands = Commands(subparsers, only)
     for module in COMMAND_GROUPS:
         importlib.import_module(module).register(commands)
-    return parser
+    return parser, commands
 

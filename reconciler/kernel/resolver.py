@@ -126,13 +126,13 @@ def status(address: str, timeout: float = 1.0, attempts: int = 2) -> str | None:
                 answer = sock.recv(512)
             except TimeoutError:
                 continue  # asked again, on a fresh socket
-            except OSError:  # refused, unreachable: wait a little, then ask again
-                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                pause = min(pause * 2, 0.2)
-                continue
+            except OSError:  # refused, unreachable
+                answer = b""
         if answer[:2] == packet[:2] and len(answer) > len(packet) + 33:
             return answer[-32:].decode("ascii", errors="replace")  # the TXT string
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))  # not its answer
+        # refused, unreachable or not its answer: wait a little, then ask again
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.2)
 
 
 def ensure(set_name: str, attrs: dict[str, AttrValue], standby: Standby | None = None) -> None:
