@@ -10,9 +10,10 @@ network namespace, on one bridge network; create them all, then delete them all.
 
 The peers' namespaces are made before their create and removed after their delete,
 outside the timing (so the peers' figures leave that cost out and cnm's include it).
-Between contenders the benchmark waits until no veth is left in the host namespace:
-the kernel tears a namespace down asynchronously, and the next contender would pay
-for the previous one's cleanup. The contenders take turns in every round.
+Between contenders the benchmark waits until no veth is left in the host namespace,
+and every timed phase starts once the CPUs are idle: the kernel tears a namespace
+down asynchronously, and the next contender would pay for the previous one's
+cleanup. The contenders take turns in every round.
 
     python3 bench/bench_peers.py --size 100 --repeat 3 [--baseline OTHER_CHECKOUT]
 
@@ -68,15 +69,38 @@ def remove_netns(names: list[str]) -> None:
                    text=True, check=True)
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """(idle, total) jiffies of all CPUs since boot (/proc/stat's first line)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)  # idle + iowait
+
+
+def wait_until_idle(share: float = 0.9, window: float = 0.2, limit: float = 30.0) -> None:
+    """Wait (at most `limit` s) until the CPUs were at least `share` idle over two windows
+    in a row. Waiting for the veths to go is not enough: the kernel's namespace cleanup
+    runs on after them in its own workers, and a contender timed during it pays for the
+    previous one's teardown."""
+    deadline = time.monotonic() + limit
+    quiet_windows = 0
+    while quiet_windows < 2 and time.monotonic() < deadline:
+        idle0, total0 = _cpu_ticks()
+        time.sleep(window)
+        idle1, total1 = _cpu_ticks()
+        busy = total1 == total0 or (idle1 - idle0) / (total1 - total0) < share
+        quiet_windows = 0 if busy else quiet_windows + 1
+
+
 class Phase:
     """Wall-clock seconds of a phase, and the CPU seconds (user + system) of the
     processes it ran and waited for: the CPU figure hardly moves when other work
-    shares the cores, the wall clock does."""
+    shares the cores, the wall clock does. Every contender's phase starts on idle
+    CPUs (`wait_until_idle`)."""
 
     def __init__(self) -> None:
         self.wall = self.cpu = 0.0
 
     def __enter__(self) -> Phase:
+        wait_until_idle()
         self._start = (time.perf_counter(), _children_cpu())
         return self
 
