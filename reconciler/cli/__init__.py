@@ -21,9 +21,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from reconciler.cli import plugin_scan
-from reconciler.cli.output import EXIT_ERROR, say
 from reconciler.cli.parser import build_parser
-from reconciler.errors import CnmError, ManifestError
+
+#: `cli/output.py`'s EXIT_ERROR (tests/unit/test_startup.py checks they agree): that
+#: module, and `errors.py` with dataclasses and inspect, load only when a command or an
+#: error needs them, so that `cnm --version` and `--help` stay one interpreter start
+EXIT_ERROR = 1
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -41,15 +44,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _reader_went_away()
-    except ManifestError as exc:
-        say(str(exc))
-        return EXIT_ERROR
-    except CnmError as exc:
-        say(f"cnm: {exc.one_line()}")
-        return EXIT_ERROR
     except KeyboardInterrupt:
-        say("cnm: interrupted")
+        _say("cnm: interrupted")
         return EXIT_ERROR
+    except Exception as exc:
+        from reconciler.errors import CnmError, ManifestError
+
+        if isinstance(exc, ManifestError):
+            _say(str(exc))
+        elif isinstance(exc, CnmError):
+            _say(f"cnm: {exc.one_line()}")
+        else:
+            raise
+        return EXIT_ERROR
+
+
+def _say(text: str) -> None:
+    from reconciler.cli.output import say
+
+    say(text)
 
 
 def _reader_went_away() -> int:

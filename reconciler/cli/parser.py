@@ -160,6 +160,8 @@ def build_parser(argv: Sequence[str] | None = None) -> CnmArgumentParser:
     parser does: `cnm` itself has no option that takes a value, so the command is
     the first argument unless an option (`--help`, `--version`) comes first, and
     then, as for a name that is no command, every command is built."""
+    if argv and argv[0] == "--version":  # argparse prints it and exits on reading it
+        return _build(None, groups=())[0]
     invoked = argv[0] if argv and not argv[0].startswith("-") else None
     parser, commands = _build(invoked)
     if invoked is not None and commands.built(invoked) is None:
@@ -167,7 +169,8 @@ def build_parser(argv: Sequence[str] | None = None) -> CnmArgumentParser:
     return parser
 
 
-def _build(only: str | None) -> tuple[CnmArgumentParser, Commands]:
+def _build(only: str | None, groups: Sequence[str] = COMMAND_GROUPS,
+           ) -> tuple[CnmArgumentParser, Commands]:
     parser = CnmArgumentParser(
         prog="cnm", formatter_class=_HelpFormatter,
         description="Declarative container networks: Network, Sandbox and Endpoint manifests "
@@ -184,7 +187,7 @@ def _build(only: str | None) -> tuple[CnmArgumentParser, Commands]:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                        parser_class=CommandParser)
     commands = Commands(subparsers, only)
-    for module in COMMAND_GROUPS:
+    for module in groups:
         importlib.import_module(module).register(commands)
     return parser, commands
 

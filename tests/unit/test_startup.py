@@ -78,3 +78,16 @@ def test_version_prints_the_one_version() -> None:
     assert "version" in project["project"]["dynamic"]
     dynamic = project["tool"]["setuptools"]["dynamic"]["version"]
     assert dynamic == {"attr": "reconciler.__version__"}
+
+
+def test_the_command_exits_with_the_error_code_output_names() -> None:
+    from reconciler import cli
+    from reconciler.cli import output
+
+    assert cli.EXIT_ERROR == output.EXIT_ERROR
+
+
+def test_version_loads_neither_output_nor_errors() -> None:
+    loaded = _modules_after("--version")
+    assert "reconciler.cli.output" not in loaded
+    assert "reconciler.errors" not in loaded
