@@ -21,12 +21,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from reconciler.cli import plugin_scan
+from reconciler.cli.output import EXIT_ERROR, say
 from reconciler.cli.parser import build_parser
-
-#: `cli/output.py`'s EXIT_ERROR (tests/unit/test_startup.py checks they agree): that
-#: module, and `errors.py` with dataclasses and inspect, load only when a command or an
-#: error needs them, so that `cnm --version` and `--help` stay one interpreter start
-EXIT_ERROR = 1
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -45,24 +41,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_went_away()
     except KeyboardInterrupt:
-        _say("cnm: interrupted")
+        say("cnm: interrupted")
         return EXIT_ERROR
     except Exception as exc:
+        # `errors` (dataclasses, inspect) loads only when a command fails or needs it,
+        # so that `cnm --version` stays about one interpreter start
         from reconciler.errors import CnmError, ManifestError
 
         if isinstance(exc, ManifestError):
-            _say(str(exc))
+            say(str(exc))
         elif isinstance(exc, CnmError):
-            _say(f"cnm: {exc.one_line()}")
+            say(f"cnm: {exc.one_line()}")
         else:
             raise
         return EXIT_ERROR
-
-
-def _say(text: str) -> None:
-    from reconciler.cli.output import say
-
-    say(text)
 
 
 def _reader_went_away() -> int:

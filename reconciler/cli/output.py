@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.errors import CnmError, ManifestError
-
+# `cli/__init__.py` imports this module for every command, `cnm --version` included:
+# `errors` (dataclasses, inspect), json and pathlib load in the functions that use them.
 if TYPE_CHECKING:
     from reconciler.model import Manifests
     from reconciler.plan import Plan
@@ -35,6 +33,8 @@ def load(paths: Sequence[str]) -> Manifests:
 def load_for_set(args: argparse.Namespace) -> Manifests:
     """`load` for a command that plans against the kernel: an endpoint may join a network
     another apply set owns there (kernel/foreign_networks.py, shared_networks.py)."""
+    from reconciler.errors import ManifestError
+
     if getattr(args, "observed", None):  # offline: the host is not the one planned
         return load(args.paths)
     if "-" not in args.paths:  # (stdin can be read only once)
@@ -63,6 +63,10 @@ def require_privileges(args: argparse.Namespace) -> None:
 
 def observed_from_file(path: str, set_name: str) -> State:
     """A snapshot written by `cnm observe -o json` (for --observed)."""
+    import json
+    from pathlib import Path
+
+    from reconciler.errors import CnmError
     from reconciler.state import State
 
     try:
