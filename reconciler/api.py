@@ -33,11 +33,10 @@ from reconciler.drivers import HOST_SANDBOX_KEY, REGISTRY, driver_for
 from reconciler.errors import CnmError, ManifestError, ManifestProblem
 from reconciler.export import export_state
 from reconciler.kernel.netns import NETNS_RUN_DIR
+from reconciler.manifest_set import Manifests, ManifestSource
 from reconciler.model import (
     MODELS,
     Manifest,
-    Manifests,
-    ManifestSource,
 )
 from reconciler.model import (
     Endpoint as EndpointManifest,

@@ -19,7 +19,8 @@ from reconciler.errors import ManifestError
 from reconciler.interface_defaults import Placement, placements
 from reconciler.ipam import AllocationError, Assignment, IPAddress, allocate
 from reconciler.ipam_reuse import allocate_reusing
-from reconciler.model import Endpoint, Manifests, Network, Sandbox
+from reconciler.manifest_set import Manifests
+from reconciler.model import Endpoint, Network, Sandbox
 from reconciler.pools import DEFAULT_POOLS, AddressPool, assign_default_pools
 from reconciler.resolver.records import KIND as RESOLVER
 from reconciler.resolver.records import resolver_attrs, resolver_resource, serving_networks

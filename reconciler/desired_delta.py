@@ -43,7 +43,8 @@ from reconciler.drivers import driver_for
 from reconciler.interface_defaults import Placement, place_members
 from reconciler.ipam import Assignment
 from reconciler.ipam_reuse import allocate_network
-from reconciler.model import Endpoint, Manifests
+from reconciler.manifest_set import Manifests
+from reconciler.model import Endpoint
 from reconciler.pools import AddressPool, assign_default_pools
 from reconciler.resolver.records import KIND as RESOLVER
 from reconciler.resolver.records_delta import updated_attrs

@@ -17,13 +17,12 @@ from pydantic import ValidationError
 
 from reconciler.error_wording import did_you_mean, error_message, error_path, is_plain
 from reconciler.errors import ManifestError, ManifestProblem, show
+from reconciler.manifest_set import Manifests, ManifestSource
 from reconciler.model import (
     API_VERSION,
     MODELS,
     Endpoint,
     Manifest,
-    Manifests,
-    ManifestSource,
     Network,
 )
 from reconciler.resource_key import ResourceKey

@@ -20,7 +20,7 @@ from reconciler.kernel.applying import ApplyObservation
 from reconciler.kernel.live import LiveObservation
 from reconciler.kernel.session import KernelSession, require_privileges
 from reconciler.loader import load
-from reconciler.model import Manifests
+from reconciler.manifest_set import Manifests
 from reconciler.pipeline import (
     ApplyOptions,
     ApplyResult,

@@ -25,7 +25,8 @@ from reconciler.drivers import is_cluster_scoped
 from reconciler.state import ResourceKey, State
 
 if TYPE_CHECKING:
-    from reconciler.model import Endpoint, Manifests
+    from reconciler.manifest_set import Manifests
+    from reconciler.model import Endpoint
 
 #: Names this module hands out; only these are kept from the kernel without being asked
 #: (an interface still called `web0` after its manifest dropped `ifname: web0` is renamed).

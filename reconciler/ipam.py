@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from reconciler.caching import memoize
 from reconciler.errors import ManifestProblem
-from reconciler.model import Endpoint, IpamPool, Manifests, Network
+from reconciler.manifest_set import Manifests
+from reconciler.model import Endpoint, IpamPool, Network
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface

@@ -39,7 +39,8 @@ from reconciler.ipam import (
     lowest_free,
     reserved_integers,
 )
-from reconciler.model import Endpoint, Manifests
+from reconciler.manifest_set import Manifests
+from reconciler.model import Endpoint
 
 #: name -> (static IPv4, static IPv6, joined, what its held addresses are read from)
 Signature = dict[str, tuple[object, object, bool, object]]

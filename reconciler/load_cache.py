@@ -11,7 +11,8 @@ from reconciler.caching import BuildMemo
 from reconciler.document_objects import Objects, objects_of, validated
 from reconciler.errors import ManifestProblem
 from reconciler.manifest_files import expand_stat, printable, read_file
-from reconciler.model import Manifest, Manifests, ManifestSource, Network
+from reconciler.manifest_set import Manifests, ManifestSource
+from reconciler.model import Manifest, Network
 from reconciler.resource_key import ResourceKey
 from reconciler.yaml_documents import parse
 

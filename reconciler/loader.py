@@ -26,11 +26,18 @@ from reconciler.manifest_files import (
     STDIN_NAME,
     YAML_SUFFIXES,
     file_problem,
-    read_all,
     too_big,
 )
-from reconciler.model import Manifests, Network
-from reconciler.yaml_documents import MAX_DEPTH, MAX_NODES, Document, dump_yaml, parse
+from reconciler.manifest_set import Manifests
+from reconciler.model import Network
+from reconciler.yaml_documents import (
+    MAX_DEPTH,
+    MAX_NODES,
+    Document,
+    dump_yaml,
+    parse,
+    read_documents,
+)
 
 __all__ = [
     "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "STDIN_NAME", "YAML_SUFFIXES", "LoadCache",
@@ -50,9 +57,7 @@ def load(
     reference is not a problem (`cnm validate`, which cannot read the kernel).
     """
     problems: list[ManifestProblem] = []
-    documents: list[Document] = []
-    for name, text in read_all(paths, stdin, problems):
-        documents += parse(text, name, problems)
+    documents = read_documents(paths, stdin, problems)
     return validated(*objects_of(documents, problems), problems, elsewhere=elsewhere,
                      external_networks=external_networks)
 

@@ -1,10 +1,11 @@
-"""The manifest model: what users write, as frozen pydantic objects, and their collection.
+"""The manifest model: what users write, as frozen pydantic objects.
 
 The pydantic models check what one value alone can tell (types, ranges,
 canonical subnets, DNS-label names, MAC syntax), so a loaded object is always
 well-typed. Rules that need context (other objects, the kernel's name limits,
 address plans) live in `reconciler.validation`; the JSON Schema for editors in
-`reconciler.manifest_schema`.
+`reconciler.manifest_schema`; the collection of objects (`Manifests`) in
+`reconciler.manifest_set`, which imports no pydantic.
 
 Field names in messages are the camelCase names the user writes (`spec.ipam.0.ipRange`);
 in Python the snake_case attribute names work too.
@@ -12,14 +13,10 @@ in Python the snake_case attribute names work too.
 
 from __future__ import annotations
 
-import functools
-import ipaddress
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias
 
 from pydantic import (
     AliasGenerator,
@@ -34,10 +31,24 @@ from pydantic import (
 
 from reconciler import naming
 from reconciler.drivers import names as driver_names
-from reconciler.errors import show
-from reconciler.resource_key import ResourceKey, item_order
+from reconciler.manifest_values import (
+    ALIASES,
+    API_VERSION,
+    MAC_RE,
+    dns_label,
+    normalise_mac,
+    parse_address,
+    parse_network,
+    parse_v4,
+    parse_v6,
+)
+from reconciler.resource_key import ResourceKey
 
-API_VERSION: Literal["cnm/v1"] = "cnm/v1"
+__all__ = [
+    "API_VERSION", "MODELS", "DnsConfig", "Endpoint", "EndpointSpec", "IPAddress", "IPNetwork",
+    "IpamPool", "Manifest", "Metadata", "Network", "NetworkSpec",
+    "PortMapping", "Sandbox", "SandboxSpec",
+]
 
 if TYPE_CHECKING:
     DriverName: TypeAlias = str
@@ -49,28 +60,9 @@ else:  # the registered drivers' names (drivers/names.py): a Literal of what is 
 IPAddress: TypeAlias = IPv4Address | IPv6Address
 IPNetwork: TypeAlias = IPv4Network | IPv6Network
 
-# Python attribute name -> the name users write. Explicit rather than a generic
-# camelCase generator because the spec spells some of them its own way (hostIP).
-_ALIASES: Mapping[str, str] = MappingProxyType(
-    {
-        "api_version": "apiVersion",
-        "ip_range": "ipRange",
-        "aux_addresses": "auxAddresses",
-        "extra_hosts": "extraHosts",
-        "container_port": "containerPort",
-        "host_port": "hostPort",
-        "host_ip": "hostIP",
-        "host_firewall": "hostFirewall",
-        "ipv4_address": "ipv4Address",
-        "ipv6_address": "ipv6Address",
-        "mac_address": "macAddress",
-        "gw_priority": "gwPriority",
-    }
-)
-
 
 def _alias(name: str) -> str:
-    return _ALIASES.get(name, name)
+    return ALIASES.get(name, name)
 
 
 # An alias *generator* (not Field(alias=...)) keeps the snake_case names in the
@@ -86,60 +78,11 @@ _CONFIG = ConfigDict(
 )
 
 
-# --- value parsers: one clear message per bad value instead of one per union member ---
-
-
-def _parse_address(value: object) -> object:
-    if isinstance(value, IPv4Address | IPv6Address):
-        return value
-    if isinstance(value, str):
-        try:
-            return ipaddress.ip_address(value)
-        except ValueError:
-            pass
-    raise ValueError(f"{show(value)} is not an IP address (e.g. 10.89.0.1 or fd00:89::1)")
-
-
-def _parse_v4(value: object) -> object:
-    address = _parse_address(value)
-    if not isinstance(address, IPv4Address):
-        raise ValueError(f"{address} is not an IPv4 address; IPv6 addresses go in ipv6Address")
-    return address
-
-
-def _parse_v6(value: object) -> object:
-    address = _parse_address(value)
-    if not isinstance(address, IPv6Address):
-        raise ValueError(f"{address} is not an IPv6 address; IPv4 addresses go in ipv4Address")
-    return address
-
-
-def _parse_network(value: object) -> object:
-    """A CIDR subnet with host bits zero: `10.89.0.1/24` is refused, not silently truncated."""
-    if isinstance(value, IPv4Network | IPv6Network):
-        return value
-    bad = ValueError(
-        f"{show(value)} is not a subnet in CIDR form (e.g. 10.89.0.0/24 or fd00:89::/64)"
-    )
-    if not isinstance(value, str) or "/" not in value:
-        raise bad
-    try:
-        interface = ipaddress.ip_interface(value)
-    except ValueError:
-        raise bad from None
-    if interface.ip != interface.network.network_address:
-        raise ValueError(
-            f"{show(value)} has host bits set; write the canonical form {interface.network}"
-        )
-    return interface.network
-
-
-AnyAddress = Annotated[IPAddress, BeforeValidator(_parse_address)]
-V4Address = Annotated[IPv4Address, BeforeValidator(_parse_v4)]
-V6Address = Annotated[IPv6Address, BeforeValidator(_parse_v6)]
-AnyNetwork = Annotated[IPNetwork, BeforeValidator(_parse_network)]
-
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
+# One clear message per bad value (manifest_values.py) instead of one per union member.
+AnyAddress = Annotated[IPAddress, BeforeValidator(parse_address)]
+V4Address = Annotated[IPv4Address, BeforeValidator(parse_v4)]
+V6Address = Annotated[IPv6Address, BeforeValidator(parse_v6)]
+AnyNetwork = Annotated[IPNetwork, BeforeValidator(parse_network)]
 
 
 # --- the models ---
@@ -235,7 +178,7 @@ class EndpointSpec(BaseModel):
     ipv4_address: V4Address | None = None
     ipv6_address: V6Address | None = None
     mac_address: str | None = Field(
-        default=None, json_schema_extra={"pattern": _MAC_RE.pattern.replace("\\1", ":")}
+        default=None, json_schema_extra={"pattern": MAC_RE.pattern.replace("\\1", ":")}
     )
     aliases: list[str] = []
     #: None: chosen by gwPriority among the sandbox's non-internal endpoints
@@ -246,23 +189,7 @@ class EndpointSpec(BaseModel):
     @field_validator("mac_address", mode="before")
     @classmethod
     def _normalise_mac(cls, value: object) -> object:
-        """Lowercase colon form, so that comparing with the kernel's view is plain equality."""
-        if value is None:
-            return None
-        if not isinstance(value, str) or not _MAC_RE.match(value):
-            raise ValueError(
-                f"{show(value)} is not a MAC address (six hex octets, e.g. 02:42:0a:59:00:0a;"
-                " quote it in YAML)"
-            )
-        mac = value.lower().replace("-", ":")
-        if int(mac[:2], 16) & 1:
-            raise ValueError(
-                f"{mac} is a multicast MAC address; use a unicast one (even first octet,"
-                " e.g. 02:42:0a:59:00:0a)"
-            )
-        if mac == "00:00:00:00:00:00":
-            raise ValueError("00:00:00:00:00:00 is not a usable MAC address; omit macAddress")
-        return mac
+        return normalise_mac(value)
 
 
 class Metadata(BaseModel):
@@ -276,12 +203,7 @@ class Metadata(BaseModel):
     @field_validator("name", mode="before")
     @classmethod
     def _dns_label(cls, value: object) -> object:
-        """Names become parts of kernel names and paths, so only DNS labels are allowed."""
-        if not isinstance(value, str) or not naming.DNS_LABEL_RE.match(value):
-            raise ValueError(
-                f"{show(value)} is not a DNS label (lowercase letters, digits and '-', at most 63)"
-            )
-        return value
+        return dns_label(value)
 
 
 class Network(BaseModel):
@@ -349,100 +271,3 @@ Manifest: TypeAlias = Network | Sandbox | Endpoint
 MODELS: Mapping[str, type[Network] | type[Sandbox] | type[Endpoint]] = MappingProxyType(
     {"Network": Network, "Sandbox": Sandbox, "Endpoint": Endpoint}
 )
-
-
-# --- the collection ---
-
-
-@dataclass(frozen=True)
-class ManifestSource:
-    """Where an object was written: file, 1-based document index, line of its first key."""
-
-    file: str
-    document: int
-    line: int | None
-
-
-_UNKNOWN_SOURCE = ManifestSource("<unknown>", 0, None)
-
-
-def _sorted_view(items: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(sorted(items.items())))
-
-
-@dataclass(frozen=True)
-class Manifests:
-    """The desired objects, each kind keyed and sorted by name.
-
-    `duplicates` keeps the objects that reused a name already taken in their
-    kind (the first one wins in the mappings), so that `reconciler.validation.validate()` can report
-    them instead of silently dropping them.
-    """
-
-    networks: Mapping[str, Network] = field(default_factory=dict)
-    sandboxes: Mapping[str, Sandbox] = field(default_factory=dict)
-    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
-    sources: Mapping[ResourceKey, ManifestSource] = field(default_factory=dict)
-    duplicates: tuple[tuple[Manifest, ManifestSource], ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "networks", _sorted_view(self.networks))
-        object.__setattr__(self, "sandboxes", _sorted_view(self.sandboxes))
-        object.__setattr__(self, "endpoints", _sorted_view(self.endpoints))
-        object.__setattr__(self, "sources", MappingProxyType(dict(sorted(
-            self.sources.items(), key=item_order))))
-
-    @classmethod
-    def build(cls, objects: Sequence[tuple[Manifest, ManifestSource]]) -> Manifests:
-        """Collect objects without validating them (the caller runs `validate`)."""
-        tables: dict[str, dict[str, Any]] = {"Network": {}, "Sandbox": {}, "Endpoint": {}}
-        sources: dict[ResourceKey, ManifestSource] = {}
-        duplicates: list[tuple[Manifest, ManifestSource]] = []
-        for obj, source in objects:
-            table = tables[obj.kind]
-            if obj.metadata.name in table:
-                duplicates.append((obj, source))
-                continue
-            table[obj.metadata.name] = obj
-            sources[obj.key] = source
-        return cls(
-            networks=tables["Network"],
-            sandboxes=tables["Sandbox"],
-            endpoints=tables["Endpoint"],
-            sources=sources,
-            duplicates=tuple(duplicates),
-        )
-
-    def is_empty(self) -> bool:
-        return not (self.networks or self.sandboxes or self.endpoints)
-
-    def objects(self) -> list[Manifest]:
-        """Every object: networks, then sandboxes, then endpoints, each in name order."""
-        return [*self.networks.values(), *self.sandboxes.values(), *self.endpoints.values()]
-
-    def source_of(self, key: ResourceKey) -> ManifestSource:
-        """Where `key` was written; a placeholder for objects this collection does not hold."""
-        return self.sources.get(key, _UNKNOWN_SOURCE)
-
-    def endpoints_of_network(self, name: str) -> list[Endpoint]:
-        """Endpoints on network `name`, in name order (indexed once: validation asks per object)."""
-        return list(self._by_network.get(name, ()))
-
-    def endpoints_of_sandbox(self, name: str) -> list[Endpoint]:
-        """Endpoints joined to sandbox `name`, in name order."""
-        return list(self._by_sandbox.get(name, ()))
-
-    @functools.cached_property
-    def _by_network(self) -> dict[str, list[Endpoint]]:
-        index: dict[str, list[Endpoint]] = {}
-        for endpoint in self.endpoints.values():
-            index.setdefault(endpoint.spec.network, []).append(endpoint)
-        return index
-
-    @functools.cached_property
-    def _by_sandbox(self) -> dict[str, list[Endpoint]]:
-        index: dict[str, list[Endpoint]] = {}
-        for endpoint in self.endpoints.values():
-            if endpoint.spec.sandbox is not None:
-                index.setdefault(endpoint.spec.sandbox, []).append(endpoint)
-        return index

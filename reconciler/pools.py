@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from reconciler.drivers import driver_for
 from reconciler.errors import ManifestError, ManifestProblem
-from reconciler.model import IpamPool, Manifests, Network
+from reconciler.manifest_set import Manifests
+from reconciler.model import IpamPool, Network
 from reconciler.state import ResourceKey, State
 
 IPv4Network = ipaddress.IPv4Network

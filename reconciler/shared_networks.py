@@ -29,7 +29,8 @@ from typing import Any
 
 from reconciler import caching
 from reconciler.errors import ConflictError, ManifestError, ManifestProblem
-from reconciler.model import IpamPool, Manifests, Network
+from reconciler.manifest_set import Manifests
+from reconciler.model import IpamPool, Network
 from reconciler.state import Resource, ResourceKey, State
 
 

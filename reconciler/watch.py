@@ -60,7 +60,7 @@ from reconciler.kernel.resolver import ProcessWatch
 from reconciler.kernel.session import require_privileges
 from reconciler.kernel.watched import WatchedObservation
 from reconciler.loader import LoadCache
-from reconciler.model import Manifests
+from reconciler.manifest_set import Manifests
 from reconciler.pipeline import ApplyOptions, ApplyResult, Hooks, VerifyError
 from reconciler.plan import Plan, Planned, Verb
 from reconciler.progress import DebrisRemoved, ProgressEvent, StepStarted

@@ -15,14 +15,15 @@ get here: `manifest_files` refuses them.)
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 from yaml._yaml import CParser  # libyaml, shipped in PyYAML's wheels
 
 from reconciler.errors import ManifestProblem, show
-from reconciler.manifest_files import file_problem
+from reconciler.manifest_files import file_problem, read_all
 
 MAX_NODES = 100_000
 MAX_DEPTH = 64
@@ -124,6 +125,15 @@ class Document:
                 return line
             parts.pop()
         return self.line
+
+
+def read_documents(paths: Sequence[str], stdin: TextIO | None,
+                   problems: list[ManifestProblem]) -> list[Document]:
+    """The documents of every manifest file under `paths` (`-`: `stdin`), in order."""
+    documents: list[Document] = []
+    for name, text in read_all(paths, stdin, problems):
+        documents += parse(text, name, problems)
+    return documents
 
 
 def parse(text: str, name: str, problems: list[ManifestProblem]) -> list[Document]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.model import Endpoint, Manifest, Manifests, ManifestSource, Network, Sandbox
+from reconciler.manifest_set import Manifests, ManifestSource
+from reconciler.model import Endpoint, Manifest, Network, Sandbox
 
 
 def network(name: str, *subnets: str, **spec: Any) -> Network:

@@ -31,7 +31,7 @@ from reconciler.errors import CnmError
 
 if TYPE_CHECKING:
     from reconciler import engine
-    from reconciler.model import Manifests
+    from reconciler.manifest_set import Manifests
     from reconciler.plan import Plan, Verb
     from reconciler.state import State
 

@@ -33,11 +33,12 @@ def register(commands: Commands) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from reconciler.loader import load as load_manifests
-
+    # Without pydantic unless a problem needs its wording (reconciler/quick_load.py).
     # A network no manifest defines may be another apply set's, which only plan and
     # apply can look for in the kernel: valid here, and said so (docs/contract.md).
-    manifests = load_manifests(args.paths, stdin=sys.stdin, external_networks=True)
+    from reconciler.quick_load import load as load_manifests
+
+    manifests = load_manifests(args.paths, stdin=sys.stdin)
     count = len(manifests.networks) + len(manifests.sandboxes) + len(manifests.endpoints)
     print(f"Valid: {count} objects ({len(manifests.networks)} networks, "
           f"{len(manifests.sandboxes)} sandboxes, {len(manifests.endpoints)} endpoints).")

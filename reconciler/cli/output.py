@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 # `cli/__init__.py` imports this module for every command, `cnm --version` included:
 # `errors` (dataclasses, inspect), json and pathlib load in the functions that use them.
 if TYPE_CHECKING:
-    from reconciler.model import Manifests
+    from reconciler.manifest_set import Manifests
     from reconciler.plan import Plan
     from reconciler.state import State
 

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from reconciler.errors import ConflictError
 from reconciler.fleet.records import ClusterView, Holder
 from reconciler.ipam import IPAddress, reserved_addresses
-from reconciler.model import Endpoint, IpamPool, Manifests, Network
+from reconciler.manifest_set import Manifests
+from reconciler.model import Endpoint, IpamPool, Network
 
 
 @dataclass(frozen=True, order=True)

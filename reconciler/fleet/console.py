@@ -13,7 +13,7 @@ from typing import Any
 
 from reconciler import engine
 from reconciler.errors import CnmError
-from reconciler.model import Manifests
+from reconciler.manifest_set import Manifests
 from reconciler.plan import Plan
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.state import State

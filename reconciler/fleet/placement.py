@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from reconciler.drivers import is_cluster_scoped
 from reconciler.errors import CnmError
-from reconciler.model import Manifests, Network
+from reconciler.manifest_set import Manifests
+from reconciler.model import Network
 
 
 class NoStoreError(CnmError):

@@ -21,7 +21,8 @@ from reconciler.errors import CnmError, ConflictError
 from reconciler.fleet.addresses import Claim, plan_addresses
 from reconciler.fleet.placement import cluster_networks, host_share
 from reconciler.fleet.records import ClusterView
-from reconciler.model import Manifests, Network
+from reconciler.manifest_set import Manifests
+from reconciler.model import Network
 from reconciler.plan import Planned, make_plan
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.state import Resource, ResourceKey, State

@@ -32,7 +32,7 @@ from reconciler.fleet.planner import (
 )
 from reconciler.fleet.records import ClusterView, EndpointRecord, Holder, Member, StoreChanges
 from reconciler.fleet.store import ClusterStore, VniTaken
-from reconciler.model import Manifests
+from reconciler.manifest_set import Manifests
 from reconciler.plan import Planned
 from reconciler.pools import DEFAULT_POOLS, AddressPool
 from reconciler.state import State

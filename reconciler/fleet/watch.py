@@ -25,7 +25,7 @@ from reconciler.fleet.planner import HostFacts
 from reconciler.fleet.records import ClusterView, StoreConfig
 from reconciler.fleet.session import FleetPlanner, settle
 from reconciler.fleet.store import ClusterStore, StoreUnavailable
-from reconciler.model import Manifests
+from reconciler.manifest_set import Manifests
 from reconciler.pipeline import ApplyOptions, ApplyResult, Hooks
 from reconciler.state import State
 from reconciler.watch import Log, Watcher, WatchOptions

@@ -25,7 +25,8 @@ from typing import cast
 from reconciler.caching import BuildMemo, memoize
 from reconciler.drivers import driver_for
 from reconciler.ipam import Assignment
-from reconciler.model import Endpoint, Manifests, Sandbox
+from reconciler.manifest_set import Manifests
+from reconciler.model import Endpoint, Sandbox
 from reconciler.shared_networks import is_borrowed
 from reconciler.state import AttrValue, Resource, ResourceKey
 

@@ -18,7 +18,7 @@ import bisect
 from collections.abc import Collection, Mapping
 
 from reconciler.ipam import Assignment
-from reconciler.model import Manifests
+from reconciler.manifest_set import Manifests
 from reconciler.resolver.records import SERVING, endpoint_entries, sandbox_names
 from reconciler.state import AttrValue
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.errors import ManifestProblem
-from reconciler.model import Endpoint, Manifests, Network, Sandbox
+from reconciler.manifest_set import Manifests
 from reconciler.resource_key import ResourceKey
 from reconciler.validation.across import CROSS_CHECKS, check_duplicate_names
 from reconciler.validation.objects import check_endpoint, check_network, check_sandbox
@@ -25,10 +25,11 @@ from reconciler.validation.report import Reporter
 
 if TYPE_CHECKING:
     from reconciler.caching import BuildMemo
+    from reconciler.model import Endpoint, Network, Sandbox
 
 __all__ = ["validate"]
 
-_Object = TypeVar("_Object", Network, Sandbox, Endpoint)
+_Object = TypeVar("_Object", "Network", "Sandbox", "Endpoint")
 
 
 def validate(

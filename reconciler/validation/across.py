@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.drivers import driver_for, is_cluster_scoped
 from reconciler.errors import ManifestProblem
-from reconciler.model import Endpoint, IPAddress, IPNetwork, Network, PortMapping, Sandbox
 from reconciler.validation.objects import overlap, pool_families
 from reconciler.validation.report import Reporter
+
+if TYPE_CHECKING:  # only annotations: validation also runs on plain_model's objects
+    from reconciler.model import Endpoint, IPAddress, IPNetwork, Network, PortMapping, Sandbox
 
 
 def check_duplicate_names(report: Reporter) -> None:
@@ -36,7 +38,7 @@ def check_duplicate_names(report: Reporter) -> None:
         )
 
 
-_Named = TypeVar("_Named", Network, Sandbox)
+_Named = TypeVar("_Named", "Network", "Sandbox")
 
 
 def _pick_culprit(

@@ -11,21 +11,24 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from reconciler import naming
 from reconciler.drivers import driver_for, network_problems
 from reconciler.errors import show
-from reconciler.model import (
-    DnsConfig,
-    Endpoint,
-    IPAddress,
-    IpamPool,
-    IPNetwork,
-    Network,
-    Sandbox,
-)
 from reconciler.resource_key import ResourceKey
 from reconciler.validation.report import Reporter
+
+if TYPE_CHECKING:  # only annotations: validation also runs on plain_model's objects
+    from reconciler.model import (
+        DnsConfig,
+        Endpoint,
+        IPAddress,
+        IpamPool,
+        IPNetwork,
+        Network,
+        Sandbox,
+    )
 
 #: Longest hostname / domainname the kernel stores (__NEW_UTS_LEN).
 UTS_NAME_MAX = 64

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reconciler.errors import ManifestProblem
-from reconciler.model import Manifests
+from reconciler.manifest_set import Manifests
 from reconciler.resource_key import ResourceKey
 
 

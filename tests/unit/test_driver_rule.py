@@ -53,6 +53,10 @@ ALLOWED = {
     "bridge name), which its description is keyed by",
     ("reconciler/field_docs.py", "host"): "the manifest field `spec.host` (the fleet host "
     "that realizes a sandbox), which its description is keyed by",
+    ("reconciler/plain_model.py", "bridge"): "the manifest field `spec.bridge`, a slot of the "
+    "plain NetworkSpec and the key its parser reads",
+    ("reconciler/plain_model.py", "host"): "the manifest field `spec.host`, a slot of the "
+    "plain SandboxSpec and the key its parser reads",
     ("reconciler/manifest_reference.py", "null"): "JSON Schema's null type and YAML's null, "
     "as the manifest reference writes them",
 }

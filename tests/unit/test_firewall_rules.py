@@ -28,7 +28,8 @@ from reconciler.desired import build_desired
 from reconciler.errors import ConflictError, ManifestError
 from reconciler.firewall import PortMap, Rule, Ruleset, Transaction
 from reconciler.loader import load_text
-from reconciler.model import Manifests, PortMapping
+from reconciler.manifest_set import Manifests
+from reconciler.model import PortMapping
 from reconciler.plan import BRIDGE_PORTS, FIREWALL, PHASES, make_plan
 from reconciler.render import render_json, render_markdown, render_text
 from reconciler.state import DRIFT_ATTRS, Drift, DriftReason, Resource, State

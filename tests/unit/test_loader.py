@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from reconciler import loader
 from reconciler.errors import ManifestError
 from reconciler.loader import load, load_text
-from reconciler.model import Manifests, ManifestSource
+from reconciler.manifest_set import Manifests, ManifestSource
 from reconciler.state import ResourceKey
 
 REFERENCE = Path(__file__).resolve().parents[2] / "manifests" / "examples" / "reference.yaml"

@@ -16,13 +16,12 @@ from pydantic import ValidationError
 from reconciler.errors import ManifestError
 from reconciler.loader import load_text
 from reconciler.manifest_schema import json_schema
+from reconciler.manifest_set import Manifests, ManifestSource
 from reconciler.model import (
     DnsConfig,
     Endpoint,
     EndpointSpec,
     IpamPool,
-    Manifests,
-    ManifestSource,
     Metadata,
     Network,
     NetworkSpec,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.desired import build_desired
-from reconciler.model import Manifests
+from reconciler.manifest_set import Manifests
 from reconciler.plan import make_plan
 from reconciler.rollback import restore_plan, restore_point, restore_target
 from reconciler.state import Resource, ResourceKey, State

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.desired import build_desired
-from reconciler.model import Manifests
+from reconciler.manifest_set import Manifests
 from reconciler.pipeline import VerifyError, remaining, verify
 from reconciler.plan import Planned, Touched, make_plan
 from reconciler.state import Resource, ResourceKey, State
