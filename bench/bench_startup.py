@@ -8,7 +8,7 @@ started from the same interpreter and environment as the bare one (whose own
 start-up includes whatever site-packages' .pth files do). Wall-clock medians
 and user+system CPU medians, each with its ratio to the bare interpreter's;
 the CPU figures move less when other processes share the machine. A row
-"libraries" times bench/startup_floor.py: pydantic and PyYAML doing the least a
+"libraries" times bench/startup_floor.py: PyYAML, argparse and ipaddress doing the least a
 `validate` needs of them, no cnm code, the floor under `validate`'s ratio.
 
 The repository's bytecode is compiled first: an installed cnm has it, and
@@ -39,7 +39,7 @@ from common import REPO
 BARE = ("-c", "pass")
 #: The libraries `validate` stands on, alone (bench/startup_floor.py): what no change to
 #: cnm's own code can take away
-FLOOR_NAME = "pydantic + PyYAML alone (bench/startup_floor.py)"
+FLOOR_NAME = "PyYAML + argparse + ipaddress alone (bench/startup_floor.py)"
 FLOOR = (str(REPO / "bench" / "startup_floor.py"),)
 #: (row name, arguments after the interpreter, the issue's target as a ratio to bare)
 COMMANDS: tuple[tuple[str, tuple[str, ...], float], ...] = (

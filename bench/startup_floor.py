@@ -1,33 +1,40 @@
 """The floor under `cnm validate`'s start-up: its libraries alone, no line of cnm.
 
-What any `validate` built on pydantic and PyYAML pays before its own code: argparse,
-pydantic (plugin scan off and its scanner module not imported, as in `cnm`: see
-reconciler/cli/plugin_scan.py) with one one-field model built and used, PyYAML's
-C loader over the quickstart's files. bench/bench_startup.py times it
-next to the bare interpreter and cnm's commands.
+What any `validate` that reads YAML with PyYAML and parses its arguments with
+argparse pays before its own code: argparse, PyYAML's C loader over the
+quickstart's files, and `ipaddress` parsing every subnet and address written
+there (validation checks address plans with it). pydantic is not among them:
+`cnm validate` of valid manifests no longer imports it (reconciler/quick_load.py).
+bench/bench_startup.py times it next to the bare interpreter and cnm's commands.
 """
 
-import argparse  # noqa: F401  (cnm parses its arguments with it)
-import os
+import argparse
+import ipaddress
 import sys
-import types
 from pathlib import Path
 
-os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
-# The least a scanner that is off can cost: nothing imported (cnm's stand-in does the same).
-scanner = types.ModuleType("pydantic.plugin._loader")
-setattr(scanner, "get_plugins", lambda: ())  # noqa: B010
-sys.modules[scanner.__name__] = scanner
+import yaml
 
-import yaml  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
+parser = argparse.ArgumentParser(prog="floor")
+parser.add_argument("folder", nargs="?", default="examples/quickstart")
+folder = Path(parser.parse_args(sys.argv[1:]).folder)
 
 
-class Named(BaseModel):
-    name: str = Field(min_length=1)
+def addresses(value: object) -> None:
+    """Parse every string that is an address or a subnet, as validation does."""
+    if isinstance(value, dict):
+        for item in value.values():
+            addresses(item)
+    elif isinstance(value, list):
+        for item in value:
+            addresses(item)
+    elif isinstance(value, str) and (":" in value or value[:1].isdigit()):
+        try:  # noqa: SIM105 (contextlib: a module cnm does not load, not for the floor)
+            ipaddress.ip_interface(value)
+        except ValueError:
+            pass
 
 
-Named(name="floor")
-folder = Path(sys.argv[1] if len(sys.argv) > 1 else "examples/quickstart")
 for path in sorted(folder.glob("*.yaml")):
-    list(yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader))
+    for document in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader):
+        addresses(document)

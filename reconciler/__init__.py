@@ -7,7 +7,9 @@ pure modules do not pay for it.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not typing's: every command would import typing for one name
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The one place the version is written: pyproject.toml reads it from here
 #: (setuptools dynamic version), `cnm --version` prints it.

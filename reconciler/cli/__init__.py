@@ -14,38 +14,47 @@ about one interpreter start and `cnm validate` never loads the kernel layer
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
 
-from reconciler.cli import plugin_scan
-from reconciler.cli.output import EXIT_ERROR, say
-from reconciler.cli.parser import build_parser
+# Not `from typing import TYPE_CHECKING`: importing typing (like argparse, which the
+# parser needs) would cost `cnm --version` more than the rest of it (type checkers
+# know this name all the same).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
 
-__all__ = ["build_parser", "main", "run"]
+__all__ = ["main", "run"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit code. Usage errors, `--help` and `--version` leave by
     SystemExit, as argparse does."""
-    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`cnm completion`)
-        from reconciler.cli.completion import complete
-
-        complete(build_parser())
+    arguments = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
+        if arguments[:1] == ["--version"] and "_ARGCOMPLETE" not in os.environ:
+            _print_version()  # what the parser's own --version does, without argparse
+        from reconciler.cli.parser import build_parser
+
+        if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`cnm completion`)
+            from reconciler.cli.completion import complete
+
+            complete(build_parser())
+        args = build_parser(arguments).parse_args(arguments)
         code: int = args.handler(args)
         return code
     except BrokenPipeError:
         return _reader_went_away()
     except KeyboardInterrupt:
+        from reconciler.cli.output import EXIT_ERROR, say
+
         say("cnm: interrupted")
         return EXIT_ERROR
     except Exception as exc:
         # `errors` (dataclasses, inspect) loads only when a command fails or needs it,
         # so that `cnm --version` stays about one interpreter start
+        from reconciler.cli.output import EXIT_ERROR, say
         from reconciler.errors import CnmError, ManifestError
 
         if isinstance(exc, ManifestError):
@@ -57,12 +66,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def _print_version() -> NoReturn:
+    """`cnm --version`: the line argparse's version action prints (parser.py keeps the
+    flag for `--help`; a test holds the two to the same line), then out with 0."""
+    from reconciler import __version__
+
+    sys.stdout.write(f"cnm {__version__}\n")
+    raise SystemExit(0)
+
+
 def _reader_went_away() -> int:
     """stdout's reader closed the pipe (`cnm get | head`): stop quietly, like the tools
     around it, and send what is still buffered nowhere (a flush at exit would raise)."""
-    with contextlib.suppress(OSError, ValueError):
+    from reconciler.cli.output import EXIT_ERROR
+
+    try:  # noqa: SIM105 (as in run)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
     return EXIT_ERROR
 
 
@@ -78,6 +100,8 @@ def run() -> NoReturn:
     # the first model reads the metadata of every installed distribution to look for
     # plugins (~3 % of `cnm validate`). A user's own setting still wins.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    from reconciler.cli import plugin_scan
+
     plugin_scan.skip_import()  # nor import the scanner that would do nothing
     try:
         code = main()
@@ -91,6 +115,8 @@ def run() -> NoReturn:
         code = code or _reader_went_away()
     except (OSError, ValueError):
         pass
-    with contextlib.suppress(OSError, ValueError):  # a closed pipe: nobody to tell
+    try:  # noqa: SIM105 (contextlib.suppress: a module every command would load for it)
         sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: nobody to tell
+        pass
     os._exit(code)

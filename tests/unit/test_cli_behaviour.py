@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.cli import build_parser
+from reconciler.cli.parser import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE = ROOT / "tests" / "cases" / "update-mtu"  # manifests + a snapshot: 3 updates

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.cli import build_parser
+from reconciler.cli.parser import build_parser
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:

@@ -8,7 +8,7 @@ import argparse
 import os
 from pathlib import Path
 
-from reconciler.cli import build_parser
+from reconciler.cli.parser import build_parser
 from reconciler.cli.reference import reference
 
 ROOT = Path(__file__).resolve().parents[2]

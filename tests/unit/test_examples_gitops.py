@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.cli import build_parser, main
+from reconciler.cli import main
+from reconciler.cli.parser import build_parser
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops"
 WORKFLOW = EXAMPLE / ".github" / "workflows" / "cnm-plan.yaml"

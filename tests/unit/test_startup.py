@@ -10,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import reconciler
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +84,23 @@ def test_version_prints_the_one_version() -> None:
     assert dynamic == {"attr": "reconciler.__version__"}
 
 
+def test_the_parsers_version_flag_prints_the_same_line(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    # `cnm --version` answers before the parser is built (cli/__init__.py); the parser
+    # keeps the flag for --help and for `cnm --version` after another flag
+    from reconciler.cli import main
+    from reconciler.cli.parser import build_parser
+
+    for run in (lambda: build_parser(None).parse_args(["--version"]),
+                lambda: main(["--version"])):
+        with pytest.raises(SystemExit) as leaving:
+            run()
+        assert leaving.value.code in (0, None)
+        assert capsys.readouterr().out == f"cnm {reconciler.__version__}\n"
+
+
 def test_version_loads_neither_errors_nor_what_it_needs() -> None:
     loaded = _modules_after("--version")
     # (json is the probe's own: _modules_after prints with it)
-    assert [m for m in ("reconciler.errors", "dataclasses", "inspect") if m in loaded] == []
+    assert [m for m in ("reconciler.errors", "dataclasses", "inspect", "argparse", "typing",
+                        "reconciler.cli.parser") if m in loaded] == []
