@@ -14,12 +14,15 @@ import re
 from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from reconciler import naming
 from reconciler.errors import show
 
 API_VERSION: Literal["cnm/v1"] = "cnm/v1"
+
+IPAddress: TypeAlias = IPv4Address | IPv6Address
+IPNetwork: TypeAlias = IPv4Network | IPv6Network
 
 # Python attribute name -> the name users write. Explicit rather than a generic
 # camelCase generator because the spec spells some of them its own way (hostIP).
@@ -43,7 +46,7 @@ ALIASES: Mapping[str, str] = MappingProxyType(
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
 
 
-def parse_address(value: object) -> IPv4Address | IPv6Address:
+def parse_address(value: object) -> IPAddress:
     if isinstance(value, IPv4Address | IPv6Address):
         return value
     if isinstance(value, str):
@@ -68,7 +71,7 @@ def parse_v6(value: object) -> IPv6Address:
     return address
 
 
-def parse_network(value: object) -> IPv4Network | IPv6Network:
+def parse_network(value: object) -> IPNetwork:
     """A CIDR subnet with host bits zero: `10.89.0.1/24` is refused, not silently truncated."""
     if isinstance(value, IPv4Network | IPv6Network):
         return value

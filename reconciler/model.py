@@ -14,7 +14,7 @@ in Python the snake_case attribute names work too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias
 
@@ -31,10 +31,18 @@ from pydantic import (
 
 from reconciler import naming
 from reconciler.drivers import names as driver_names
+from reconciler.manifest_behaviour import (
+    NetworkBehaviour,
+    ObjectBehaviour,
+    PoolBehaviour,
+    SandboxBehaviour,
+)
 from reconciler.manifest_values import (
     ALIASES,
     API_VERSION,
     MAC_RE,
+    IPAddress,
+    IPNetwork,
     dns_label,
     normalise_mac,
     parse_address,
@@ -42,7 +50,6 @@ from reconciler.manifest_values import (
     parse_v4,
     parse_v6,
 )
-from reconciler.resource_key import ResourceKey
 
 __all__ = [
     "API_VERSION", "MODELS", "DnsConfig", "Endpoint", "EndpointSpec", "IPAddress", "IPNetwork",
@@ -56,10 +63,6 @@ if TYPE_CHECKING:
 else:  # the registered drivers' names (drivers/names.py): a Literal of what is there
     DriverName = Literal[driver_names.NAMES]
     MacvlanMode = Literal[driver_names.MACVLAN_MODES]
-
-IPAddress: TypeAlias = IPv4Address | IPv6Address
-IPNetwork: TypeAlias = IPv4Network | IPv6Network
-
 
 def _alias(name: str) -> str:
     return ALIASES.get(name, name)
@@ -88,7 +91,7 @@ AnyNetwork = Annotated[IPNetwork, BeforeValidator(parse_network)]
 # --- the models ---
 
 
-class IpamPool(BaseModel):
+class IpamPool(PoolBehaviour, BaseModel):
     """One address pool of a network: a subnet, its gateway and its reservations."""
 
     model_config = _CONFIG
@@ -97,12 +100,6 @@ class IpamPool(BaseModel):
     gateway: AnyAddress | None = None
     ip_range: AnyNetwork | None = None
     aux_addresses: dict[str, AnyAddress] = {}
-
-    def effective_gateway(self) -> IPAddress:
-        """The gateway, defaulting to the first usable address so it never shifts."""
-        if self.gateway is not None:
-            return self.gateway
-        return self.subnet.network_address + 1
 
 
 class NetworkSpec(BaseModel):
@@ -206,7 +203,7 @@ class Metadata(BaseModel):
         return dns_label(value)
 
 
-class Network(BaseModel):
+class Network(NetworkBehaviour, BaseModel):
     """A Network manifest."""
 
     model_config = _CONFIG
@@ -216,19 +213,8 @@ class Network(BaseModel):
     metadata: Metadata
     spec: NetworkSpec = Field(default_factory=NetworkSpec)
 
-    @property
-    def key(self) -> ResourceKey:
-        return ResourceKey(self.kind, self.metadata.name)
 
-    @property
-    def bridge_name(self) -> str:
-        """The kernel bridge: `spec.bridge`, else a stable name derived from this network only."""
-        if self.spec.bridge is not None:
-            return self.spec.bridge
-        return naming.default_bridge_name(self.metadata.name)
-
-
-class Sandbox(BaseModel):
+class Sandbox(SandboxBehaviour, BaseModel):
     """A Sandbox manifest."""
 
     model_config = _CONFIG
@@ -238,21 +224,8 @@ class Sandbox(BaseModel):
     metadata: Metadata
     spec: SandboxSpec = Field(default_factory=SandboxSpec)
 
-    @property
-    def key(self) -> ResourceKey:
-        return ResourceKey(self.kind, self.metadata.name)
 
-    @property
-    def netns_name(self) -> str:
-        """Name under /run/netns: `spec.netns`, else the sandbox's own name."""
-        return self.spec.netns if self.spec.netns is not None else self.metadata.name
-
-    @property
-    def effective_hostname(self) -> str:
-        return self.spec.hostname if self.spec.hostname is not None else self.metadata.name
-
-
-class Endpoint(BaseModel):
+class Endpoint(ObjectBehaviour, BaseModel):
     """An Endpoint manifest."""
 
     model_config = _CONFIG
@@ -261,10 +234,6 @@ class Endpoint(BaseModel):
     kind: Literal["Endpoint"] = "Endpoint"
     metadata: Metadata
     spec: EndpointSpec
-
-    @property
-    def key(self) -> ResourceKey:
-        return ResourceKey(self.kind, self.metadata.name)
 
 
 Manifest: TypeAlias = Network | Sandbox | Endpoint

@@ -3,9 +3,10 @@
 Importing pydantic and building the model's validators costs more than the
 whole of a `cnm validate` may (docs/performance.md), so `validate` first reads
 each document into these plain objects (reconciler/quick_load.py). They have
-every field, default and property of the pydantic model's objects
-(`reconciler.model`) that the validation rules read, and their single values are
-parsed by the very functions the model validates with (manifest_values.py).
+every field and default of the pydantic model's objects (`reconciler.model`),
+the same properties (manifest_behaviour.py's mixins, which both mix in), and
+their single values are parsed by the very functions the model validates
+with (manifest_values.py).
 
 The plain model is deliberately partial: it only ever says "these are the
 values". Whatever it is not sure the pydantic model takes as is (a value of
@@ -20,15 +21,22 @@ generated documents.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from reconciler import naming
 from reconciler.drivers import names as driver_names
+from reconciler.manifest_behaviour import (
+    NetworkBehaviour,
+    ObjectBehaviour,
+    PoolBehaviour,
+    SandboxBehaviour,
+)
 from reconciler.manifest_values import (
     ALIASES,
     API_VERSION,
+    IPAddress,
+    IPNetwork,
     dns_label,
     normalise_mac,
     parse_address,
@@ -36,10 +44,6 @@ from reconciler.manifest_values import (
     parse_v4,
     parse_v6,
 )
-from reconciler.resource_key import ResourceKey
-
-IPAddress = IPv4Address | IPv6Address
-IPNetwork = IPv4Network | IPv6Network
 
 #: pydantic-core keeps integers beyond 64 bits too, but nothing needs them: unsure
 _INT64 = 2**63
@@ -70,18 +74,12 @@ class _Plain:
         return f"{type(self).__name__}({fields})"
 
 
-class IpamPool(_Plain):
+class IpamPool(PoolBehaviour, _Plain):
     __slots__ = ("subnet", "gateway", "ip_range", "aux_addresses")
     subnet: IPNetwork
     gateway: IPAddress | None
     ip_range: IPNetwork | None
     aux_addresses: dict[str, IPAddress]
-
-    def effective_gateway(self) -> IPAddress:
-        """The gateway, defaulting to the first usable address so it never shifts."""
-        if self.gateway is not None:
-            return self.gateway
-        return self.subnet.network_address + 1
 
 
 class NetworkSpec(_Plain):
@@ -150,56 +148,28 @@ class Metadata(_Plain):
     labels: dict[str, str]
 
 
-class Network(_Plain):
+class Network(NetworkBehaviour, _Plain):
     __slots__ = ("api_version", "kind", "metadata", "spec")
     api_version: str
     kind: str
     metadata: Metadata
     spec: NetworkSpec
 
-    @property
-    def key(self) -> ResourceKey:
-        return ResourceKey(self.kind, self.metadata.name)
 
-    @property
-    def bridge_name(self) -> str:
-        """The kernel bridge: `spec.bridge`, else a stable name derived from this network only."""
-        if self.spec.bridge is not None:
-            return self.spec.bridge
-        return naming.default_bridge_name(self.metadata.name)
-
-
-class Sandbox(_Plain):
+class Sandbox(SandboxBehaviour, _Plain):
     __slots__ = ("api_version", "kind", "metadata", "spec")
     api_version: str
     kind: str
     metadata: Metadata
     spec: SandboxSpec
 
-    @property
-    def key(self) -> ResourceKey:
-        return ResourceKey(self.kind, self.metadata.name)
 
-    @property
-    def netns_name(self) -> str:
-        """Name under /run/netns: `spec.netns`, else the sandbox's own name."""
-        return self.spec.netns if self.spec.netns is not None else self.metadata.name
-
-    @property
-    def effective_hostname(self) -> str:
-        return self.spec.hostname if self.spec.hostname is not None else self.metadata.name
-
-
-class Endpoint(_Plain):
+class Endpoint(ObjectBehaviour, _Plain):
     __slots__ = ("api_version", "kind", "metadata", "spec")
     api_version: str
     kind: str
     metadata: Metadata
     spec: EndpointSpec
-
-    @property
-    def key(self) -> ResourceKey:
-        return ResourceKey(self.kind, self.metadata.name)
 
 
 PlainManifest = Network | Sandbox | Endpoint
