@@ -82,10 +82,10 @@ def object_name(kind: str, name: str) -> str:
     lower-case DNS labels; libnetwork's "Endpoint1" would have to become another
     name, and a silently changed name is one the caller cannot look up again.
     """
-    if isinstance(name, str) and DNS_LABEL_RE.match(name):
+    if isinstance(name, str) and DNS_LABEL_RE.fullmatch(name):
         return name
     hint = ""
-    if isinstance(name, str) and DNS_LABEL_RE.match(name.lower()):
+    if isinstance(name, str) and DNS_LABEL_RE.fullmatch(name.lower()):
         hint = f"; write {name.lower()!r}"
     raise InvalidNameError(
         f"{kind} name {name!r} is refused: names are lower-case DNS labels (a-z, 0-9 and "

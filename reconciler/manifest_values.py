@@ -95,7 +95,7 @@ def normalise_mac(value: object) -> str | None:
     """Lowercase colon form, so that comparing with the kernel's view is plain equality."""
     if value is None:
         return None
-    if not isinstance(value, str) or not MAC_RE.match(value):
+    if not isinstance(value, str) or not MAC_RE.fullmatch(value):
         raise ValueError(
             f"{show(value)} is not a MAC address (six hex octets, e.g. 02:42:0a:59:00:0a;"
             " quote it in YAML)"
@@ -113,7 +113,7 @@ def normalise_mac(value: object) -> str | None:
 
 def dns_label(value: object) -> str:
     """Names become parts of kernel names and paths, so only DNS labels are allowed."""
-    if not isinstance(value, str) or not naming.DNS_LABEL_RE.match(value):
+    if not isinstance(value, str) or not naming.DNS_LABEL_RE.fullmatch(value):
         raise ValueError(
             f"{show(value)} is not a DNS label (lowercase letters, digits and '-', at most 63)"
         )

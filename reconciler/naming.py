@@ -46,9 +46,9 @@ def host_veth_name(set_name: str, endpoint: str) -> str:
 
 def is_valid_ifname(name: str) -> bool:
     """True for a name the kernel accepts and that is safe to show and use."""
-    return bool(IFNAME_RE.match(name)) and name not in (".", "..")
+    return bool(IFNAME_RE.fullmatch(name)) and name not in (".", "..")
 
 
 def is_valid_netns_name(name: str) -> bool:
     """True for a netns name that is safe as a path component under /run/netns."""
-    return bool(NETNS_NAME_RE.match(name)) and name not in (".", "..")
+    return bool(NETNS_NAME_RE.fullmatch(name)) and name not in (".", "..")

@@ -170,7 +170,7 @@ def check_sandbox(report: Reporter, sandbox: Sandbox) -> None:
 
 
 def _dns_name_problem(value: str, limit: int = DNS_NAME_MAX) -> str | None:
-    if not _DNS_NAME_RE.match(value):
+    if not _DNS_NAME_RE.fullmatch(value):
         return (
             f"{show(value)} is not a valid DNS name (labels of letters, digits and '-', "
             "joined by '.', each at most 63 characters)"
@@ -192,7 +192,7 @@ def _check_dns_config(report: Reporter, key: ResourceKey, dns: DnsConfig) -> Non
     for index, domain in enumerate(dns.search):
         _check_dns_name(report, key, f"spec.dns.search.{index}", domain)
     for index, option in enumerate(dns.options):
-        if not _RESOLV_OPTION_RE.match(option):
+        if not _RESOLV_OPTION_RE.fullmatch(option):
             report.add(
                 key,
                 f"spec.dns.options.{index}",

@@ -135,6 +135,44 @@ def test_static_addresses_must_match_their_family() -> None:
         EndpointSpec.model_validate({"network": "a", "ipv6Address": "10.0.0.1"})
 
 
+#: (kind, spec in YAML flow form holding one name-like value, its path): a valid name
+#: with a newline after it (a YAML block scalar or "...\n") is refused, not kept
+NEWLINE_TAILED = [
+    ("Network", 'metadata: {name: "web\\n"}', "metadata.name"),
+    ("Network", 'metadata: {name: n}\nspec: {bridge: "br0\\n"}', "spec.bridge"),
+    ("Network", 'metadata: {name: n}\nspec: {driver: macvlan, parent: "eth0\\n"}',
+     "spec.parent"),
+    ("Sandbox", 'metadata: {name: s}\nspec: {netns: "ns\\n"}', "spec.netns"),
+    ("Sandbox", 'metadata: {name: s}\nspec: {hostname: "h\\n"}', "spec.hostname"),
+    ("Sandbox", 'metadata: {name: s}\nspec: {domainname: "d.org\\n"}', "spec.domainname"),
+    ("Sandbox", 'metadata: {name: s}\nspec: {dns: {search: ["d.org\\n"]}}', "spec.dns.search.0"),
+    ("Sandbox", 'metadata: {name: s}\nspec: {dns: {options: ["ndots:1\\n"]}}',
+     "spec.dns.options.0"),
+    ("Endpoint", 'metadata: {name: e}\nspec: {network: n, ifname: "eth0\\n"}', "spec.ifname"),
+    ("Endpoint", 'metadata: {name: e}\nspec: {network: n, aliases: ["www\\n"]}',
+     "spec.aliases.0"),
+    ("Endpoint", 'metadata: {name: e}\nspec: {network: n, macAddress: "02:42:0a:59:00:0a\\n"}',
+     "spec.macAddress"),
+]
+
+
+@pytest.mark.parametrize(("kind", "body", "path"), NEWLINE_TAILED,
+                         ids=[p for *_, p in NEWLINE_TAILED])
+def test_a_name_with_a_newline_after_it_is_refused(kind: str, body: str, path: str) -> None:
+    network = "---\napiVersion: cnm/v1\nkind: Network\nmetadata: {name: n}\n"
+    text = f"apiVersion: cnm/v1\nkind: {kind}\n{body}\n" + (network if kind == "Endpoint" else "")
+    lines = problems_of(text)
+    assert len(lines) == 1 and f": {path}: " in lines[0], lines
+
+
+def test_the_python_api_refuses_a_name_with_a_newline_after_it() -> None:
+    from reconciler.api import InvalidNameError, object_name
+
+    assert object_name("network", "web") == "web"
+    with pytest.raises(InvalidNameError):
+        object_name("network", "web\n")
+
+
 def test_metadata_name_must_be_a_dns_label() -> None:
     only_problem(
         """\
