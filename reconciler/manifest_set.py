@@ -1,8 +1,10 @@
 """The collection of manifest objects (`Manifests`) and where each was written.
 
-Apart from the pydantic model (`reconciler.model`, which re-exports both) so that
-the validation rules and `cnm validate`'s start-up, which checks the plain
-objects of `reconciler.plain_model`, hold a collection without importing pydantic.
+Apart from the pydantic model (`reconciler.model`) so that the validation rules
+and `cnm validate`'s start-up, which checks the plain objects of
+`reconciler.plain_model`, hold a collection without importing pydantic. (The
+model does not re-export them: that import would close a cycle with the
+model's types named here.)
 """
 
 from __future__ import annotations

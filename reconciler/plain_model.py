@@ -57,8 +57,11 @@ class Unsure(Exception):
 
 
 class _Plain:
-    """A frozen object whose fields are its slots (plain classes, not dataclasses:
-    building nine dataclasses would cost a good part of what this module saves)."""
+    """A frozen object whose fields are its slots, equal to another of its class with
+    equal fields, as the pydantic model's frozen objects are (plain classes, not
+    dataclasses: building nine dataclasses would cost a good part of what this
+    module saves). Not a pydantic model: no `model_dump` and the like, which no
+    caller of `quick_load` needs."""
 
     __slots__: tuple[str, ...] = ()
 
@@ -69,9 +72,32 @@ class _Plain:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is frozen")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Plain)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:  # as pydantic's: a field holding a list makes it unhashable
+        return hash((type(self), self._fields()))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """copy, deepcopy and pickle build the object again from its fields."""
+        return (_rebuild, (type(self), dict(zip(self.__slots__, self._fields(), strict=True))))
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"{type(self).__name__}({fields})"
+
+
+def _rebuild(cls: type[_Plain], values: dict[str, object]) -> _Plain:
+    return cls(**values)
 
 
 class IpamPool(PoolBehaviour, _Plain):

@@ -32,15 +32,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit code. Usage errors, `--help` and `--version` leave by
     SystemExit, as argparse does."""
     arguments = sys.argv[1:] if argv is None else list(argv)
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`cnm completion`)
+        from reconciler.cli.completion import complete
+        from reconciler.cli.parser import build_parser
+
+        complete(build_parser())
     try:
-        if arguments[:1] == ["--version"] and "_ARGCOMPLETE" not in os.environ:
+        if arguments[:1] == ["--version"]:
             _print_version()  # what the parser's own --version does, without argparse
         from reconciler.cli.parser import build_parser
 
-        if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`cnm completion`)
-            from reconciler.cli.completion import complete
-
-            complete(build_parser())
         args = build_parser(arguments).parse_args(arguments)
         code: int = args.handler(args)
         return code
@@ -71,7 +72,8 @@ def _print_version() -> NoReturn:
     flag for `--help`; a test holds the two to the same line), then out with 0."""
     from reconciler import __version__
 
-    sys.stdout.write(f"cnm {__version__}\n")
+    # argparse writes to stderr when there is no stdout (`cnm --version >&-`)
+    (sys.stdout if sys.stdout is not None else sys.stderr).write(f"cnm {__version__}\n")
     raise SystemExit(0)
 
 

@@ -12,6 +12,7 @@ importing pydantic).
 
 from __future__ import annotations
 
+import copy
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,28 @@ def test_the_plain_objects_have_the_pydantic_fields_in_order() -> None:
             field.validation_alias or name  # the alias generator's, where it gives one
             if isinstance(field.validation_alias, str) else ALIASES.get(name, name)
             for name, field in pydantic_class.model_fields.items()]
+
+
+def test_plain_objects_are_values_and_frozen_as_pydantic_s_are() -> None:
+    reference = list(yaml.safe_load_all((ROOT / "manifests/examples/reference.yaml").read_text()))
+    for data in [*reference, *OTHER_FIELDS]:
+        plain, again = plain_model.plain_object(data), plain_model.plain_object(data)
+        checked = model.MODELS[data["kind"]].model_validate(data, by_alias=True, by_name=False)
+        assert plain is not again and plain == again
+        assert copy.deepcopy(plain) == plain == copy.copy(plain)
+        assert (plain == plain_model.plain_object({**data, "metadata": {"name": "other"}})) is (
+            checked == model.MODELS[data["kind"]].model_validate(
+                {**data, "metadata": {"name": "other"}}, by_alias=True, by_name=False))
+        with pytest.raises(AttributeError):
+            plain.kind = "x"
+        with pytest.raises(AttributeError):
+            del plain.kind
+        with pytest.raises(TypeError):  # a field holds a dict or list: unhashable, as pydantic's
+            hash(plain)
+        with pytest.raises(TypeError):
+            hash(checked)
+    port = plain_model.plain_object(reference[4]).spec.ports[0]
+    assert hash(port) == hash(copy.deepcopy(port))  # every field hashable: a value's hash
 
 
 @pytest.mark.parametrize("kind", ["Network", "Sandbox"])
