@@ -20,6 +20,7 @@ from reconciler.resource_key import ResourceKey, item_order
 if TYPE_CHECKING:
     from reconciler.model import Endpoint, Manifest, Network, Sandbox
 
+
 @dataclass(frozen=True)
 class ManifestSource:
     """Where an object was written: file, 1-based document index, line of its first key."""

@@ -275,13 +275,15 @@ def _driver(value: object) -> str:
 
 class _Field(NamedTuple):
     name: str
+    #: the name the user writes (ALIASES), looked up once here rather than per document
+    alias: str
     parse: Parse
     #: the value of an absent field; None: the field is required
     default: Callable[[], Any] | None
 
 
 def _field(name: str, parse: Parse, default: Callable[[], Any] | None = None) -> _Field:
-    return _Field(name, parse, default)
+    return _Field(name, ALIASES.get(name, name), parse, default)
 
 
 def _none() -> None:
@@ -296,8 +298,7 @@ def _build(cls: type, data: object) -> Any:
     if not data.keys() <= _ALIASES_OF[cls]:
         raise Unsure  # an unknown field (or a snake_case name: the model takes aliases only)
     values = {}
-    for name, parse, default in fields:
-        alias = ALIASES.get(name, name)
+    for name, alias, parse, default in fields:
         if alias in data:
             values[name] = parse(data[alias])
         elif default is None:
@@ -385,7 +386,7 @@ _FIELDS: Mapping[type, tuple[_Field, ...]] = MappingProxyType({
 })
 
 _ALIASES_OF: Mapping[type, frozenset[str]] = MappingProxyType({
-    cls: frozenset(ALIASES.get(f.name, f.name) for f in fields) for cls, fields in _FIELDS.items()
+    cls: frozenset(f.alias for f in fields) for cls, fields in _FIELDS.items()
 })
 
 #: the kinds a document may be, by the name its `kind` field gives
